@@ -1,0 +1,37 @@
+# dclip: `make setup && make test` is the whole quick start (and exactly what CI runs).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dclip-installed
+PROFILE ?= auto
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: setup test test-fast figures lab bench clean
+
+setup: $(STAMP)
+
+# Re-runs only when the dependency list or the pins change; a second `make setup` is a no-op.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name dclip --display-name "Python (dclip)" >/dev/null
+	touch $@
+
+# Unit tests, then every notebook at the smoke profile under nbval. Offline on purpose.
+test: setup
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests -x -q
+
+figures: setup
+	$(PY) -m dclip.figures --profile $(PROFILE)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Converters from the original checkpoint layouts to diffusers UNet2DModel."""

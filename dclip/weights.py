@@ -1,0 +1,95 @@
+"""Finding weight files: a local path, dclip's weights folder, or a download through the HF Hub cache.
+
+Every pretrained file dclip uses (diffusion checkpoints, CLIP, face models, StyleGAN2) goes through
+:func:`resolve_file`, so the rules are the same everywhere:
+
+1. an existing local path always wins and never touches the network;
+2. then the weights folder, ``$DCLIP_WEIGHTS`` (default ``~/.cache/dclip/weights``), by file name;
+3. then the Hugging Face Hub cache, downloading only when the Hub can be reached.
+
+Without network (``HF_HUB_OFFLINE=1``, or the Hub host does not answer within a few seconds) and
+without a local copy, :class:`WeightsNotFoundError` is raised at once, naming the file, where it
+comes from and where to put it. There is no minute of retries.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+__all__ = ["WeightsNotFoundError", "weights_dir", "resolve_file", "hub_reachable"]
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A pretrained file is neither on disk nor downloadable right now."""
+
+
+def weights_dir() -> Path:
+    """The folder dclip looks in for weight files by name (``$DCLIP_WEIGHTS``)."""
+    return Path(os.environ.get("DCLIP_WEIGHTS", Path.home() / ".cache" / "dclip" / "weights")).expanduser()
+
+
+def _offline_by_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+
+
+@lru_cache(maxsize=8)
+def _host_answers(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the HF Hub endpoint accepts a TCP connection (one quick probe, cached)."""
+    if _offline_by_env():
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return _host_answers(parsed.hostname or "huggingface.co", port, timeout)
+
+
+def _missing(what: str, filename: str, source: str) -> WeightsNotFoundError:
+    return WeightsNotFoundError(
+        f"{what}: '{filename}' is not on this machine and cannot be downloaded now (offline).\n"
+        f"  source: {source}\n"
+        f"  fix: download it on a machine with network and put it at {weights_dir() / filename}\n"
+        f"       (or set DCLIP_WEIGHTS to the folder holding it, or pass the file's path directly)."
+    )
+
+
+def resolve_file(source: str | os.PathLike | None, *, filename: str, repo_id: str | None = None,
+                 url: str | None = None, what: str = "weights") -> Path:
+    """Return a local path for a weight file, downloading it through the HF Hub cache if needed.
+
+    Args:
+        source: an explicit path (must exist) or ``None`` to look the file up by ``filename``.
+        filename: the file's name in the weights folder and in ``repo_id`` on the Hub.
+        repo_id: HF Hub model repository holding ``filename``; ``None`` if the file is not on the Hub.
+        url: the original download address, quoted in the error message when the file is missing.
+        what: a few words naming the file's role, for messages ("CelebA-HQ diffusion model").
+    """
+    if source is not None:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{what}: no file at '{path}'. Check the path.")
+        return path
+    local = weights_dir() / filename
+    if local.is_file():
+        return local
+    origin = f"https://huggingface.co/{repo_id} (file {filename})" if repo_id else (url or "unknown")
+    if repo_id is None:
+        raise _missing(what, filename, origin)
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, filename)
+    if isinstance(cached, str):
+        return Path(cached)
+    if not hub_reachable():
+        raise _missing(what, filename, origin)
+    return Path(hf_hub_download(repo_id, filename))

@@ -140,12 +140,11 @@ def _cached_hub_file(repo_id: str, filenames: list[str]) -> str | None:
     return None
 
 
-def _offline_error(name: str, tag: str, source: str, files: list[str]) -> WeightsNotFoundError:
+def _offline_error(name: str, tag: str, source: str, how: str) -> WeightsNotFoundError:
     return WeightsNotFoundError(
         f"CLIP model {name} ({tag}): weights not in the local cache and the network cannot be "
-        f"reached (offline).\n  source: {source} (file {' or '.join(files)})\n"
-        f"  fix: on a machine with network run `huggingface-cli download {source.split(' ')[0]} "
-        f"{files[0]}` and copy the HF cache here, or pass load_clip(weights=<path to the file>)."
+        f"reached (offline).\n  source: {source}\n"
+        f"  fix: on a machine with network {how}, or pass load_clip(weights=<path to the file>)."
     )
 
 
@@ -172,13 +171,14 @@ def _checkpoint_for_tag(name: str, tag: str) -> str:
             return cached
         if hub_reachable():
             return tag  # let open_clip download it into the HF cache as usual
-        raise _offline_error(name, tag, f"{repo_id} on the HF Hub", files)
+        raise _offline_error(name, tag, f"{repo_id} on the HF Hub (file {' or '.join(files)})",
+                             f"run `huggingface-cli download {repo_id} {files[0]}` and copy the HF cache")
     url = cfg.get("url", "")
     legacy = Path("~/.cache/clip").expanduser() / os.path.basename(url)
     if legacy.is_file():
         return str(legacy)
     if not hub_reachable():
-        raise _offline_error(name, tag, url, [os.path.basename(url)])
+        raise _offline_error(name, tag, url, f"download it to {legacy}")
     return tag
 
 
@@ -188,7 +188,8 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
 
     Args:
         name: open_clip architecture; the paper's CLIP is OpenAI ViT-B/16 = ``ViT-B-16-quickgelu``.
-        pretrained: open_clip pretrained tag (``"openai"``); ignored when ``weights`` is given.
+        pretrained: open_clip pretrained tag (``"openai"``) or a file (``None``: random weights);
+            when ``weights`` is given the tag only supplies the normalisation constants.
         device: where the model lives.
         weights: a local open_clip state-dict file (``.safetensors``/``.bin``/``.pt``) to load
             instead of the tag's download.
@@ -205,10 +206,12 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
     else:
         checkpoint = _checkpoint_for_tag(name, pretrained)
     model = open_clip.create_model(name, pretrained=checkpoint, device=device)
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained and weights is None else {}
+    is_tag = bool(pretrained) and not os.path.isfile(pretrained)
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if is_tag else {}
     mean = tag_cfg.get("mean", _OPENAI_MEAN)
     std = tag_cfg.get("std", _OPENAI_STD)
-    return _wrap(model, _tokenizer(name), mean, std, device, f"{name}/{pretrained or 'file'}")
+    label = f"{name}/{Path(weights).name if weights is not None else pretrained}"
+    return _wrap(model, _tokenizer(name), mean, std, device, label)
 
 
 def tiny_clip(seed: int = 0, device: str | torch.device = "cpu") -> Clip:

@@ -33,7 +33,10 @@ VGGFACE2_URL = f"https://github.com/timesler/facenet-pytorch/releases/download/v
 
 #: Face box of an aligned image as fractions (top, bottom, left, right) of its size. It is the
 #: authors' ID-loss crop ``x[:, :, 35:223, 32:220]`` of a 256 px image (a 188 px square around
-#: eyes, nose and mouth), kept in relative units so other sizes get the same framing.
+#: eyes, nose and mouth), kept in relative units so other sizes get the same framing. On aligned
+#: 256 px faces MTCNN's own margin-free box is about x 58-192, y 57-230 (grace_hopper, astronaut),
+#: so this box adds ~26 px at the sides and forehead, like facenet's usual crop margin, and trims
+#: ~5 px of chin.
 FACE_BOX = (35 / 256, 223 / 256, 32 / 256, 220 / 256)
 
 _FACENET_SIZE = 160  # InceptionResnetV1's input size
@@ -193,10 +196,12 @@ def load_face_model(device: str | torch.device = "cpu", weights: str | os.PathLi
     """
     from facenet_pytorch import InceptionResnetV1
 
-    model = InceptionResnetV1(pretrained=None, classify=False)
-    if pretrained:
+    path = None
+    if pretrained:  # find the file first, so a missing one fails before any work
         path = resolve_file(weights, filename=VGGFACE2_FILE, url=VGGFACE2_URL,
                             what="face identity model (VGGFace2)")
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    if path is not None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         # The file also holds the 8631-way VGGFace2 classifier ("logits.*"), unused for embeddings.
         model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})

@@ -1,0 +1,6 @@
+"""``python -m dclip``: see :mod:`dclip.cli`."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""DiffusionCLIP fine-tuning (Sec. 3, eq. 10): a copy of the diffusion model is trained so that DDIM
+generation from each training latent moves the image along the CLIP text direction.
+
+Per update: start from the precomputed latent x_{t0}, generate with S_gen steps (gradients through
+every UNet call), take the loss, step Adam. The objective is eq. 10 as the original code computes it,
+
+    L = λ_clip · (−log((2 − L_direction)/2)) + λ_L1 · |x0 − x̂| + λ_ID · (1 − cos(face(x0), face(x̂)))
+
+Two modes (the authors' supplement, Sec. B.1):
+
+* ``full``: backpropagate through the whole S_gen chain, one optimizer step per batch. Gradient
+  checkpointing (``grad_checkpointing=True``) trades compute for memory.
+* ``efficient``: at every generation step the loss is taken on that step's x̂0 (eq. 6), followed by
+  backward and an optimizer step; x is detached between steps, so memory is one UNet call's. Unlike
+  the original efficient mode, the identity loss here is computed on x̂0 and carries gradient.
+
+The original model is never modified: each call trains a fresh copy (the UNet restarts from the
+pretrained weights for every text pair).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write
+from .clip_loss import clip_objective, directional_clip_loss, text_direction
+from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
+from .latents import Latents
+
+__all__ = ["FinetuneConfig", "RECIPES", "recipe", "FinetuneResult", "finetune", "save_finetuned",
+           "load_finetuned"]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Every setting of one fine-tune. Defaults are the paper's (Sec. 4)."""
+
+    source: str
+    target: str
+    t0: int = 400
+    n_gen: int = 6                 # S_gen during training
+    n_iter: int = 1                # passes over the training latents
+    lr: float = 1e-6
+    lr_gamma: float = 1.2          # lr multiplied by this ...
+    lr_step: int = 50              # ... every lr_step updates (lr_step_unit="update") or epochs
+    lr_step_unit: str = "update"   # "update" | "epoch"
+    lambda_clip: float = 1.0
+    lambda_l1: float = 0.3
+    lambda_id: float = 0.0
+    mode: str = "full"             # "full" | "efficient"
+    grad_checkpointing: bool = False
+    bf16: bool = False             # autocast to bfloat16 (CUDA only)
+    batch_size: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in ("full", "efficient"):
+            raise ValueError(f"mode must be 'full' or 'efficient'; got '{self.mode}'.")
+        if self.lr_step_unit not in ("update", "epoch"):
+            raise ValueError(f"lr_step_unit must be 'update' or 'epoch'; got '{self.lr_step_unit}'.")
+        if not self.source.strip() or not self.target.strip():
+            raise ValueError("source and target texts must not be empty.")
+        if self.n_gen < 2 or self.n_iter < 1 or self.batch_size < 1 or self.lr_step < 1:
+            raise ValueError("n_gen must be ≥ 2 and n_iter, batch_size, lr_step ≥ 1.")
+
+
+# Named recipes: the paper's text (Sec. 4) and the authors' README command line.
+RECIPES: dict[str, dict] = {
+    "paper": dict(lr=1e-6, lr_gamma=1.2, lr_step=50, lr_step_unit="update", lambda_clip=1.0, lambda_l1=0.3,
+                  n_gen=6, n_iter=1),
+    "authors_readme": dict(lr=8e-6, lr_gamma=1.3, lr_step=1, lr_step_unit="epoch", lambda_clip=3.0,
+                           lambda_l1=1.0, lambda_id=0.0, n_gen=6, n_iter=5),
+}
+
+
+def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
+    """A :class:`FinetuneConfig` from a named recipe, with any field overridden."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe '{name}'; choose from {sorted(RECIPES)}.")
+    return FinetuneConfig(source=source, target=target, **{**RECIPES[name], **overrides})
+
+
+@dataclass
+class FinetuneResult:
+    """The fine-tuned model, its settings, and one history row per optimizer step."""
+
+    model: torch.nn.Module
+    config: FinetuneConfig
+    history: list[dict] = field(default_factory=list)
+
+    def losses(self, key: str = "loss") -> list[float]:
+        return [row[key] for row in self.history]
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _autocast(config: FinetuneConfig, device: torch.device):
+    if config.bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class _Objective:
+    """Eq. 10 for a batch: CLIP direction term, L1 and (optionally) the face identity term."""
+
+    def __init__(self, clip, config: FinetuneConfig, face_model):
+        if config.lambda_id > 0 and face_model is None:
+            raise ValueError("lambda_id > 0 needs a face model: pass face_model=dclip.faces.load_face_model().")
+        self.clip, self.config, self.face_model = clip, config, face_model
+        self.direction = text_direction(clip, config.source, config.target)
+
+    def __call__(self, x0: torch.Tensor, x: torch.Tensor) -> dict:
+        c = self.config
+        x = x.float()
+        l_clip = clip_objective(directional_clip_loss(self.clip, x0, x, self.direction)).mean()
+        l_l1 = (x0 - x).abs().mean()
+        loss = c.lambda_clip * l_clip + c.lambda_l1 * l_l1
+        row = {"clip": l_clip.item(), "l1": l_l1.item()}
+        if c.lambda_id > 0:
+            from .faces import identity_loss
+
+            l_id = identity_loss(self.face_model, x0, x, lambda_l1=0.0, lambda_face=1.0).mean()
+            loss = loss + c.lambda_id * l_id
+            row["id"] = l_id.item()
+        row["loss"] = loss.item()
+        return {"loss": loss, "row": row}
+
+
+def _full_update(model, objective, opt, x0, x_lat, config, pairs) -> dict:
+    opt.zero_grad(set_to_none=True)
+    x = x_lat
+    with _autocast(config, x.device):
+        for t, t_next in pairs:
+            x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
+    out = objective(x0, x)
+    out["loss"].backward()
+    opt.step()
+    return out["row"]
+
+
+def _efficient_update(model, objective, opt, x0, x_lat, config, pairs) -> dict:
+    x, rows = x_lat, []
+    for t, t_next in pairs:
+        opt.zero_grad(set_to_none=True)
+        with _autocast(config, x.device):
+            x_next, x0_pred = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)
+        out = objective(x0, x0_pred)
+        out["loss"].backward()
+        opt.step()
+        rows.append(out["row"])
+        x = x_next.detach()
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[-1]}
+
+
+def _progress(total: int, enabled: bool | None):
+    if enabled is None:
+        enabled = os.environ.get("DCLIP_PROGRESS", "0") == "1"
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fine-tune", disable=not enabled, leave=False)
+
+
+def finetune(original: torch.nn.Module, latents: Latents, clip, config: FinetuneConfig, *, face_model=None,
+             progress: bool | None = None, callback=None) -> FinetuneResult:
+    """Fine-tune a copy of ``original`` on precomputed ``latents`` with the directional CLIP loss (eq. 10).
+
+    ``latents`` must have been inverted to ``config.t0`` (see :func:`dclip.latents.precompute`).
+    ``callback`` gets each history row (a dict of losses, lr, epoch, batch) after its optimizer step.
+    """
+    if latents.t0 != config.t0:
+        raise ValueError(f"the latents were inverted to t0={latents.t0} but the config asks for t0={config.t0}; "
+                         "precompute latents at the config's t0.")
+    torch.manual_seed(config.seed)
+    model = copy.deepcopy(original).train()
+    model.requires_grad_(True)
+    if config.grad_checkpointing and config.mode == "full":
+        model.enable_gradient_checkpointing()
+    device = _device(model)
+    objective = _Objective(clip, config, face_model)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+    update = _full_update if config.mode == "full" else _efficient_update
+    pairs = generation_pairs(config.t0, config.n_gen)
+    batches = list(zip(latents.x0.split(config.batch_size), latents.x_lat.split(config.batch_size)))
+    result = FinetuneResult(model, config)
+    with _progress(config.n_iter * len(batches), progress) as bar:
+        for epoch in range(config.n_iter):
+            for b, (x0, x_lat) in enumerate(batches):
+                row = update(model, objective, opt, x0.to(device), x_lat.to(device), config, pairs)
+                row.update(epoch=epoch, batch=b, lr=opt.param_groups[0]["lr"])
+                result.history.append(row)
+                if config.lr_step_unit == "update":
+                    sched.step()
+                bar.set_postfix(loss=f"{row['loss']:.4f}", clip=f"{row['clip']:.4f}")
+                bar.update()
+                if callback is not None:
+                    callback(row)
+            if config.lr_step_unit == "epoch":
+                sched.step()
+    model.eval()
+    return result
+
+
+def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str = "") -> Path:
+    """Write the fine-tuned weights as safetensors plus a JSON sidecar (architecture, prompts, settings).
+
+    Both files are written atomically. ``dclip.load_unet(path)`` reads them back.
+    """
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    path = Path(path).with_suffix(".safetensors")
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    meta = {"unet_config": {k: v for k, v in dict(result.model.config).items()},
+            "base": base, "source": result.config.source, "target": result.config.target,
+            "hyperparameters": asdict(result.config), "dclip_version": __version__,
+            "final_loss": result.history[-1]["loss"] if result.history else None}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1, default=str)))
+    return path
+
+
+def _architecture(config) -> dict:
+    skip = {"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values"}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items() if k not in skip}
+
+
+def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Load a fine-tuned model (dclip safetensors or the authors' .pth); check it fits ``base`` if given."""
+    from .loading import load_unet
+
+    model = load_unet(path, config=None)
+    if base is not None:
+        mine, theirs = _architecture(model.config), _architecture(base.config)
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if diff:
+            raise ValueError(f"'{path}' was fine-tuned from a different architecture than the base model: "
+                             f"{', '.join(f'{k}={mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])}. "
+                             "Load the base model it was trained from.")
+    return model.to(_device(base)) if base is not None else model
+

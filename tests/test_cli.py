@@ -1,0 +1,43 @@
+"""python -m dclip: a fine-tune and an edit end to end on the tiny models, and one-line errors."""
+import pytest
+
+from dclip.cli import main
+from dclip.images import sample_photos, save_image
+
+
+def test_finetune_then_edit(tmp_path, capsys):
+    out = tmp_path / "pixar"
+    args = ["finetune", "--model", "tiny", "--clip", "tiny", "--attribute", "pixar", "--n-images", "2",
+            "--n-iter", "1", "--n-inv", "6", "--n-gen", "3", "--t0", "300", "--cache", str(tmp_path / "cache"),
+            "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(args) == 0
+    assert (tmp_path / "pixar.safetensors").is_file() and (tmp_path / "pixar.json").is_file()
+    assert "3D render in the style of Pixar" in capsys.readouterr().out
+    photo = save_image(sample_photos(("astronaut",), size=32), tmp_path / "in.png")
+    assert main(["edit", "--model", "tiny", "--finetuned", str(tmp_path / "pixar.safetensors"), "--image",
+                 str(photo), "--t0", "300", "--n-inv", "6", "--n-gen", "6", "--out", str(tmp_path / "out.png"),
+                 "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_bad_t0_is_a_one_line_error(tmp_path, capsys):
+    code = main(["precompute", "--model", "tiny", "--t0", "5000", "--n-images", "1", "--cache", str(tmp_path),
+                 "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "t0 must be" in err
+
+
+def test_finetune_without_texts_is_an_error(tmp_path, capsys):
+    code = main(["finetune", "--model", "tiny", "--clip", "tiny", "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert code == 2 and "--attribute" in capsys.readouterr().err
+
+
+def test_unknown_attribute_lists_presets(tmp_path, capsys):
+    code = main(["finetune", "--model", "tiny", "--attribute", "nope", "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert code == 2 and "makeup" in capsys.readouterr().err
+
+
+def test_missing_required_flag_exits_with_usage():
+    with pytest.raises(SystemExit) as err:
+        main(["edit", "--model", "tiny"])
+    assert err.value.code == 2

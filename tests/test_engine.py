@@ -1,0 +1,206 @@
+"""The DiffusionCLIP engine on tiny models: latents and their cache, fine-tuning, saving, editing."""
+import dataclasses
+
+import pytest
+import torch
+
+import dclip
+from dclip.clip_loss import directional_clip_loss, text_direction, tiny_clip
+from dclip.edit import edit, latent_optimisation, project_to_domain, stroke_paint, unseen_to_unseen
+from dclip.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
+from dclip.images import sample_photos
+from dclip.latents import cache_key, precompute
+
+T0, N_INV, N_GEN = 200, 8, 3
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return dclip.load_unet("tiny")
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return tiny_clip()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return sample_photos(("grace_hopper", "astronaut"), size=32)
+
+
+@pytest.fixture(scope="module")
+def latents(unet, images):
+    return precompute(unet, images, T0, N_INV)
+
+
+def config(**kw):
+    base = dict(source="photo", target="sketch", t0=T0, n_gen=N_GEN, lr=2e-4, lr_step=1000, n_iter=3, seed=0)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def mean_direction_loss(model, latents, clip, source="photo", target="sketch"):
+    with torch.no_grad():
+        x = dclip.generate(model, latents.x_lat, T0, N_GEN)
+        return directional_clip_loss(clip, latents.x0, x, text_direction(clip, source, target)).mean().item()
+
+
+def params_changed(a, b):
+    return any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_precompute_reconstructs_and_caches(unet, images, tmp_path):
+    first = precompute(unet, images, T0, N_INV, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("latents-*.pt"))) == 1
+    again = precompute(unet, images, T0, N_INV, cache_dir=tmp_path)
+    torch.testing.assert_close(again.x_lat, first.x_lat, rtol=0, atol=0)
+    assert (first.x_rec - images).abs().mean() < (first.x_lat - images).abs().mean()
+
+
+def test_cache_key_depends_on_weights_images_t0_and_steps(unet, images):
+    key = cache_key(unet, images, T0, N_INV)
+    other = dclip.load_unet("tiny")
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert cache_key(other, images, T0, N_INV) != key
+    assert cache_key(unet, images.flip(0), T0, N_INV) != key
+    assert cache_key(unet, images, T0 + 1, N_INV) != key
+    assert cache_key(unet, images, T0, N_INV + 1) != key
+    assert cache_key(unet, images, T0, N_INV, exact=True) != key
+    assert cache_key(dclip.load_unet("tiny"), images.clone(), T0, N_INV) == key
+
+
+def test_finetuning_lowers_the_directional_loss(unet, latents, clip):
+    before = mean_direction_loss(unet, latents, clip)
+    result = finetune(unet, latents, clip, config(lambda_l1=0.0))
+    after = mean_direction_loss(result.model, latents, clip)
+    assert after < before - 0.01, (before, after)
+    assert len(result.history) == 3 * 2 and result.history[-1]["epoch"] == 2
+
+
+def test_original_model_is_never_modified(unet, latents, clip):
+    snapshot = {k: v.clone() for k, v in unet.state_dict().items()}
+    finetune(unet, latents, clip, config(n_iter=1))
+    assert all(torch.equal(v, unet.state_dict()[k]) for k, v in snapshot.items())
+
+
+@pytest.mark.parametrize("mode", ["full", "efficient"])
+def test_both_modes_update_the_unet(unet, latents, clip, mode):
+    result = finetune(unet, latents, clip, config(n_iter=1, mode=mode))
+    assert params_changed(result.model, unet)
+
+
+def test_gradient_checkpointing_gives_the_same_update(unet, latents, clip):
+    plain = finetune(unet, latents, clip, config(n_iter=1))
+    ckpt = finetune(unet, latents, clip, config(n_iter=1, grad_checkpointing=True))
+    for p, q in zip(plain.model.parameters(), ckpt.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_identity_loss_carries_gradient_in_efficient_mode(unet, latents, clip):
+    from dclip.faces import load_face_model
+
+    face = load_face_model(pretrained=False)
+    only_id = config(n_iter=1, mode="efficient", lambda_clip=0.0, lambda_l1=0.0, lambda_id=1.0, lr=1e-3)
+    result = finetune(unet, latents, clip, only_id, face_model=face)
+    assert params_changed(result.model, unet), "the identity term alone moved no weight"
+    assert all("id" in row for row in result.history)
+
+
+def test_identity_weight_without_face_model_is_a_clear_error(unet, latents, clip):
+    with pytest.raises(ValueError, match="face model"):
+        finetune(unet, latents, clip, config(lambda_id=0.1))
+
+
+def test_changed_prompt_changes_the_training(unet, latents, clip):
+    a = finetune(unet, latents, clip, config(n_iter=1))
+    b = finetune(unet, latents, clip, config(n_iter=1, target="angry face"))
+    assert params_changed(a.model, b.model)
+
+
+def test_finetuning_is_deterministic_on_cpu(unet, latents, clip):
+    a = finetune(unet, latents, clip, config(n_iter=1))
+    b = finetune(unet, latents, clip, config(n_iter=1))
+    assert not params_changed(a.model, b.model)
+    assert a.losses() == b.losses()
+
+
+def test_lr_schedule_follows_the_recipe(unet, latents, clip):
+    result = finetune(unet, latents, clip, config(lr=1e-5, lr_gamma=2.0, lr_step=2, n_iter=2))
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-5, 1e-5, 2e-5, 2e-5])
+    readme = recipe("authors_readme", "face", "angry face")
+    assert (readme.lr, readme.lr_gamma, readme.lr_step_unit, readme.lambda_clip, readme.n_iter) == (8e-6, 1.3, "epoch", 3.0, 5)
+
+
+def test_latents_at_another_t0_are_refused(unet, latents, clip):
+    with pytest.raises(ValueError, match="t0"):
+        finetune(unet, latents, clip, config(t0=T0 + 100))
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="mode"):
+        config(mode="fast")
+    with pytest.raises(ValueError, match="empty"):
+        config(target=" ")
+
+
+def test_save_then_load_reproduces_outputs_exactly(unet, latents, clip, tmp_path):
+    result = finetune(unet, latents, clip, config(n_iter=1))
+    path = save_finetuned(result, tmp_path / "sketch", base="tiny")
+    assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+    loaded = load_finetuned(path, base=unet)
+    with torch.no_grad():
+        torch.testing.assert_close(dclip.generate(loaded, latents.x_lat, T0, N_GEN),
+                                   dclip.generate(result.model, latents.x_lat, T0, N_GEN), rtol=0, atol=0)
+
+
+def test_loading_onto_another_architecture_is_an_error(unet, latents, clip, tmp_path):
+    from diffusers import UNet2DModel
+
+    path = save_finetuned(finetune(unet, latents, clip, config(n_iter=1)), tmp_path / "m", base="tiny")
+    other = UNet2DModel(sample_size=32, block_out_channels=(32, 64), down_block_types=("DownBlock2D",) * 2,
+                        up_block_types=("UpBlock2D",) * 2, layers_per_block=1)
+    with pytest.raises(ValueError, match="different architecture"):
+        load_finetuned(path, base=other)
+
+
+def test_edit_with_ratio_zero_is_the_reconstruction(unet, latents, clip, images):
+    tuned = finetune(unet, latents, clip, config(n_iter=1)).model
+    x = edit(unet, tuned, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.0)
+    torch.testing.assert_close(x, latents.x_rec, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(edit(unet, tuned, images, T0, n_inv=N_INV, n_gen=N_INV), latents.x_rec)
+
+
+def test_project_to_domain_is_seeded_and_bounded(unet, images):
+    a = project_to_domain(unet, images, 300, repeats=2, steps=3, generator=torch.Generator().manual_seed(0))
+    b = project_to_domain(unet, images, 300, repeats=2, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert a.abs().max() <= 1
+
+
+def test_unseen_to_unseen_returns_projection_and_edit(unet, images):
+    projected, edited = unseen_to_unseen(unet, unet, images, t0_project=300, repeats=1, project_steps=3, t0=T0,
+                                         n_inv=N_INV, n_gen=N_INV, generator=torch.Generator().manual_seed(0))
+    assert projected.shape == edited.shape == images.shape
+
+
+def test_stroke_paint_gives_few_flat_colour_blocks():
+    x = sample_photos(("astronaut",), size=64)
+    strokes = stroke_paint(x, n_segments=12)
+    colours = torch.unique(strokes[0].flatten(1).T.round(decimals=4), dim=0)
+    assert strokes.shape == x.shape and 2 <= len(colours) <= 30
+
+
+def test_latent_optimisation_lowers_its_loss_and_keeps_the_model_frozen(unet, images, clip):
+    before = [p.requires_grad for p in unet.parameters()]
+    snapshot = next(unet.parameters()).clone()
+    x, losses = latent_optimisation(unet, clip, images, "photo", "sketch", T0, n_inv=N_INV, n_gen=N_GEN,
+                                    iterations=8, lr=0.05)
+    assert losses[-1] < losses[0]
+    assert torch.equal(next(unet.parameters()), snapshot)
+    assert [p.requires_grad for p in unet.parameters()] == before
+
+
+def test_config_is_a_frozen_record():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config().lr = 1.0

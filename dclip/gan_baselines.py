@@ -1,0 +1,211 @@
+"""The GAN baselines of the paper's comparison (Sec. 4.1, Fig. 5, Tables 1 and 3) behind one call.
+
+:func:`run_gan_baselines` takes the faces DiffusionCLIP edits and the text prompts, and returns for
+StyleCLIP (latent optimisation, :mod:`dclip.styleclip`) and StyleGAN-NADA (:mod:`dclip.nada`) the
+originals, the GAN inversions and the edits -- all in the diffusion model's 256 px framing, in
+[-1, 1], so the metrics used for DiffusionCLIP (MAE / LPIPS / SSIM, S_dir, identity) apply as they are.
+
+Both methods start from the same optimisation-based W+ projection (:mod:`dclip.gan_inversion`,
+Table 1's "Optimization" row); the paper used the encoders of the original papers instead (e4e for
+StyleCLIP, ReStyle-pSp for StyleGAN-NADA) -- see :data:`dclip.gan_inversion.E4E_NOT_INCLUDED`.
+
+:func:`load_gan_baselines` loads the real models (FFHQ StyleGAN2, CLIP ViT-B/32 and ViT-B/16, the
+identity network, LPIPS) and reports every missing file at once. :class:`GanBaselineSettings` has a
+``paper()`` instance (the baselines' published defaults) and a ``smoke()`` one (a few steps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor
+
+from .clip_loss import Clip, load_clip
+from .faces import load_face_model
+from .gan_framing import frame_photos, to_diffusion_frame
+from .gan_inversion import Projection, ProjectionConfig, project, render
+from .nada import NadaConfig, nada_finetune
+from .perceptual import PerceptualFn, load_lpips, perceptual_distance
+from .styleclip import StyleClipConfig, styleclip_edit
+from .stylegan2 import load_stylegan2
+from .weights import WeightsNotFoundError
+
+__all__ = ["GanBaselineSettings", "GAN_SETTINGS", "BaselineOutput", "METHODS", "BASELINE_CLIPS",
+           "run_gan_baselines", "invert_faces", "load_gan_baselines"]
+
+#: Result keys of :func:`run_gan_baselines`.
+METHODS = ("StyleCLIP", "StyleGAN-NADA")
+
+#: open_clip names of the baselines' CLIP models: StyleCLIP's ViT-B/32 (first), NADA adds ViT-B/16.
+BASELINE_CLIPS = (("ViT-B-32-quickgelu", "openai"), ("ViT-B-16-quickgelu", "openai"))
+
+
+@dataclass(frozen=True)
+class GanBaselineSettings:
+    """Steps and learning rates of the three optimisations (the loss weights are the papers')."""
+
+    projection_steps: int = 1000      # rosinality's projector
+    projection_lr: float = 0.1
+    styleclip_steps: int = 300        # StyleCLIP run_optimization.py
+    styleclip_lr: float = 0.1
+    lambda_l2: float = 0.008
+    lambda_id: float = 0.005
+    nada_iterations: int = 301        # StyleGAN-NADA README (--iter 301 --batch 2 --lr 0.002)
+    nada_batch: int = 2
+    nada_lr: float = 0.002
+    seed: int = 0
+
+    @classmethod
+    def paper(cls) -> "GanBaselineSettings":
+        """The baselines' published settings."""
+        return cls()
+
+    @classmethod
+    def smoke(cls) -> "GanBaselineSettings":
+        """A few steps of each, for CPU smoke runs with tiny models."""
+        return cls(projection_steps=20, styleclip_steps=10, nada_iterations=5)
+
+    def projection(self) -> ProjectionConfig:
+        return ProjectionConfig(steps=self.projection_steps, lr=self.projection_lr, seed=self.seed)
+
+    def styleclip(self) -> StyleClipConfig:
+        return StyleClipConfig(steps=self.styleclip_steps, lr=self.styleclip_lr, lambda_l2=self.lambda_l2,
+                               lambda_id=self.lambda_id)
+
+    def nada(self) -> NadaConfig:
+        return NadaConfig(iterations=self.nada_iterations, batch=self.nada_batch, lr=self.nada_lr,
+                          seed=self.seed + 2)
+
+
+GAN_SETTINGS = {"paper": GanBaselineSettings.paper(), "smoke": GanBaselineSettings.smoke()}
+
+
+class BaselineOutput(NamedTuple):
+    """One method's faces, each ``(N, 3, 256, 256)`` in [-1, 1] on the CPU.
+
+    ``edited`` maps each ``(source, target)`` prompt to its edits.
+    """
+
+    originals: Tensor
+    inverted: Tensor
+    edited: dict[tuple[str, str], Tensor]
+
+
+def _prompt_pairs(prompts) -> list[tuple[str, str]]:
+    if len(prompts) == 2 and all(isinstance(p, str) for p in prompts):
+        prompts = [tuple(prompts)]
+    pairs = [tuple(p) for p in prompts]
+    if not pairs or any(len(p) != 2 or not all(isinstance(s, str) and s.strip() for s in p) for p in pairs):
+        raise ValueError(f"prompts must be (source, target) text pairs, e.g. [('face', 'smiling face')]; "
+                         f"got {prompts!r}")
+    return pairs
+
+
+def _to_256(generator_images: Tensor) -> Tensor:
+    return to_diffusion_frame(generator_images).clamp(-1, 1).float().cpu()
+
+
+def invert_faces(faces_256: Tensor, *, generator, latent_avg: Tensor | None = None,
+                 perceptual: PerceptualFn | None = None, settings: GanBaselineSettings = GAN_SETTINGS["paper"],
+                 progress: bool | None = None) -> tuple[Projection, Tensor]:
+    """Project 256 px aligned faces into W+; returns ``(projection, inverted faces at 256 px)``."""
+    if perceptual is None:
+        perceptual = perceptual_distance(load_lpips(device=generator.input.input.device))
+    projection = project(generator, faces_256, perceptual=perceptual, config=settings.projection(),
+                         latent_avg=latent_avg, progress=progress)
+    with torch.no_grad():
+        inverted = _to_256(render(generator, projection.w_plus, projection.noise))
+    return projection, inverted
+
+
+def _styleclip(generator, projection, pairs, clip, face_model, settings, progress) -> dict:
+    edited = {}
+    for source, target in pairs:
+        result = styleclip_edit(generator, projection.w_plus, target, clip=clip, face_model=face_model,
+                                noise=projection.noise, config=settings.styleclip(), progress=progress)
+        with torch.no_grad():
+            edited[(source, target)] = _to_256(render(generator, result.w_plus, projection.noise))
+    return edited
+
+
+def _nada(generator, projection, pairs, clips, settings, progress) -> dict:
+    edited = {}
+    for source, target in pairs:
+        trained = nada_finetune(generator, source, target, clips=clips, config=settings.nada(),
+                                progress=progress).generator
+        with torch.no_grad():
+            edited[(source, target)] = _to_256(render(trained, projection.w_plus, projection.noise))
+        del trained
+    return edited
+
+
+def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, latent_avg: Tensor | None = None,
+                      clips: Sequence[Clip], face_model=None, perceptual: PerceptualFn | None = None,
+                      settings: GanBaselineSettings = GAN_SETTINGS["paper"],
+                      progress: bool | None = None) -> dict[str, BaselineOutput]:
+    """Invert the faces once, then edit them with StyleCLIP and StyleGAN-NADA for every prompt.
+
+    Args:
+        photos: the faces DiffusionCLIP edits: an ``(N, 3, S, S)`` tensor of FFHQ/CelebA-HQ-aligned
+            faces in [-1, 1] (e.g. the notebook's 256 px batch, returned as ``originals``), or PIL
+            photos (aligned at the generator's resolution, then brought to 256 px).
+        prompts: ``(source, target)`` text pairs (one pair alone is accepted too). NADA uses the
+            pair; StyleCLIP uses the target text as its description.
+        generator, latent_avg: the StyleGAN2 generator and its mean latent
+            (:func:`dclip.stylegan2.load_stylegan2`).
+        clips: CLIP models; ``clips[0]`` drives StyleCLIP (ViT-B/32 in the paper), all of them NADA.
+        face_model: identity network for StyleCLIP's ID term (:func:`dclip.faces.load_face_model`).
+        perceptual: ``f(x, y) -> (N,)`` for the projection; default: LPIPS-alex
+            (:func:`dclip.perceptual.load_lpips`).
+        settings: :meth:`GanBaselineSettings.paper` or :meth:`GanBaselineSettings.smoke` (or your own).
+        progress: tqdm bars (default ``$DCLIP_PROGRESS``).
+
+    Returns:
+        ``{"StyleCLIP": BaselineOutput, "StyleGAN-NADA": BaselineOutput}``; both share ``originals`` and
+        ``inverted``; each ``edited[(source, target)]`` is ``(N, 3, 256, 256)``.
+    """
+    pairs = _prompt_pairs(prompts)
+    if not clips:
+        raise ValueError("run_gan_baselines needs at least one CLIP model (clips=[...])")
+    if settings.lambda_id and face_model is None:
+        raise ValueError("StyleCLIP's identity term needs face_model=... (dclip.faces.load_face_model()), "
+                         "or settings with lambda_id=0")
+    _, originals = frame_photos(photos, generator.size)
+    originals = originals.clamp(-1, 1).float().cpu()
+    projection, inverted = invert_faces(originals, generator=generator, latent_avg=latent_avg,
+                                        perceptual=perceptual, settings=settings, progress=progress)
+    return {
+        "StyleCLIP": BaselineOutput(originals, inverted, _styleclip(generator, projection, pairs, clips[0],
+                                                                    face_model, settings, progress)),
+        "StyleGAN-NADA": BaselineOutput(originals, inverted, _nada(generator, projection, pairs, clips,
+                                                                   settings, progress)),
+    }
+
+
+def load_gan_baselines(device: str | torch.device = "cpu") -> dict:
+    """The real models, as keyword arguments for :func:`run_gan_baselines`.
+
+    Returns ``{"generator", "latent_avg", "clips", "face_model", "perceptual"}``: the FFHQ 1024 px
+    StyleGAN2 (``stylegan2-ffhq-config-f.pt``), OpenAI CLIP ViT-B/32 and ViT-B/16, the VGGFace2 identity
+    network and LPIPS-alex (``alexnet-owt-7be5be79.pth``).
+
+    Raises:
+        WeightsNotFoundError: one message listing every file that is missing (offline).
+    """
+    loaders = [("generator", lambda: load_stylegan2(device=device)),
+               *[(f"clip {name}", lambda name=name, tag=tag: load_clip(name, tag, device=device))
+                 for name, tag in BASELINE_CLIPS],
+               ("face_model", lambda: load_face_model(device=device)),
+               ("perceptual", lambda: perceptual_distance(load_lpips(device=device)))]
+    loaded, missing = {}, []
+    for key, load in loaders:
+        try:
+            loaded[key] = load()
+        except WeightsNotFoundError as err:
+            missing.append(str(err))
+    if missing:
+        raise WeightsNotFoundError("GAN baselines: pretrained files missing:\n\n" + "\n\n".join(missing))
+    generator, latent_avg = loaded.pop("generator")
+    clips = [loaded.pop(f"clip {name}") for name, _ in BASELINE_CLIPS]
+    return {"generator": generator, "latent_avg": latent_avg, "clips": clips, **loaded}

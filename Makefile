@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.dclip-installed
 PROFILE ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup test test-fast figures lab bench clean
+NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
+
+.PHONY: setup test test-fast test-notebooks figures notebook-outputs lab bench clean
 
 setup: $(STAMP)
 
@@ -20,12 +22,23 @@ $(STAMP): pyproject.toml constraints.txt
 # Unit tests, then every notebook at the smoke profile under nbval. Offline on purpose.
 test: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests
+	$(MAKE) --no-print-directory test-notebooks
+
+# nbval runs each notebook with its stored defaults ("auto"), forced to the smoke profile; only the
+# cells marked "# NBVAL_CHECK_OUTPUT" are compared. Figures go to .cache/, not the source tree.
+test-notebooks: setup
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=smoke DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
+		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests -x -q
 
 figures: setup
 	$(PY) -m dclip.figures --profile $(PROFILE)
+
+# Re-run every notebook at the smoke profile and store only the outputs nbval checks.
+notebook-outputs: setup
+	HF_HUB_OFFLINE=1 $(PY) -m dclip.figures --store-outputs
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -1,0 +1,229 @@
+"""The starting point of every notebook: a profile with its models, input images and output folder.
+
+:class:`Context` loads each model once, on first use (the diffusion UNet per domain, CLIP, the
+face model, LPIPS), finds the input images (a folder the notebook names, else photos shipped with
+installed packages; nothing is downloaded) and fine-tunes attributes with the profile's settings,
+remembering each fine-tuned model for the rest of the session.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from .attributes import Attribute, attribute
+from .outputs import figures_dir, repo_root, save_figure, save_table
+from .profiles import Profile, get_profile
+
+__all__ = ["Context", "SAMPLE_SETS"]
+
+#: Shipped photos standing in for a domain's test images when no folder is given (faces first).
+SAMPLE_SETS: dict[str, tuple[str, ...]] = {
+    "celeba_hq": ("grace_hopper", "astronaut"),
+    "other": ("chelsea", "coffee"),
+}
+
+
+def _as_attribute(item: str | Attribute) -> Attribute:
+    return attribute(item) if isinstance(item, str) else item
+
+
+class Context:
+    """A profile's models, images and figure folder for one notebook session."""
+
+    def __init__(self, profile: Profile, *, image_dir: str = "", train_dir: str = "",
+                 image_dirs: dict[str, str] | None = None, train_dirs: dict[str, str] | None = None,
+                 output_dir: str = ""):
+        """``image_dirs`` / ``train_dirs`` map a domain to its test / training image folder ("" or
+        missing: shipped sample photos / the test images); ``image_dir`` and ``train_dir`` are the
+        CelebA-HQ entries. ``output_dir`` overrides the figures root (see :func:`figures_dir`)."""
+        if profile.device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"profile '{profile.name}' runs on a CUDA GPU and none is available here; "
+                               "use profile = 'smoke' (CPU) or 'auto'.")
+        if profile.num_threads:
+            torch.set_num_threads(profile.num_threads)
+        torch.manual_seed(profile.seed)
+        self.profile = profile
+        self.device = torch.device(profile.device)
+        self.image_dirs = {**(image_dirs or {}), **({"celeba_hq": image_dir} if image_dir else {})}
+        self.train_dirs = {**(train_dirs or {}), **({"celeba_hq": train_dir} if train_dir else {})}
+        self.figures = figures_dir(profile, output_dir)
+        self.notes: list[str] = []
+        self._unets: dict[str, torch.nn.Module] = {}
+        self._finetuned: dict[tuple, torch.nn.Module] = {}
+
+    @classmethod
+    def create(cls, profile: str = "auto", **kwargs) -> "Context":
+        """A context for the profile called ``profile`` (``auto`` prints what it chose)."""
+        return cls(get_profile(profile), **kwargs)
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def unet(self, domain: str = "celeba_hq") -> torch.nn.Module:
+        """The pretrained diffusion model standing for ``domain`` (the ``tiny`` UNet at the smoke profile)."""
+        from .loading import load_unet
+
+        name = self.profile.unet_for(domain)
+        if name not in self._unets:
+            self._unets[name] = load_unet(name).to(self.device)
+        return self._unets[name]
+
+    @cached_property
+    def clip(self):
+        """CLIP: OpenAI ViT-B/16 at the paper profile, :func:`tiny_clip` at the smoke profile."""
+        from .clip_loss import load_clip, tiny_clip
+
+        if self.profile.clip == "tiny":
+            return tiny_clip(seed=self.profile.seed, device=self.device)
+        return load_clip(self.profile.clip, self.profile.clip_pretrained, device=self.device)
+
+    @cached_property
+    def face_model(self) -> torch.nn.Module:
+        """The face-identity model (VGGFace2 InceptionResnetV1; random weights at the smoke profile)."""
+        from .faces import load_face_model
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.profile.seed)
+            return load_face_model(self.device, pretrained=self.profile.face_pretrained)
+
+    @cached_property
+    def lpips(self) -> torch.nn.Module:
+        """LPIPS (AlexNet); a seeded random trunk at the smoke profile."""
+        from .metrics import load_lpips
+
+        return load_lpips(self.profile.lpips_pretrained, device=self.device, seed=self.profile.seed)
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            print(f"note: {text}")
+
+    def _sample_images(self, domain: str, n: int) -> torch.Tensor:
+        from .images import sample_photo, to_tensor
+
+        names = SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])[:n]
+        self._note(f"no image folder given for {domain}: using the shipped sample photos {', '.join(names)} "
+                   "(the paper's numbers are over that dataset's test images).")
+        size, align = self.profile.image_size, self.profile.align_faces and domain == "celeba_hq"
+        if align:
+            from .faces import align_face
+
+            return torch.cat([to_tensor(align_face(sample_photo(name), size), size) for name in names])
+        return torch.cat([to_tensor(sample_photo(name), size) for name in names])
+
+    def images(self, domain: str = "celeba_hq", n: int | None = None, *, folder: str = "") -> torch.Tensor:
+        """Up to ``n`` (default: the profile's ``n_test``) test images for ``domain``, in [-1, 1], on the device.
+
+        From ``folder`` (else the domain's folder in ``image_dirs``), assumed already aligned/cropped
+        as the model expects; without one, the shipped sample photos (aligned with MTCNN when the
+        profile asks for it).
+        """
+        from .images import load_folder
+
+        n = n or self.profile.n_test
+        folder = folder or self.image_dirs.get(domain, "")
+        if folder:
+            x = load_folder(folder, size=self.profile.image_size, limit=n)
+        else:
+            x = self._sample_images(domain, n)
+        return x.to(self.device)
+
+    def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
+        """The fine-tuning images: ``train_dir`` (the paper: 50 training images), else the test inputs."""
+        return self.images(domain, self.profile.n_train, folder=self.train_dirs.get(domain, ""))
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A random generator on the context's device, seeded from the profile (the stochastic forward
+        process of Sec. 3.2 draws its noise there)."""
+        return torch.Generator(device=self.device).manual_seed(self.profile.seed + offset)
+
+    # -- fine-tuning and editing --------------------------------------------------------------------
+
+    def finetune_config(self, item: str | Attribute, t0: int | None = None):
+        """The :class:`FinetuneConfig` for an attribute under this profile (paper recipe, Sec. 4)."""
+        from .finetune import recipe
+
+        attr, p = _as_attribute(item), self.profile
+        return recipe("paper", attr.source, attr.target, t0=int(t0 or attr.t0), n_gen=p.n_gen_train,
+                      n_iter=p.n_iter, lr=p.lr, lambda_l1=0.3 if attr.use_l1 else 0.0,
+                      lambda_id=0.1 if attr.use_id else 0.0, seed=p.seed)
+
+    def _cache_dir(self) -> Path | None:
+        return repo_root() / ".cache" / "dclip" if self.profile.disk_cache else None
+
+    def finetune(self, item: str | Attribute, t0: int | None = None, *, progress: bool | None = None,
+                 callback=None) -> torch.nn.Module:
+        """Fine-tune the domain's model for an attribute (eq. 10) once per session; returns the model.
+
+        ``item`` is an :data:`~dclip.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
+        overrides the attribute's return step (Fig. 8b). With the profile's ``disk_cache`` the model is
+        also kept under ``.cache/dclip/finetuned`` and reused by later sessions.
+        """
+        from .finetune import finetune, load_finetuned, save_finetuned
+        from .latents import cache_key, precompute
+
+        attr = _as_attribute(item)
+        config = self.finetune_config(attr, t0)
+        key = (attr.domain, config)
+        if key in self._finetuned:
+            return self._finetuned[key]
+        base, images, cache = self.unet(attr.domain), self.train_images(attr.domain), self._cache_dir()
+        path = None
+        if cache is not None:
+            digest = hashlib.blake2b(digest_size=12)
+            digest.update(cache_key(base, images, config.t0, self.profile.n_inv_train).encode())
+            digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+            path = cache / "finetuned" / f"{digest.hexdigest()}.safetensors"
+        if path is not None and path.is_file():
+            model = load_finetuned(path, base=base)
+        else:
+            latents = precompute(base, images, config.t0, self.profile.n_inv_train, progress=progress,
+                                 cache_dir=cache / "latents" if cache else None)
+            face = self.face_model if config.lambda_id > 0 else None
+            result = finetune(base, latents, self.clip, config, face_model=face, progress=progress, callback=callback)
+            model = result.model
+            if path is not None:
+                save_finetuned(result, path, base=self.profile.unet_for(attr.domain))
+        self._finetuned[key] = model.requires_grad_(False)
+        return model
+
+    def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0
+             ) -> torch.Tensor:
+        """Edit with the profile's test-time steps (S_inv, S_gen): invert with the original, generate
+        with ``finetuned`` (Sec. 3.2)."""
+        from .edit import edit
+
+        return edit(self.unet(domain), finetuned, x0, int(t0), n_inv=self.profile.n_inv,
+                    n_gen=self.profile.n_gen, ratio=ratio)
+
+    # -- outputs ------------------------------------------------------------------------------------
+
+    def meta(self) -> dict:
+        """What produced a result: the profile's settings and the notes about its inputs."""
+        return {"profile": asdict(self.profile), "notes": list(self.notes), "image_dirs": self.image_dirs,
+                "train_dirs": self.train_dirs}
+
+    def save_figure(self, fig, name: str) -> Path:
+        """Save ``fig`` as ``<figures>/<name>.png`` and say where."""
+        path = save_figure(fig, self.figures, name)
+        print(f"wrote {path.name} to the figures folder")
+        return path
+
+    def save_table(self, rows, name: str) -> Path:
+        """Save ``rows`` as ``<figures>/<name>.csv`` and ``.json`` and say where."""
+        path = save_table(rows, self.figures, name, self.meta())
+        print(f"wrote {path.name} and {path.with_suffix('.json').name} to the figures folder")
+        return path
+
+    def describe(self) -> str:
+        """One line: profile, device, image size, steps."""
+        p = self.profile
+        return (f"profile {p.name}: {p.image_size} px on {p.device}, S_inv/S_gen {p.n_inv}/{p.n_gen} at test time, "
+                f"{p.n_inv_train}/{p.n_gen_train} while fine-tuning, {p.n_train} training images, "
+                f"{p.n_iter} pass(es), lr {p.lr:g}")

@@ -1,0 +1,104 @@
+"""Run profiles for the notebooks: which models, how many images and steps, which device.
+
+A profile is a frozen record of literal settings. Two are real:
+
+* ``paper``: the pretrained 256² diffusion models, OpenAI CLIP ViT-B/16, the VGGFace2 face model,
+  LPIPS on ImageNet AlexNet, and the paper's hyper-parameters (Sec. 4: S_inv = 40 and S_gen = 6
+  while fine-tuning, 40/40 at test time, lr 1e-6, the attribute's own t0). Needs a CUDA GPU.
+* ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.clip_loss.tiny_clip`, a random face
+  model and a random LPIPS backbone at 32 px, with a handful of images and steps, on the CPU.
+  Every notebook runs end to end in well under a minute; the numbers mean nothing about the paper.
+
+``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
+``smoke`` (with a printed explanation) elsewhere.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["Profile", "PROFILES", "get_profile", "SMOKE_STAMP"]
+
+SMOKE_STAMP = "smoke profile: tiny untrained models, not the paper's result"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every setting a notebook takes from its profile (all literals)."""
+
+    name: str
+    unet: str | None            # UNet preset for every domain; None = the domain's own pretrained model
+    clip: str                   # "tiny" or an open_clip architecture name
+    clip_pretrained: str | None  # open_clip pretrained tag ("openai") when ``clip`` is a name
+    face_pretrained: bool       # VGGFace2 weights for the identity metric (else random)
+    lpips_pretrained: bool      # ImageNet AlexNet backbone for LPIPS (else random)
+    align_faces: bool           # FFHQ-align the shipped sample portraits (MTCNN)
+    image_size: int
+    n_test: int                 # images per experiment (edited / reconstructed)
+    n_ablation: int             # images in the S_inv x S_gen study (Fig. 8a; up to 200 + 200 steps each)
+    n_train: int                # training images per fine-tune (the paper: 50)
+    n_inv: int                  # S_inv at test time (the paper: 40)
+    n_gen: int                  # S_gen at test time (the paper: 40)
+    n_inv_train: int            # S_inv of the training latents (the paper: 40)
+    n_gen_train: int            # S_gen while fine-tuning (the paper: 6)
+    n_iter: int                 # passes over the training latents
+    lr: float                   # initial learning rate (the paper: 1e-6)
+    latent_opt_iterations: int  # Fig. 9 baseline: Adam steps on x_t0
+    latent_opt_lr: float
+    project_repeats: int        # K rounds of forward noising + denoising (Sec. 3.2: K > 8)
+    project_steps: int          # DDIM steps per round
+    device: str
+    num_threads: int            # torch CPU threads; 0 leaves torch's default
+    seed: int
+    stamp: str                  # written on every figure; "" for real results
+    figures_subdir: str         # figures/<subdir>; "" for the real figures
+    disk_cache: bool            # keep latents and fine-tuned models under .cache/ between runs
+
+    @property
+    def is_smoke(self) -> bool:
+        return self.name == "smoke"
+
+    def unet_for(self, domain: str) -> str:
+        """The UNet preset that stands for a domain (``celeba_hq``, ``lsun_church``, ...)."""
+        return self.unet or domain
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        name="paper", unet=None, clip="ViT-B-16-quickgelu", clip_pretrained="openai", face_pretrained=True,
+        lpips_pretrained=True, align_faces=True, image_size=256, n_test=8, n_ablation=8, n_train=50, n_inv=40,
+        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=1, lr=1e-6, latent_opt_iterations=50, latent_opt_lr=0.01,
+        project_repeats=10, project_steps=6, device="cuda", num_threads=0, seed=0, stamp="",
+        figures_subdir="", disk_cache=True),
+    "smoke": Profile(
+        name="smoke", unet="tiny", clip="tiny", clip_pretrained=None, face_pretrained=False,
+        lpips_pretrained=False, align_faces=False, image_size=32, n_test=2, n_ablation=1, n_train=2, n_inv=10,
+        n_gen=10, n_inv_train=8, n_gen_train=3, n_iter=2, lr=2e-4, latent_opt_iterations=4, latent_opt_lr=0.05,
+        project_repeats=2, project_steps=3, device="cpu", num_threads=1, seed=0, stamp=SMOKE_STAMP,
+        figures_subdir="smoke", disk_cache=False),
+}
+
+
+def _auto() -> tuple[str, str]:
+    """(profile name, why) for ``auto``."""
+    forced = os.environ.get("DCLIP_PROFILE", "").strip()
+    if forced and forced != "auto":
+        return forced, f"DCLIP_PROFILE={forced} is set"
+    import torch
+
+    if torch.cuda.is_available():
+        return "paper", f"a CUDA GPU is available ({torch.cuda.get_device_name(0)})"
+    return "smoke", ("no CUDA GPU here, so the notebook runs the CPU smoke profile: tiny random-weight models "
+                     "at 32 px that check the code path, not the paper's numbers. Run it on a GPU machine "
+                     "with the pretrained weights (or set profile = 'paper') for the real figures")
+
+
+def get_profile(name: str = "auto", *, verbose: bool = True) -> Profile:
+    """The profile called ``name`` (``paper``, ``smoke`` or ``auto``); ``auto`` says what it chose."""
+    if name == "auto":
+        name, why = _auto()
+        if verbose:
+            print(f"profile 'auto' -> '{name}': {why}.")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper' or 'smoke'.")
+    return PROFILES[name]

@@ -1,0 +1,20 @@
+"""Shared fixtures: a smoke profile cut down further so the notebook helpers run in seconds."""
+import dataclasses
+
+import pytest
+
+from dclip.profiles import get_profile
+
+
+@pytest.fixture(scope="session")
+def quick_profile():
+    """The smoke profile with even fewer steps; leaves torch's thread count alone."""
+    return dataclasses.replace(get_profile("smoke"), n_inv=4, n_gen=4, n_inv_train=4, n_gen_train=2, n_iter=1,
+                               latent_opt_iterations=2, project_repeats=1, project_steps=2, num_threads=0)
+
+
+@pytest.fixture
+def quick_context(quick_profile, tmp_path):
+    from dclip.context import Context
+
+    return Context(quick_profile, output_dir=str(tmp_path / "figures"))

@@ -1,0 +1,125 @@
+"""The studies behind notebooks 01-05 on the quick smoke profile: rows, images, grids, baselines hook."""
+import pytest
+import torch
+
+from dclip import experiments
+from dclip.paper_numbers import TABLE1_RECONSTRUCTION
+
+
+@pytest.fixture
+def faces(quick_context):
+    return quick_context.images("celeba_hq")
+
+
+def test_reconstruction_rows_sit_beside_table1(quick_context, faces):
+    study = experiments.reconstruction_study(quick_context, faces, (300, 600))
+    assert [(r["inversion"], r["t0"]) for r in study.rows] == [
+        ("DDIM (paper)", 300), ("DDIM (paper)", 600), ("exact (dclip)", 300), ("exact (dclip)", 600)]
+    assert study.rows[0]["paper_mae"] == TABLE1_RECONSTRUCTION[300]["mae"]
+    assert study.rows[2]["paper_lpips"] is None and study.rows[0]["S"] == quick_context.profile.n_inv
+    ddim, exact = study.rows[0], study.rows[2]
+    assert exact["mae"] < ddim["mae"]  # the fixed-point inversion lands closer to the input
+    assert len(study.grid) == 2 and len(study.grid[0]) == 5 and study.col_labels[1] == "DDIM t0=300"
+
+
+def test_reconstruction_is_deterministic(quick_context, faces):
+    a = experiments.reconstruction_study(quick_context, faces, (400,), exact=False)
+    b = experiments.reconstruction_study(quick_context, faces, (400,), exact=False)
+    assert a.rows == b.rows
+
+
+def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatch):
+    monkeypatch.setattr(experiments, "BASELINES", {})
+    calls = []
+
+    def flip_up(ctx, attrs, originals):  # a stand-in GAN method for faces, returning larger images
+        calls.append([a.target for a in attrs])
+        if attrs[0].domain != "celeba_hq":
+            return None
+        return [torch.nn.functional.interpolate(originals.flip(-1), scale_factor=2) for _ in attrs]
+
+    experiments.register_baseline("Flip", flip_up)
+    study = experiments.manipulation_study(quick_context, ["tanned", "church_golden", "makeup"], baselines=["Flip"])
+    assert calls == [["tanned face", "person with makeup"], ["Golden Church"]]  # once per domain
+    assert [(r["method"], r["attribute"]) for r in study.rows] == [
+        ("DiffusionCLIP", "tanned"), ("DiffusionCLIP", "makeup"), ("Flip", "tanned"), ("Flip", "makeup"),
+        ("DiffusionCLIP", "church_golden")]
+    assert study.rows[0]["id"] is not None and study.rows[4]["id"] is None  # identity on faces only
+    assert all(-1 <= r["s_dir"] <= 1 for r in study.rows)
+    summary = {(r["method"], r["domain"]): r for r in study.extra["summary"]}
+    assert summary[("DiffusionCLIP", "celeba_hq")]["paper_s_dir"] == 0.17
+    assert summary[("Flip", "celeba_hq")]["paper_s_dir"] is None and summary[("Flip", "celeba_hq")]["prompts"] == 2
+    assert study.images["Flip/tanned"].shape == (2, 3, 32, 32)
+    assert study.row_labels == ["celeba_hq 1", "celeba_hq 2", "lsun_church 1", "lsun_church 2"]
+    assert study.captions[0] == ["original", "DiffusionCLIP\ntanned", "DiffusionCLIP\nmakeup", "Flip\ntanned",
+                                 "Flip\nmakeup"]
+
+
+def unchanged(ctx, attrs, originals):
+    """A baseline that edits nothing (imported by name in the test below)."""
+    return [originals.clone() for _ in attrs]
+
+
+def test_lazy_baseline_names_and_unknown_baselines(quick_context, faces, monkeypatch):
+    monkeypatch.setattr(experiments, "BASELINES", {})
+    experiments.register_baseline("Same", f"{__name__}:unchanged")
+    edits = experiments.run_baseline(quick_context, "Same", ["makeup"], faces)
+    assert torch.equal(edits[0].edited, faces) and edits[0].source == "person"
+    rows = experiments.edit_rows(quick_context, edits)
+    assert rows[0]["s_dir"] == 0.0  # no change: no image direction
+    with pytest.raises(ValueError, match="register_baseline"):
+        experiments.run_baseline(quick_context, "StyleCLIP", ["makeup"], faces)
+    with pytest.raises(ValueError, match="one domain"):
+        experiments.run_baseline(quick_context, "Same", ["makeup", "church_golden"], faces)
+    experiments.register_baseline("Short", lambda ctx, attrs, originals: [])
+    with pytest.raises(ValueError, match="0 edited batches for 1"):
+        experiments.run_baseline(quick_context, "Short", ["makeup"], faces)
+
+
+def test_summary_rows_average_per_method_and_domain():
+    rows = [{"method": "M", "domain": "celeba_hq", "s_dir": 0.1, "id": 0.5},
+            {"method": "M", "domain": "celeba_hq", "s_dir": 0.3, "id": 0.7},
+            {"method": "M", "domain": "lsun_church", "s_dir": 0.2, "id": None}]
+    out = experiments.summary_rows(rows)
+    assert out[0]["s_dir"] == pytest.approx(0.2) and out[0]["id"] == pytest.approx(0.6) and out[0]["prompts"] == 2
+    assert out[1]["id"] is None
+
+
+def test_step_ablation_covers_every_pair(quick_context, faces):
+    study = experiments.step_ablation(quick_context, faces[:1], t0=600, steps=(2, 4))
+    assert [(r["S_inv"], r["S_gen"]) for r in study.rows] == [(2, 2), (2, 4), (4, 2), (4, 4)]
+    assert study.grid[0][0] is not None and study.grid[1][0] is None  # the original once, top left
+    assert study.row_labels == ["S_inv=2", "S_inv=4"] and study.col_labels == ["original", "S_gen=2", "S_gen=4"]
+
+
+def test_t0_ablation_finetunes_at_each_t0(quick_context):
+    study = experiments.t0_ablation(quick_context, ["tanned"], (300, 500))
+    assert [(r["attribute"], r["t0"]) for r in study.rows] == [("tanned", 300), ("tanned", 500)]
+    assert not torch.equal(study.images["tanned_300"], study.images["tanned_500"])
+    assert len(study.grid) == 1 and len(study.grid[0]) == 3
+
+
+def test_latent_vs_finetune_rows_and_grid(quick_context):
+    study = experiments.latent_vs_finetune(quick_context, ["pixar"])
+    assert [r["method"] for r in study.rows] == ["latent optimisation", "fine-tuning"]
+    assert study.images["latent/pixar"].shape == study.images["finetune/pixar"].shape == (2, 3, 32, 32)
+    assert study.row_labels == ["1: latent optimisation", "1: fine-tuning", "2: latent optimisation",
+                                "2: fine-tuning"]
+
+
+def test_novel_applications_rows_images_and_seeding(quick_context, faces):
+    kwargs = dict(gammas={300: [1.0, 0.0], 0: [0.5, 0.5]}, n_segments=8)
+    study = experiments.novel_applications(quick_context, faces, **kwargs)
+    assert [r["application"] for r in study.rows] == [
+        "unseen -> unseen", "stroke -> unseen", "single attribute", "multi-attribute mix", "single attribute",
+        "multi-attribute mix"]
+    assert [len(row) for row in study.grid] == [3, 4, 4]
+    assert study.captions[2][-1] == "curly_hair + makeup"
+    again = experiments.novel_applications(quick_context, faces, **kwargs)
+    assert torch.equal(study.images["a/edited"], again.images["a/edited"])  # the forward noise is seeded
+
+
+def test_study_figure_is_stamped(quick_context, faces):
+    study = experiments.reconstruction_study(quick_context, faces, (300,), exact=False)
+    fig = study.figure(quick_context.profile.stamp)
+    assert any("smoke profile" in t.get_text() for t in fig.texts)

@@ -1,0 +1,106 @@
+"""The notebook runner (python -m dclip.figures) and the rules every stored notebook follows."""
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from dclip.figures import CHECK_MARK, main, notebooks, run_notebook, store_outputs, strip_outputs
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ALL = notebooks(NOTEBOOKS)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_the_six_numbered_notebooks_exist():
+    assert [p.stem[:2] for p in ALL] == ["01", "02", "03", "04", "05", "06"]
+    assert [p.name for p in notebooks(NOTEBOOKS, ["03"])] == ["03_hyperparameter_ablation.ipynb"]
+    with pytest.raises(ValueError, match="matches"):
+        notebooks(NOTEBOOKS, ["99"])
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_parameters_cell_comes_first_and_holds_literals_only(path):
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    first = code_cells(nb)[0]
+    assert "parameters" in first.metadata.get("tags", [])
+    names = []
+    for node in ast.parse(first.source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        ast.literal_eval(node.value)  # raises for anything but a literal
+        names.append(node.targets[0].id)
+    assert names[0] == "profile" and ast.literal_eval(first.source.split("=")[1].split("#")[0]) == "auto"
+    assert list(papermill.inspect_notebook(str(path))) == names  # papermill reads every line
+    assert not any("parameters" in c.metadata.get("tags", []) for c in code_cells(nb)[1:])
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_only_checked_cells_carry_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.kernelspec.name == "dclip"
+    checked = [c for c in code_cells(nb) if CHECK_MARK in c.source]
+    assert checked, "every notebook checks at least one table"
+    for position, cell in enumerate(code_cells(nb), start=1):
+        if CHECK_MARK in cell.source:
+            assert cell.outputs and cell.execution_count == position
+            assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs)
+        else:
+            assert not cell.outputs and cell.execution_count is None
+        assert "execution" not in cell.metadata
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+
+
+def _toy_notebook() -> nbformat.NotebookNode:
+    params = new_code_cell('profile = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    loud = new_code_cell("print('not kept')", execution_count=7, outputs=[new_output("stream", text="x\n")])
+    loud.metadata["execution"] = {"iopub.status.idle": "now"}
+    checked = new_code_cell(f"{CHECK_MARK}\nimport os\nprint(profile, os.environ.get('DCLIP_PROFILE'))")
+    nb = new_notebook(cells=[new_markdown_cell("# toy"), params, loud, checked])
+    nb.metadata["widgets"] = {"state": {}}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_strip_outputs_keeps_only_checked_cells():
+    nb = _toy_notebook()
+    nb.cells[3].outputs = [new_output("stream", text="kept\n")]
+    nb.cells[3].execution_count = 12
+    strip_outputs(nb)
+    assert nb.cells[2].outputs == [] and nb.cells[2].execution_count is None
+    assert "execution" not in nb.cells[2].metadata and "widgets" not in nb.metadata
+    assert nb.cells[3].outputs[0].text == "kept\n" and nb.cells[3].execution_count == 3
+
+
+def test_store_outputs_runs_at_the_smoke_profile(tmp_path, monkeypatch):
+    monkeypatch.delenv("DCLIP_PROFILE", raising=False)
+    path = tmp_path / "00_toy.ipynb"
+    nbformat.write(_toy_notebook(), path)
+    store_outputs(path, kernel="python3", timeout=60)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[2].outputs == []
+    assert nb.cells[3].outputs[0].text == "auto smoke\n"
+
+
+def test_run_notebook_injects_the_profile(tmp_path):
+    path = tmp_path / "00_toy.ipynb"
+    nbformat.write(_toy_notebook(), path)
+    out = run_notebook(path, "smoke", tmp_path / "executed", kernel="python3", timeout=60)
+    executed = nbformat.read(out, as_version=4)
+    assert any(c.outputs and c.outputs[0].text.startswith("smoke") for c in executed.cells if c.cell_type == "code")
+    assert nbformat.read(path, as_version=4).cells[3].outputs == []  # the source stays as it was
+
+
+def test_cli_strip_and_unknown_kernel(tmp_path, capsys):
+    path = tmp_path / "01_toy.ipynb"
+    nbformat.write(_toy_notebook(), path)
+    assert main(["--notebooks", str(tmp_path), "--strip"]) == 0
+    assert nbformat.read(path, as_version=4).cells[2].outputs == []
+    with pytest.raises(SystemExit, match="make setup"):
+        main(["--notebooks", str(tmp_path), "--kernel", "no-such-kernel"])

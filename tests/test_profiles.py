@@ -1,0 +1,60 @@
+"""Run profiles: the paper's settings, the smoke profile's, and what ``auto`` picks."""
+import dataclasses
+
+import pytest
+
+from dclip.profiles import PROFILES, SMOKE_STAMP, get_profile
+
+
+def test_paper_profile_has_the_papers_settings():
+    p = get_profile("paper")
+    assert (p.n_inv_train, p.n_gen_train, p.n_inv, p.n_gen) == (40, 6, 40, 40)  # Sec. 4
+    assert (p.lr, p.n_train, p.image_size) == (1e-6, 50, 256)
+    assert p.clip == "ViT-B-16-quickgelu" and p.clip_pretrained == "openai"
+    assert p.face_pretrained and p.lpips_pretrained and p.device == "cuda"
+    assert p.unet_for("lsun_church") == "lsun_church" and p.stamp == "" and p.figures_subdir == ""
+
+
+def test_smoke_profile_is_tiny_cpu_and_stamped():
+    p = get_profile("smoke")
+    assert p.unet_for("celeba_hq") == p.unet_for("lsun_church") == "tiny"
+    assert p.clip == "tiny" and not p.face_pretrained and not p.lpips_pretrained
+    assert p.device == "cpu" and p.image_size == 32 and p.is_smoke
+    assert p.stamp == SMOKE_STAMP and p.figures_subdir == "smoke" and not p.disk_cache
+
+
+def test_profiles_are_frozen_records_of_literals():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PROFILES["smoke"].lr = 1.0
+    for p in PROFILES.values():
+        assert all(isinstance(v, (str, int, float, bool, type(None))) for v in dataclasses.asdict(p).values())
+
+
+def test_auto_follows_the_environment_variable(monkeypatch, capsys):
+    monkeypatch.setenv("DCLIP_PROFILE", "smoke")
+    assert get_profile("auto").name == "smoke"
+    assert "DCLIP_PROFILE=smoke" in capsys.readouterr().out
+
+
+def test_auto_without_cuda_explains_the_smoke_choice(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.delenv("DCLIP_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_profile("auto").name == "smoke"
+    out = capsys.readouterr().out
+    assert "no CUDA GPU" in out and "not the paper's numbers" in out
+
+
+def test_auto_with_cuda_is_the_paper_profile(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("DCLIP_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Fake GPU")
+    assert get_profile("auto", verbose=False).name == "paper"
+
+
+def test_unknown_profile_is_a_clear_error():
+    with pytest.raises(ValueError, match="'auto', 'paper' or 'smoke'"):
+        get_profile("fast")

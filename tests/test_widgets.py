@@ -1,0 +1,128 @@
+"""The live editor: its state and actions, and the widget callbacks triggered as a user would."""
+import datetime
+import io
+
+import pytest
+import torch
+
+from dclip import widgets
+from dclip.ddim import generate, invert
+
+
+@pytest.fixture
+def editor(quick_context):
+    ed = widgets.Editor(quick_context, t0=300)
+    ed.load_sample("astronaut")
+    return ed
+
+
+def reconstruction(editor):
+    unet, p = editor.ctx.unet(editor.domain), editor.ctx.profile
+    with torch.no_grad():
+        return generate(unet, invert(unet, editor.image, editor.t0, p.n_inv), editor.t0, p.n_gen)
+
+
+def test_mix_weights():
+    assert widgets.mix_weights(1.0, []) == [1.0]
+    assert widgets.mix_weights(0.5, [1.0, 3.0]) == [0.5, 0.125, 0.375]
+    assert widgets.mix_weights(0.0, [1.0]) == [1.0, 0.0]
+    assert widgets.mix_weights(0.7, [0.0, 0.0]) == [1.0, 0.0, 0.0]  # no model weighted: the reconstruction
+    with pytest.raises(ValueError, match="degree of change"):
+        widgets.mix_weights(1.5, [1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        widgets.mix_weights(0.5, [-1.0])
+
+
+def test_without_a_model_the_editor_shows_the_reconstruction(editor):
+    torch.testing.assert_close(editor.render(), reconstruction(editor))
+
+
+def test_finetune_reports_progress_and_ratio_zero_is_the_reconstruction(editor):
+    seen = []
+    label = editor.finetune("face", "tanned face", progress=seen.append)
+    assert label == "tanned face (t0=300)" and len(editor.tuned) == 1
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    edited = editor.render()
+    assert not torch.allclose(edited, reconstruction(editor))
+    editor.ratio = 0.0
+    torch.testing.assert_close(editor.render(), reconstruction(editor))
+    editor.finetune("face", "tanned face")  # same pair again: no second model
+    assert len(editor.tuned) == 1
+
+
+def test_latent_is_cached_per_image_and_t0(editor):
+    first = editor.latent()
+    assert editor.latent() is first
+    editor.t0 = 400
+    assert editor.latent() is not first
+
+
+def test_no_image_is_a_clear_error(quick_context):
+    with pytest.raises(ValueError, match="pick a sample photo"):
+        widgets.Editor(quick_context).render()
+
+
+def test_upload_bytes_are_centre_cropped_to_the_model_size(editor):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 40), (255, 0, 0)).save(buffer, format="PNG")
+    note = editor.load_bytes(buffer.getvalue())
+    assert note == "centre-cropped" and editor.image.shape == (1, 3, 32, 32)
+    assert editor.image[0, 0].min() == 1.0 and editor.image[0, 1].max() == -1.0
+
+
+def test_png_bytes_places_images_side_by_side():
+    from PIL import Image
+
+    data = widgets.png_bytes([torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)], height=16)
+    assert Image.open(io.BytesIO(data)).size == (32, 16)
+
+
+def test_widget_callbacks_drive_the_editor(editor):
+    ui = widgets.build_ui(editor, sample="grace_hopper", source="face", target="tanned face")
+    assert ui.view.value[:4] == b"\x89PNG" and ui.gamma_box.children == ()
+    ui.button.click()
+    assert ui.progress.value == 1.0 and len(ui.gamma_box.children) == 1 and not ui.button.disabled
+    assert ui.status.value.startswith("weights")
+    ui.ratio.value = 0.5
+    assert editor.ratio == 0.5 and editor.weights() == [0.5, 0.5]
+    ui.target.value = "angry face"
+    ui.button.click()
+    assert len(ui.gamma_box.children) == 2
+    ui.gamma_box.children[1].value = 0.0
+    assert editor.weights() == [0.5, 0.5, 0.0]
+    ui.t0.value = 250
+    assert editor.t0 == 250
+    before = editor.image
+    ui.picker.value = "chelsea"
+    assert not torch.equal(before, editor.image)
+
+
+def test_upload_widget_loads_the_file(editor):
+    from PIL import Image
+
+    ui = widgets.build_ui(editor)
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(buffer, format="PNG")
+    ui.upload.value = ({"name": "blue.png", "type": "image/png", "size": len(buffer.getvalue()),
+                        "content": memoryview(buffer.getvalue()),
+                        "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+    assert editor.image[0, 2].min() == 1.0 and ui.status.value.startswith("blue.png: centre-cropped")
+
+
+def test_finetune_errors_show_in_the_status_line(editor):
+    ui = widgets.build_ui(editor)
+    ui.target.value = "  "
+    ui.button.click()
+    assert ui.status.value.startswith("error:") and not ui.button.disabled
+
+
+def test_static_edit_and_launch(editor, capsys):
+    study = widgets.static_edit(editor, "face", "tanned face", ratios=(0.0, 1.0))
+    assert [r["ratio"] for r in study.rows] == [0.0, 1.0]
+    assert study.rows[0]["s_dir"] is None and isinstance(study.rows[1]["s_dir"], float)
+    assert len(study.grid[0]) == 3
+    assert widgets.launch(editor, interactive=False) is None
+    assert "static edit" in capsys.readouterr().out
+    assert widgets.launch(editor, interactive=True).children

@@ -27,7 +27,8 @@ import torch
 
 __all__ = [
     "Schedule", "linear_schedule", "timestep_grid", "inversion_pairs", "generation_pairs",
-    "predict_eps", "ddim_step", "denoise_step", "invert", "generate", "q_sample",
+    "predict_eps", "ddim_step", "denoise_step", "invert", "generate", "q_sample", "check_images",
+    "inversion_loop", "generation_loop", "loop_key",
 ]
 
 Callback = Callable[[dict], None]
@@ -81,12 +82,21 @@ def generation_pairs(t0: int, steps: int) -> list[tuple[int, int]]:
 
 
 def predict_eps(model, x: torch.Tensor, t: int) -> torch.Tensor:
-    """ε_θ(x, t) for a batch at integer time ``t`` (passed to the model as a float tensor)."""
+    """ε_θ(x, t) for a batch at integer time ``t`` (passed to the model as a float tensor).
+
+    A model with an ``eps_at(x, t)`` method (the mixes) gets the integer time itself. ε comes back
+    in ``x``'s dtype, so under autocast the DDIM arithmetic still runs in the latent's precision.
+    """
+    eps_at = getattr(model, "eps_at", None)
+    if eps_at is not None:
+        return eps_at(x, int(t))
     t_batch = torch.full((x.shape[0],), float(t), device=x.device, dtype=torch.float32)
     out = model(x, t_batch)
     out = getattr(out, "sample", out)
     if out.shape[1] == 2 * x.shape[1]:  # learned variance: ε first, then the variance channels
         out = out[:, : x.shape[1]]
+    if out.dtype != x.dtype:
+        out = out.to(x.dtype)
     return out
 
 
@@ -145,9 +155,58 @@ def _progress(pairs: list, enabled: bool | None, desc: str) -> Iterator:
     return iter(tqdm(pairs, desc=desc, leave=False))
 
 
+def check_images(x0: torch.Tensor, t0: int, steps: int, schedule: Schedule = DEFAULT_SCHEDULE) -> None:
+    """The checks :func:`invert` makes on its input: shape, dtype, t0, S and the [-1, 1] range."""
+    _check_args(x0, t0, steps, schedule)
+    lo, hi = float(x0.min()), float(x0.max())
+    if lo < -1.01 or hi > 1.01:
+        raise ValueError(f"images must be scaled to [-1, 1]; got values in [{lo:.3g}, {hi:.3g}]. "
+                         "For 0..255 images use x / 127.5 - 1; for 0..1 images use 2 * x - 1.")
+
+
+def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool = False, iterations: int = 2,
+                   schedule: Schedule = DEFAULT_SCHEDULE, progress: bool | None = None,
+                   callback: Callback | None = None) -> torch.Tensor:
+    """The steps of :func:`invert` without its checks, ``no_grad`` or fast path (call it inside them)."""
+    pairs = inversion_pairs(t0, steps)
+    if exact:
+        pairs = [(-1, 0)] + pairs
+    for i, (t, t_next) in enumerate(_progress(pairs, progress, "invert")):
+        if exact:
+            x = _exact_inversion_step(model, x, t, t_next, schedule, iterations)
+        else:
+            x = denoise_step(model, x, t, t_next, schedule)[0]
+        if callback is not None:
+            callback({"i": i, "t": t, "t_next": t_next, "x": x})
+    return x
+
+
+def generation_loop(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
+                    progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
+    """The steps of :func:`generate` without its checks or fast path."""
+    for i, (t, t_next) in enumerate(_progress(generation_pairs(t0, steps), progress, "generate")):
+        x, x0_pred = denoise_step(model, x, t, t_next, schedule)
+        if callback is not None:
+            callback({"i": i, "t": t, "t_next": t_next, "x": x, "x0_pred": x0_pred})
+    return x
+
+
+def loop_key(kind: str, t0: int, steps: int, schedule: Schedule, **options) -> tuple:
+    """Everything a sampling loop depends on besides its input and the weights (a CUDA-graph key)."""
+    grid = timestep_grid(t0, steps)
+    alphas = tuple(schedule.alpha_bar(t) for t in [-1, *grid])
+    return (kind, int(t0), int(steps), alphas, tuple(sorted(options.items())))
+
+
+def _observed(progress: bool | None, callback) -> bool:
+    if callback is not None:
+        return True
+    return progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
+
+
 def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False, iterations: int = 2,
            schedule: Schedule = DEFAULT_SCHEDULE, progress: bool | None = None,
-           callback: Callback | None = None) -> torch.Tensor:
+           callback: Callback | None = None, fast=None) -> torch.Tensor:
     """DDIM inversion of images ``x0`` ∈ [−1, 1] to the latent x_{t0} (eq. 12), without gradients.
 
     With the default ``exact=False`` this is the original implementation's inversion: S − 1 steps on
@@ -158,42 +217,44 @@ def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False,
     error), and inverts the grid's first pair (−1 → 0) as well: S steps, (1 + iterations) model
     calls each.
 
-    ``callback`` gets ``{"i", "t", "t_next", "x"}`` after each step.
+    ``callback`` gets ``{"i", "t", "t_next", "x"}`` after each step. ``fast`` (a
+    :class:`dclip.fast.FastPath` or mode name) runs the model on the fast path; the default
+    ``None`` calls it exactly as given.
     """
-    _check_args(x0, t0, steps, schedule)
-    lo, hi = float(x0.min()), float(x0.max())
-    if lo < -1.01 or hi > 1.01:
-        raise ValueError(f"images must be scaled to [-1, 1]; got values in [{lo:.3g}, {hi:.3g}]. "
-                         "For 0..255 images use x / 127.5 - 1; for 0..1 images use 2 * x - 1.")
-    pairs = inversion_pairs(t0, steps)
-    if exact:
-        pairs = [(-1, 0)] + pairs
-    x = x0
-    with torch.no_grad():
-        for i, (t, t_next) in enumerate(_progress(pairs, progress, "invert")):
-            if exact:
-                x = _exact_inversion_step(model, x, t, t_next, schedule, iterations)
-            else:
-                x = denoise_step(model, x, t, t_next, schedule)[0]
-            if callback is not None:
-                callback({"i": i, "t": t, "t_next": t_next, "x": x})
-    return x
+    check_images(x0, t0, steps, schedule)
+    options = dict(exact=exact, iterations=iterations, schedule=schedule, progress=progress, callback=callback)
+    if fast is None:
+        with torch.no_grad():
+            return inversion_loop(model, x0, t0, steps, **options)
+    from .fast import session
+
+    with session(model, fast=fast, device=x0.device) as s:
+        runner = s.runner(model)
+        key = loop_key("invert", t0, steps, schedule, exact=exact, iterations=iterations)
+        return s.sample(lambda x: inversion_loop(runner, x, t0, steps, **options), x0, key=key,
+                        observed=_observed(progress, callback))
 
 
 def generate(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
-             progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
+             progress: bool | None = None, callback: Callback | None = None, fast=None) -> torch.Tensor:
     """DDIM generation from the latent x_{t0} to an image (eq. 13): S steps from t0 down to −1.
 
     Differentiable end to end (fine-tuning backpropagates through every step); wrap the call in
     ``torch.no_grad()`` when no gradient is needed. ``callback`` gets
     ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step, x̂0 being eq. 6 at that step.
+    ``fast`` (a :class:`dclip.fast.FastPath` or mode name) runs the model on the fast path, without
+    gradients; the default ``None`` calls it exactly as given.
     """
     _check_args(x, t0, steps, schedule)
-    for i, (t, t_next) in enumerate(_progress(generation_pairs(t0, steps), progress, "generate")):
-        x, x0_pred = denoise_step(model, x, t, t_next, schedule)
-        if callback is not None:
-            callback({"i": i, "t": t, "t_next": t_next, "x": x, "x0_pred": x0_pred})
-    return x
+    options = dict(schedule=schedule, progress=progress, callback=callback)
+    if fast is None:
+        return generation_loop(model, x, t0, steps, **options)
+    from .fast import session
+
+    with session(model, fast=fast, device=x.device) as s:
+        runner = s.runner(model)
+        return s.sample(lambda z: generation_loop(runner, z, t0, steps, **options), x,
+                        key=loop_key("generate", t0, steps, schedule), observed=_observed(progress, callback))
 
 
 def q_sample(x0: torch.Tensor, t: int, *, noise: torch.Tensor | None = None,

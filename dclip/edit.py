@@ -11,40 +11,72 @@
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 import torch
 
-from .ddim import generate, invert, q_sample
+from .ddim import (DEFAULT_SCHEDULE, _check_args, check_images, generate, generation_loop, inversion_loop, invert,
+                   loop_key, q_sample)
+from .fast import FastPath, device_of, resolve, session
 from .mixing import RatioMix, ThresholdMix
 
 __all__ = ["edit", "edit_multi", "project_to_domain", "unseen_to_unseen", "stroke_paint", "latent_optimisation"]
 
 
+def _observed(progress: bool | None) -> bool:
+    return progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
+
+
+def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast, tag) -> torch.Tensor:
+    """Invert with ``original`` (unless ``x_lat`` is given) and generate with ``generator``, in batches."""
+    if x_lat is None:
+        check_images(x0, t0, n_inv)
+    else:
+        _check_args(x_lat, t0, n_gen, DEFAULT_SCHEDULE)
+    fast = resolve(fast, device_of(original, generator))
+    source = x0 if x_lat is None else x_lat
+    batch_size = batch_size or fast.batch_size or source.shape[0]
+    out = []
+    with session(original, generator, fast=fast) as s:
+        inverter, sampler = s.runner(original), s.runner(generator)
+
+        def run(x):
+            if x_lat is None:
+                x = inversion_loop(inverter, x, t0, n_inv, progress=progress)
+            return generation_loop(sampler, x, t0, n_gen, progress=progress)
+
+        key = loop_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None)
+        for batch in source.split(batch_size):
+            out.append(s.sample(run, batch, key=key, observed=_observed(progress)))
+    return torch.cat(out)
+
+
 def edit(original, finetuned, x0: torch.Tensor, t0: int, *, n_inv: int = 40, n_gen: int = 40,
-         ratio: float = 1.0, x_lat: torch.Tensor | None = None, progress: bool | None = None) -> torch.Tensor:
+         ratio: float = 1.0, x_lat: torch.Tensor | None = None, progress: bool | None = None,
+         batch_size: int | None = None, fast: FastPath | str | None = "auto") -> torch.Tensor:
     """Edit images: DDIM inversion with ``original`` to t0, generation with ``finetuned``.
 
     ``ratio`` is the degree of change: ε = r·ε_finetuned + (1 − r)·ε_original; r = 0 gives the
     original model's reconstruction. Pass ``x_lat`` to reuse a latent already inverted with the same
-    model, t0 and n_inv.
+    model, t0 and n_inv. ``batch_size`` images go through each UNet call (default: all of them, or
+    the fast path's); ``fast`` picks the performance settings (:mod:`dclip.fast`).
     """
-    if x_lat is None:
-        x_lat = invert(original, x0, t0, n_inv, progress=progress)
     model = finetuned if ratio == 1.0 else RatioMix(original, finetuned, ratio)
-    with torch.no_grad():
-        return generate(model, x_lat, t0, n_gen, progress=progress)
+    return _sample_edit(original, model, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast,
+                        ("edit", float(ratio)))
 
 
 def edit_multi(original, finetuned: Sequence, x0: torch.Tensor, t0: int, gammas: Mapping[int, Sequence[float]], *,
-               n_inv: int = 40, n_gen: int = 40, progress: bool | None = None) -> torch.Tensor:
+               n_inv: int = 40, n_gen: int = 40, progress: bool | None = None, batch_size: int | None = None,
+               fast: FastPath | str | None = "auto") -> torch.Tensor:
     """Multi-attribute change in one sampling (eq. 14): ε = Σ γ_i(t) ε_i over the fine-tuned models.
 
     ``gammas`` is a threshold schedule, e.g. ``{300: [1, 0], 0: [0.3, 0.7]}`` (see ThresholdMix).
     """
-    x_lat = invert(original, x0, t0, n_inv, progress=progress)
-    with torch.no_grad():
-        return generate(ThresholdMix(finetuned, gammas), x_lat, t0, n_gen, progress=progress)
+    mix = ThresholdMix(finetuned, gammas)
+    tag = ("edit_multi", tuple((k, tuple(v)) for k, v in mix.schedule.items()))
+    return _sample_edit(original, mix, x0, t0, n_inv, n_gen, None, progress, batch_size, fast, tag)
 
 
 def project_to_domain(original, x: torch.Tensor, t0: int, *, repeats: int = 10, steps: int = 6,
@@ -62,12 +94,13 @@ def project_to_domain(original, x: torch.Tensor, t0: int, *, repeats: int = 10, 
 
 def unseen_to_unseen(original, finetuned, x: torch.Tensor, *, t0_project: int = 500, repeats: int = 10,
                      project_steps: int = 6, t0: int = 500, n_inv: int = 40, n_gen: int = 40,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     generator: torch.Generator | None = None, fast: FastPath | str | None = "auto"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Unseen → unseen translation and stroke → image (Fig. 4a-b, Fig. 7): project the input into the
     trained domain, then edit it deterministically with the fine-tuned model.
     Returns (projected image, edited image)."""
     projected = project_to_domain(original, x, t0_project, repeats=repeats, steps=project_steps, generator=generator)
-    return projected, edit(original, finetuned, projected, t0, n_inv=n_inv, n_gen=n_gen)
+    return projected, edit(original, finetuned, projected, t0, n_inv=n_inv, n_gen=n_gen, fast=fast)
 
 
 def stroke_paint(x: torch.Tensor, n_segments: int = 24, compactness: float = 20.0) -> torch.Tensor:

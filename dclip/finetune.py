@@ -16,10 +16,13 @@ Two modes (the authors' supplement, Sec. B.1):
 
 The original model is never modified: each call trains a fresh copy (the UNet restarts from the
 pretrained weights for every text pair).
+
+Performance settings (``fast=``, see :mod:`dclip.fast`) never change what is optimised. On the fast
+path the losses stay on the device and are read back once at the end -- or once per update when a
+``callback`` or the progress bar needs them -- instead of at every step.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -31,6 +34,7 @@ import torch
 from .atomic import atomic_write
 from .clip_loss import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
+from .fast import FastPath, Session, session
 from .latents import Latents
 
 __all__ = ["FinetuneConfig", "RECIPES", "recipe", "FinetuneResult", "finetune", "save_finetuned",
@@ -88,11 +92,13 @@ def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
 
 @dataclass
 class FinetuneResult:
-    """The fine-tuned model, its settings, and one history row per optimizer step."""
+    """The fine-tuned model, its settings, one history row per optimizer step, and the performance
+    settings it was trained with (:class:`dclip.fast.FastPath`)."""
 
     model: torch.nn.Module
     config: FinetuneConfig
     history: list[dict] = field(default_factory=list)
+    fast: FastPath | None = None
 
     def losses(self, key: str = "loss") -> list[float]:
         return [row[key] for row in self.history]
@@ -102,10 +108,9 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _autocast(config: FinetuneConfig, device: torch.device):
-    if config.bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _autocast(s: Session, config: FinetuneConfig):
+    """The session's autocast; ``config.bf16`` adds bf16 autocast on CUDA when the mode has none."""
+    return s.autocast("bf16" if config.bf16 and s.device.type == "cuda" else None)
 
 
 class _Objective:
@@ -118,62 +123,130 @@ class _Objective:
         self.direction = text_direction(clip, config.source, config.target)
 
     def __call__(self, x0: torch.Tensor, x: torch.Tensor) -> dict:
+        """The loss to backpropagate and its terms as detached 0-d tensors (read back later)."""
         c = self.config
         x = x.float()
         l_clip = clip_objective(directional_clip_loss(self.clip, x0, x, self.direction)).mean()
         l_l1 = (x0 - x).abs().mean()
         loss = c.lambda_clip * l_clip + c.lambda_l1 * l_l1
-        row = {"clip": l_clip.item(), "l1": l_l1.item()}
+        row = {"clip": l_clip.detach(), "l1": l_l1.detach()}
         if c.lambda_id > 0:
             from .faces import identity_loss
 
             l_id = identity_loss(self.face_model, x0, x, lambda_l1=0.0, lambda_face=1.0).mean()
             loss = loss + c.lambda_id * l_id
-            row["id"] = l_id.item()
-        row["loss"] = loss.item()
+            row["id"] = l_id.detach()
+        row["loss"] = loss.detach()
         return {"loss": loss, "row": row}
 
 
-def _full_update(model, objective, opt, x0, x_lat, config, pairs) -> dict:
+def _full_update(s: Session, model, objective, opt, x0, x_lat, config, pairs) -> list[dict]:
     opt.zero_grad(set_to_none=True)
-    x = x_lat
-    with _autocast(config, x.device):
+    x = s.layout(x_lat)
+    with _autocast(s, config):
         for t, t_next in pairs:
             x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
     out = objective(x0, x)
     out["loss"].backward()
     opt.step()
-    return out["row"]
+    return [out["row"]]
 
 
-def _efficient_update(model, objective, opt, x0, x_lat, config, pairs) -> dict:
-    x, rows = x_lat, []
+def _efficient_update(s: Session, model, objective, opt, x0, x_lat, config, pairs) -> list[dict]:
+    x, rows = s.layout(x_lat), []
     for t, t_next in pairs:
         opt.zero_grad(set_to_none=True)
-        with _autocast(config, x.device):
+        with _autocast(s, config):
             x_next, x0_pred = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)
         out = objective(x0, x0_pred)
         out["loss"].backward()
         opt.step()
         rows.append(out["row"])
         x = x_next.detach()
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[-1]}
+    return rows
 
 
-def _progress(total: int, enabled: bool | None):
-    if enabled is None:
-        enabled = os.environ.get("DCLIP_PROGRESS", "0") == "1"
+class _History:
+    """History rows whose loss values are still on the device; :meth:`flush` reads them back at once.
+
+    A row is the mean over an update's optimizer steps (one in full mode, S_gen in efficient mode),
+    averaged in Python floats as each value's ``.item()`` would give.
+    """
+
+    def __init__(self, result: "FinetuneResult", bar, callback):
+        self.result, self.bar, self.callback = result, bar, callback
+        self.pending: list[tuple[list[dict], dict]] = []
+
+    def add(self, steps: list[dict], meta: dict) -> None:
+        self.pending.append((steps, meta))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        values = [v for steps, _ in self.pending for step in steps for v in step.values()]
+        floats = iter(torch.stack([v.float() for v in values]).tolist())
+        for steps, meta in self.pending:
+            read = [{k: next(floats) for k in step} for step in steps]
+            row = {k: sum(r[k] for r in read) / len(read) for k in read[-1]}
+            row.update(meta)
+            self.result.history.append(row)
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", clip=f"{row['clip']:.4f}")
+            if self.callback is not None:
+                self.callback(row)
+        self.pending.clear()
+
+
+def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="fine-tune", disable=not enabled, leave=False)
 
 
+def _progress_enabled(enabled: bool | None) -> bool:
+    return enabled if enabled is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
+
+
+def _batches(latents: Latents, batch_size: int, device: torch.device) -> list[tuple]:
+    """(x0, x_lat) per update, still on the host. For CUDA they sit in pinned memory, so copying a
+    batch at its update does not block the host (a pageable copy waits for the GPU every time)."""
+    x0, x_lat = latents.x0, latents.x_lat
+    if device.type == "cuda" and x0.device.type == "cpu":
+        x0, x_lat = x0.pin_memory(), x_lat.pin_memory()
+    return list(zip(x0.split(batch_size), x_lat.split(batch_size)))
+
+
+def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfig, history: _History,
+           observed: bool) -> None:
+    """The epochs: one update per batch, the lr schedule, the history (read back as ``observed`` needs)."""
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0, **s.adam_kwargs())
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+    update = _full_update if config.mode == "full" else _efficient_update
+    pairs = generation_pairs(config.t0, config.n_gen)
+    batches = _batches(latents, config.batch_size, s.device)
+    runner = s.runner(model)
+    for epoch in range(config.n_iter):
+        for b, (x0, x_lat) in enumerate(batches):
+            x0, x_lat = x0.to(s.device, non_blocking=True), x_lat.to(s.device, non_blocking=True)
+            steps = update(s, runner, objective, opt, x0, x_lat, config, pairs)
+            history.add(steps, dict(epoch=epoch, batch=b, lr=opt.param_groups[0]["lr"]))
+            if config.lr_step_unit == "update":
+                sched.step()
+            history.bar.update()
+            if observed:
+                history.flush()
+        if config.lr_step_unit == "epoch":
+            sched.step()
+    history.flush()
+
+
 def finetune(original: torch.nn.Module, latents: Latents, clip, config: FinetuneConfig, *, face_model=None,
-             progress: bool | None = None, callback=None) -> FinetuneResult:
+             progress: bool | None = None, callback=None, fast: FastPath | str | None = "auto") -> FinetuneResult:
     """Fine-tune a copy of ``original`` on precomputed ``latents`` with the directional CLIP loss (eq. 10).
 
     ``latents`` must have been inverted to ``config.t0`` (see :func:`dclip.latents.precompute`).
     ``callback`` gets each history row (a dict of losses, lr, epoch, batch) after its optimizer step.
+    ``fast`` picks the performance settings (:mod:`dclip.fast`; ``"auto"``: fp32 on the CPU, bf16
+    autocast, TF32 and channels_last on CUDA; ``"reference"``: the original implementation's path).
     """
     if latents.t0 != config.t0:
         raise ValueError(f"the latents were inverted to t0={latents.t0} but the config asks for t0={config.t0}; "
@@ -181,30 +254,19 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
     torch.manual_seed(config.seed)
     model = copy.deepcopy(original).train()
     model.requires_grad_(True)
-    if config.grad_checkpointing and config.mode == "full":
-        model.enable_gradient_checkpointing()
-    device = _device(model)
     objective = _Objective(clip, config, face_model)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
-    update = _full_update if config.mode == "full" else _efficient_update
-    pairs = generation_pairs(config.t0, config.n_gen)
-    batches = list(zip(latents.x0.split(config.batch_size), latents.x_lat.split(config.batch_size)))
     result = FinetuneResult(model, config)
-    with _progress(config.n_iter * len(batches), progress) as bar:
-        for epoch in range(config.n_iter):
-            for b, (x0, x_lat) in enumerate(batches):
-                row = update(model, objective, opt, x0.to(device), x_lat.to(device), config, pairs)
-                row.update(epoch=epoch, batch=b, lr=opt.param_groups[0]["lr"])
-                result.history.append(row)
-                if config.lr_step_unit == "update":
-                    sched.step()
-                bar.set_postfix(loss=f"{row['loss']:.4f}", clip=f"{row['clip']:.4f}")
-                bar.update()
-                if callback is not None:
-                    callback(row)
-            if config.lr_step_unit == "epoch":
-                sched.step()
+    enabled = _progress_enabled(progress)
+    with session(model, fast=fast) as s, _progress(config.n_iter * len(latents.x0.split(config.batch_size)),
+                                                   enabled) as bar:
+        checkpointing = config.grad_checkpointing if s.fast.grad_checkpointing is None else s.fast.grad_checkpointing
+        if checkpointing and config.mode == "full":
+            model.enable_gradient_checkpointing()
+        result.fast = s.fast
+        observed = enabled or callback is not None or not s.fast.sync_free
+        _train(s, model, objective, latents, config, _History(result, bar, callback), observed)
+    if not all(p.is_contiguous() for p in model.parameters()):  # left channels_last (cuda_graphs)
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     return result
 
@@ -223,6 +285,7 @@ def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str
     meta = {"unet_config": {k: v for k, v in dict(result.model.config).items()},
             "base": base, "source": result.config.source, "target": result.config.target,
             "hyperparameters": asdict(result.config), "dclip_version": __version__,
+            "fast_path": asdict(result.fast) if result.fast is not None else None,
             "final_loss": result.history[-1]["loss"] if result.history else None}
     atomic_write(path, lambda tmp: save_file(state, str(tmp)))
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1, default=str)))

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write
-from .ddim import generate, invert
+from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop, loop_key
+from .fast import FastPath, resolve, session
 
 __all__ = ["Latents", "precompute", "cache_key", "fingerprint"]
 
@@ -57,10 +58,14 @@ def fingerprint(tensors) -> str:
     return h.hexdigest()
 
 
-def cache_key(model, images: torch.Tensor, t0: int, steps: int, exact: bool = False) -> str:
-    """The cache key: model weights, images, t0, S_inv and the inversion variant."""
+def cache_key(model, images: torch.Tensor, t0: int, steps: int, exact: bool = False,
+              autocast: str | None = None) -> str:
+    """The cache key: model weights, images, t0, S_inv, the inversion variant and (when not fp32) the
+    autocast precision the latents were computed in."""
     weights = fingerprint(model.state_dict()) if hasattr(model, "state_dict") else repr(model)
     parts = [_CACHE_VERSION, weights, fingerprint([images]), str(int(t0)), str(int(steps)), str(bool(exact))]
+    if autocast is not None:
+        parts.append(f"autocast={autocast}")
     return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
 
@@ -71,32 +76,48 @@ def _device_of(model) -> torch.device:
         return torch.device("cpu")
 
 
-def _compute(model, images, t0, steps, batch_size, exact, progress) -> Latents:
+def _compute(model, images, t0, steps, batch_size, exact, progress, fast: FastPath) -> Latents:
+    """Invert and reconstruct ``images`` in batches: one copy to the device, one back, no sync between."""
+    check_images(images, t0, steps)
     device = _device_of(model)
     lats, recs = [], []
-    for batch in images.split(batch_size):
-        x0 = batch.to(device)
-        x_lat = invert(model, x0, t0, steps, exact=exact, progress=progress)
-        with torch.no_grad():
-            x_rec = generate(model, x_lat, t0, steps, progress=progress)
-        lats.append(x_lat.cpu())
-        recs.append(x_rec.cpu())
-    return Latents(images.cpu(), torch.cat(lats), torch.cat(recs), int(t0), int(steps))
+    with session(model, fast=fast, device=device) as s:
+        runner = s.runner(model)
+
+        def both(x0):
+            x_lat = inversion_loop(runner, x0, t0, steps, exact=exact, progress=progress)
+            return x_lat, generation_loop(runner, x_lat, t0, steps, progress=progress)
+
+        key = loop_key("precompute", t0, steps, DEFAULT_SCHEDULE, exact=exact)
+        observed = progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
+        for batch in images.to(device).split(batch_size):
+            x_lat, x_rec = s.sample(both, batch, key=key, observed=observed)
+            lats.append(x_lat)
+            recs.append(x_rec)
+    return Latents(images.cpu(), torch.cat(lats).cpu(), torch.cat(recs).cpu(), int(t0), int(steps))
 
 
 def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_dir: str | os.PathLike | None = None,
-               batch_size: int = 8, exact: bool = False, progress: bool | None = None) -> Latents:
+               batch_size: int | None = None, exact: bool = False, progress: bool | None = None,
+               fast: FastPath | str | None = "auto") -> Latents:
     """Invert ``images`` to ``t0`` with ``steps`` (S_inv) DDIM steps and reconstruct them (no gradients).
 
     With ``cache_dir``, a previous result for the same model weights, images, t0, S_inv and variant
     is read back instead of recomputed; new results are written atomically.
+
+    ``batch_size`` images go through each UNet call (default: the fast path's, else 8). ``fast``
+    picks the performance settings (:mod:`dclip.fast`; ``"auto"``: fp32 on the CPU, bf16 autocast
+    on CUDA, ``"reference"``: the original implementation's path).
     """
+    fast = resolve(fast, _device_of(model))
+    batch_size = batch_size or fast.batch_size or 8
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"latents-{cache_key(model, images, t0, steps, exact)}.pt"
+        key = cache_key(model, images, t0, steps, exact, autocast=fast.autocast)
+        path = Path(cache_dir) / f"latents-{key}.pt"
         if path.is_file():
             return Latents.from_dict(torch.load(path, map_location="cpu", weights_only=True))
-    latents = _compute(model, images, t0, steps, batch_size, exact, progress)
+    latents = _compute(model, images, t0, steps, batch_size, exact, progress, fast)
     if path is not None:
         atomic_write(path, lambda tmp: torch.save(latents.to_dict(), tmp))
     return latents

@@ -2,6 +2,9 @@
 
 Both mixes are models in the sense of :mod:`dclip.ddim`: called as ``mix(x, t)`` they return ε, so
 :func:`dclip.invert` and :func:`dclip.generate` take them wherever they take a UNet.
+
+The samplers call :meth:`eps_at` with the integer time instead, so no device tensor is read back to
+the host at every step (``mix(x, t)`` has to read ``t``, which synchronises with the GPU).
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from .ddim import predict_eps
 __all__ = ["RatioMix", "ThresholdMix"]
 
 
-def _eps(model, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """ε of one model at the (uniform) time in ``t``."""
-    return predict_eps(model, x, int(t.flatten()[0]))
+def _time(t: torch.Tensor) -> int:
+    """The (uniform) integer time held in ``t`` (reading it synchronises with a GPU)."""
+    return int(t.flatten()[0])
 
 
 class RatioMix:
@@ -31,12 +34,24 @@ class RatioMix:
         self.original, self.finetuned, self.ratio = original, finetuned, float(ratio)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.eps_at(x, _time(t))
+
+    def eps_at(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """ε at the integer time ``t`` (what the samplers call: no host-device synchronisation)."""
         eps = 0.0
         if self.ratio != 0.0:
-            eps = eps + self.ratio * _eps(self.finetuned, x, t)
+            eps = eps + self.ratio * predict_eps(self.finetuned, x, t)
         if self.ratio != 1.0:
-            eps = eps + (1.0 - self.ratio) * _eps(self.original, x, t)
+            eps = eps + (1.0 - self.ratio) * predict_eps(self.original, x, t)
         return eps
+
+    def submodels(self) -> list:
+        """The models this mix evaluates."""
+        return [self.original, self.finetuned]
+
+    def map_models(self, fn) -> "RatioMix":
+        """The same mix over ``fn(model)`` of each model (used to swap in prepared/compiled runners)."""
+        return RatioMix(fn(self.original), fn(self.finetuned), self.ratio)
 
 
 class ThresholdMix:
@@ -75,9 +90,22 @@ class ThresholdMix:
         return self.schedule[min(self.schedule)]
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        gammas = self.weights(int(t.flatten()[0]))
+        return self.eps_at(x, _time(t))
+
+    def eps_at(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """ε at the integer time ``t`` (what the samplers call: no host-device synchronisation)."""
         eps = 0.0
-        for gamma, model in zip(gammas, self.models):
+        for gamma, model in zip(self.weights(t), self.models):
             if gamma != 0.0:
-                eps = eps + gamma * _eps(model, x, t)
+                eps = eps + gamma * predict_eps(model, x, t)
         return eps
+
+    def submodels(self) -> list:
+        """The models this mix evaluates."""
+        return list(self.models)
+
+    def map_models(self, fn) -> "ThresholdMix":
+        """The same mix over ``fn(model)`` of each model (used to swap in prepared/compiled runners)."""
+        mix = object.__new__(ThresholdMix)
+        mix.models, mix.schedule = [fn(m) for m in self.models], dict(self.schedule)
+        return mix

@@ -1,9 +1,10 @@
 """The starting point of every notebook: a profile with its models, input images and output folder.
 
 :class:`Context` loads each model once, on first use (the diffusion UNet per domain, CLIP, the
-face model, LPIPS), finds the input images (a folder the notebook names, else photos shipped with
-installed packages; nothing is downloaded) and fine-tunes attributes with the profile's settings,
-remembering each fine-tuned model for the rest of the session.
+face model, LPIPS, the GAN baselines' models), finds the input images (a folder the notebook names,
+else photos shipped with installed packages; nothing is downloaded) and fine-tunes attributes with
+the profile's settings, remembering each fine-tuned model -- and each GAN baselines run -- for the
+rest of the session.
 """
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ SAMPLE_SETS: dict[str, tuple[str, ...]] = {
     "celeba_hq": ("grace_hopper", "astronaut"),
     "other": ("chelsea", "coffee"),
 }
+
+
+def _fingerprint(x: torch.Tensor) -> str:
+    """A digest of a tensor's shape and values (the key of a remembered run)."""
+    data = x.detach().float().cpu().contiguous()
+    return hashlib.blake2b(repr(tuple(data.shape)).encode() + data.numpy().tobytes(), digest_size=16).hexdigest()
 
 
 def _as_attribute(item: str | Attribute) -> Attribute:
@@ -55,6 +62,8 @@ class Context:
         self.notes: list[str] = []
         self._unets: dict[str, torch.nn.Module] = {}
         self._finetuned: dict[tuple, torch.nn.Module] = {}
+        self._gan_models: dict | None = None
+        self._gan_runs: dict[tuple, dict] = {}
 
     @classmethod
     def create(cls, profile: str = "auto", **kwargs) -> "Context":
@@ -97,9 +106,60 @@ class Context:
 
         return load_lpips(self.profile.lpips_pretrained, device=self.device, seed=self.profile.seed)
 
+    def gan_models(self) -> dict:
+        """The GAN baselines' models, loaded once, as keyword arguments of :func:`run_gan_baselines`.
+
+        Profile ``gan = "pretrained"``: :func:`dclip.gan_baselines.load_gan_baselines` (FFHQ StyleGAN2,
+        CLIP ViT-B/32 and ViT-B/16, the identity model, LPIPS). ``"tiny"``: a random
+        :func:`dclip.stylegan2.tiny_stylegan2` at the profile's image size, with this context's own
+        CLIP, face model and LPIPS (smoke profile).
+        """
+        if self._gan_models is None:
+            self._gan_models = self._load_gan_models()
+        return self._gan_models
+
+    def _load_gan_models(self) -> dict:
+        kind = self.profile.gan
+        if kind == "pretrained":
+            from .gan_baselines import load_gan_baselines
+
+            return load_gan_baselines(self.device)
+        if kind != "tiny":
+            raise ValueError(f"profile '{self.profile.name}': unknown gan '{kind}'; use 'pretrained' or 'tiny'.")
+        from .perceptual import perceptual_distance
+        from .stylegan2 import tiny_stylegan2
+
+        generator, latent_avg = tiny_stylegan2(self.profile.image_size, seed=self.profile.seed, device=self.device)
+        return {"generator": generator, "latent_avg": latent_avg, "clips": [self.clip],
+                "face_model": self.face_model, "perceptual": perceptual_distance(self.lpips)}
+
+    @cached_property
+    def gan_settings(self):
+        """The GAN baselines' steps (:data:`dclip.gan_baselines.GAN_SETTINGS` by the profile's
+        ``gan_settings``); assign a :class:`GanBaselineSettings` to change them for this session."""
+        from .gan_baselines import GAN_SETTINGS
+
+        return GAN_SETTINGS[self.profile.gan_settings]
+
+    def gan_baselines(self, faces: torch.Tensor, prompts) -> dict:
+        """StyleCLIP and StyleGAN-NADA on ``faces`` for each ``(source, target)`` prompt (Fig. 5, Table 3).
+
+        One GAN inversion is shared by both methods (:func:`dclip.gan_baselines.run_gan_baselines`),
+        and the whole run is remembered for the session per (faces, prompts, settings), so asking for
+        each method in turn costs one run. Returns ``{method: BaselineOutput}`` at 256 px on the CPU.
+        """
+        from .gan_baselines import run_gan_baselines
+
+        prompts = tuple(tuple(p) for p in prompts)
+        key = (_fingerprint(faces), prompts, self.gan_settings)
+        if key not in self._gan_runs:
+            self._gan_runs[key] = run_gan_baselines(faces, prompts, settings=self.gan_settings, **self.gan_models())
+        return self._gan_runs[key]
+
     # -- images -----------------------------------------------------------------------------------
 
-    def _note(self, text: str) -> None:
+    def note(self, text: str) -> None:
+        """Print ``note: <text>`` once per session and keep it in :meth:`meta` (saved with the tables)."""
         if text not in self.notes:
             self.notes.append(text)
             print(f"note: {text}")
@@ -108,7 +168,7 @@ class Context:
         from .images import sample_photo, to_tensor
 
         names = SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])[:n]
-        self._note(f"no image folder given for {domain}: using the shipped sample photos {', '.join(names)} "
+        self.note(f"no image folder given for {domain}: using the shipped sample photos {', '.join(names)} "
                    "(the paper's numbers are over that dataset's test images).")
         size, align = self.profile.image_size, self.profile.align_faces and domain == "celeba_hq"
         if align:

@@ -4,7 +4,9 @@ Each returns a :class:`Study`: the rows of its table and the images of its figur
 is a parameters cell, one call, one figure and one printed table.
 
 * :func:`reconstruction_study`  -- notebook 01, Table 1 / Fig. 1a (plus dclip's exact inversion).
-* :func:`manipulation_study`    -- notebook 02, Table 3 (S_dir and ID), with a hook for GAN baselines.
+* :func:`manipulation_study`    -- notebook 02, Fig. 5 and Table 3 (S_dir, ID) beside StyleCLIP and
+  StyleGAN-NADA (with their GAN inversion and DiffusionCLIP's reconstruction, Table 1), plus a hook
+  for further baselines.
 * :func:`step_ablation`, :func:`t0_ablation` -- notebook 03, Fig. 8a and 8b.
 * :func:`latent_vs_finetune`    -- notebook 04, Fig. 9.
 * :func:`novel_applications`    -- notebook 05, Fig. 7.
@@ -20,11 +22,12 @@ import torch
 from . import metrics
 from .attributes import Attribute, attribute
 from .ddim import generate, invert
-from .paper_numbers import paper_manipulation, paper_reconstruction
+from .paper_numbers import TABLE3_PROMPTS, paper_gan_inversion, paper_manipulation, paper_reconstruction
 
-__all__ = ["Study", "EditSet", "BASELINES", "register_baseline", "run_baseline", "reconstruction_study",
-           "edit_rows", "summary_rows", "manipulation_study", "step_ablation", "t0_ablation",
-           "latent_vs_finetune", "novel_applications", "mean"]
+__all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "register_baseline", "run_baseline",
+           "reconstruction_study", "gan_outputs", "gan_edit_sets", "diffusionclip_edits", "diffusion_reconstructions",
+           "edit_rows", "summary_rows", "gan_inversion_rows", "diffusion_reconstruction_rows", "manipulation_study",
+           "step_ablation", "t0_ablation", "latent_vs_finetune", "novel_applications", "mean"]
 
 
 @dataclass
@@ -112,15 +115,26 @@ def reconstruction_study(ctx, images: torch.Tensor, t0s: Sequence[int] = (300, 4
 
 
 # ------------------------------------------------------------------------------------------------
-# Notebook 02: comparison with GAN-based editing (Table 3)
+# Notebook 02: comparison with GAN-based editing (Fig. 5, Tables 1 and 3)
 # ------------------------------------------------------------------------------------------------
+
+#: The built-in GAN baselines (the keys of :func:`dclip.gan_baselines.run_gan_baselines`' result).
+GAN_METHODS = ("StyleCLIP", "StyleGAN-NADA")
+
+#: The one domain the GAN baselines apply to: the FFHQ StyleGAN2 generates faces only.
+GAN_DOMAIN = "celeba_hq"
+
+#: Image keys / figure columns besides the methods' edits.
+GAN_INVERSION = "GAN inversion"
+DIFFUSION_RECONSTRUCTION = "DiffusionCLIP reconstruction"
 
 #: Other editing methods for Table 3 (StyleCLIP, StyleGAN-NADA, ...), by name: a callable
 #: ``fn(ctx, attributes, originals) -> list of edited batches`` or a lazy "module:function" string.
 #: It is called once per domain with all that domain's :class:`Attribute` s (so a GAN inversion can
 #: be shared by the prompts) and the real test images in [-1, 1]; it returns one (N, 3, S, S) batch
 #: per attribute, in order (any square size: it is resized to the originals'), or None when the
-#: method does not apply to the domain (no rows then).
+#: method does not apply to the domain (no rows then). StyleCLIP and StyleGAN-NADA are registered
+#: below; notebook 02 runs them through ``gan_baselines=True`` (which also shows their inversion).
 BASELINES: dict[str, Callable | str] = {}
 
 
@@ -150,9 +164,7 @@ def run_baseline(ctx, name: str, items: Sequence[str], originals: torch.Tensor) 
         known = ", ".join(sorted(BASELINES)) or "none registered"
         raise ValueError(f"unknown baseline '{name}' (known: {known}); add one with "
                          "dclip.experiments.register_baseline(name, fn).")
-    attrs = [attribute(item) for item in items]
-    if len({a.domain for a in attrs}) > 1:
-        raise ValueError("run_baseline takes the attributes of one domain at a time.")
+    attrs = _one_domain(items)
     edits = _resolve(BASELINES[name])(ctx, attrs, originals)
     if edits is None:
         return []
@@ -160,6 +172,51 @@ def run_baseline(ctx, name: str, items: Sequence[str], originals: torch.Tensor) 
         raise ValueError(f"baseline '{name}' returned {len(edits)} edited batches for {len(attrs)} attributes.")
     return [EditSet(name, item, a.domain, a.source, a.target, originals, _fit(e, originals))
             for item, a, e in zip(items, attrs, edits)]
+
+
+def _one_domain(items: Sequence[str]) -> list[Attribute]:
+    attrs = [attribute(item) for item in items]
+    if len({a.domain for a in attrs}) > 1:
+        raise ValueError("run_baseline takes the attributes of one domain at a time.")
+    return attrs
+
+
+def gan_outputs(ctx, attrs: Sequence[Attribute], originals: torch.Tensor) -> dict | None:
+    """The shared StyleCLIP + StyleGAN-NADA run (:meth:`Context.gan_baselines`) for one domain's
+    attributes: one GAN inversion of ``originals``, then every prompt by both methods; None off faces."""
+    if any(a.domain != GAN_DOMAIN for a in attrs):
+        return None
+    return ctx.gan_baselines(originals, [(a.source, a.target) for a in attrs])
+
+
+def _gan_baseline(method: str) -> Callable:
+    """The :data:`BASELINES` hook for one built-in GAN method (both read the same remembered run)."""
+    def edits(ctx, attrs, originals):
+        out = gan_outputs(ctx, attrs, originals)
+        return None if out is None else [out[method].edited[(a.source, a.target)] for a in attrs]
+
+    edits.__doc__ = f"{method} edits of the test faces, one batch per attribute (None off faces)."
+    return edits
+
+
+for _method in GAN_METHODS:
+    register_baseline(_method, _gan_baseline(_method))
+
+
+def gan_edit_sets(ctx, items: Sequence[str], originals: torch.Tensor) -> tuple[torch.Tensor | None, list[EditSet]]:
+    """Fig. 5's GAN columns for one domain's attributes: ``(inversion, edit sets of both methods)``.
+
+    The inversion is the one W+ projection both methods start from, at the originals' size;
+    ``(None, [])`` off faces.
+    """
+    attrs = _one_domain(items)
+    out = gan_outputs(ctx, attrs, originals)
+    if out is None:
+        return None, []
+    sets = [EditSet(method, item, a.domain, a.source, a.target, originals,
+                    _fit(out[method].edited[(a.source, a.target)], originals))
+            for method in GAN_METHODS for item, a in zip(items, attrs)]
+    return _fit(out[GAN_METHODS[0]].inverted, originals), sets
 
 
 def diffusionclip_edits(ctx, item: str | Attribute, originals: torch.Tensor) -> EditSet:
@@ -171,8 +228,28 @@ def diffusionclip_edits(ctx, item: str | Attribute, originals: torch.Tensor) -> 
     return EditSet("DiffusionCLIP", label, attr.domain, attr.source, attr.target, originals, edited)
 
 
+def diffusion_reconstructions(ctx, items: Sequence[str], originals: torch.Tensor) -> dict[int, torch.Tensor]:
+    """DiffusionCLIP's reconstruction at each distinct t0 of one domain's attributes (Table 1, Fig. 5).
+
+    The edit without fine-tuning: DDIM inversion to t0 and generation with the original model, at
+    the profile's test-time S_inv / S_gen -- what each edit starts from.
+    """
+    attrs = _one_domain(items)
+    model, p = ctx.unet(attrs[0].domain), ctx.profile
+    out = {}
+    for t0 in sorted({a.t0 for a in attrs}):
+        latent = invert(model, originals, t0, p.n_inv)
+        with torch.no_grad():
+            out[t0] = generate(model, latent, t0, p.n_gen)
+    return out
+
+
 def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
-    """One row per edit set: S_dir for its prompt and, on faces (CelebA-HQ), identity similarity."""
+    """One row per edit set: S_dir for its prompt and, on faces (CelebA-HQ), identity similarity.
+
+    Both are measured against the real input images, for every method alike (a GAN edit's
+    inversion error counts against it, as it shows in the picture).
+    """
     rows = []
     for s in sets:
         s_dir = mean(metrics.directional_similarity(ctx.clip, s.originals, s.edited, s.source, s.target))
@@ -183,55 +260,144 @@ def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
 
 
 def summary_rows(rows: Sequence[dict]) -> list[dict]:
-    """Means per (method, domain) beside Table 3's numbers for the same method and domain."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    """Means per (method, domain, prompt set) beside Table 3's numbers for the same method and domain.
+
+    The prompt set is "Table 3" for the paper's comparison prompts (:data:`TABLE3_PROMPTS`) and
+    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it.
+    """
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["method"], row["domain"]), []).append(row)
+        prompts = "Table 3" if row.get("attribute") in TABLE3_PROMPTS else "other"
+        groups.setdefault((row["method"], row["domain"], prompts), []).append(row)
     out = []
-    for (method, domain), group in groups.items():
+    for (method, domain, prompts), group in groups.items():
         ids = [r["id"] for r in group if r["id"] is not None]
-        paper = paper_manipulation(method, domain)
-        out.append({"method": method, "domain": domain, "prompts": len(group),
+        paper = paper_manipulation(method, domain) if prompts == "Table 3" else {"s_dir": None, "id": None}
+        out.append({"method": method, "domain": domain, "prompts": prompts, "n": len(group),
                     "s_dir": sum(r["s_dir"] for r in group) / len(group),
                     "id": sum(ids) / len(ids) if ids else None,
                     "paper_s_dir": paper["s_dir"], "paper_id": paper["id"]})
     return out
 
 
-def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] = ()) -> Study:
-    """Notebook 02: DiffusionCLIP (and any registered baselines) on each attribute's test images.
+def _table1_t0(t0: int) -> int:
+    """The Table 1 row a return step stands for: the authors' 301, 601 ... are the paper's 300, 600."""
+    return t0 - 1 if t0 % 100 == 1 else t0
 
-    Rows: per method and prompt (:func:`edit_rows`); ``extra["summary"]``: per method and domain
-    beside Table 3. Images: ``original_<domain>`` and ``<method>/<attribute>``.
-    """
-    study, sets = Study(), []
-    by_domain: dict[str, list[str]] = {}
+
+def _reconstruction_row(method: str, inversion: str, domain: str, t0: int | None, scores: dict | None,
+                        paper: dict) -> dict:
+    scores = scores or {"mae": None, "lpips": None, "ssim": None}
+    return {"method": method, "inversion": inversion, "domain": domain, "t0": t0, **scores,
+            **{f"paper_{k}": paper[k] for k in ("mae", "lpips", "ssim")}}
+
+
+def gan_inversion_rows(ctx, originals: torch.Tensor, inverted: torch.Tensor) -> list[dict]:
+    """Table 1's GAN rows: the optimisation-based projection dclip runs, and e4e (paper numbers only)."""
+    both = " / ".join(GAN_METHODS)
+    return [_reconstruction_row(both, "optimisation (W+)", GAN_DOMAIN, None,
+                                metrics.reconstruction_scores(ctx.lpips, originals, inverted),
+                                paper_gan_inversion("Optimization")),
+            _reconstruction_row("(paper's StyleCLIP)", "e4e (not included)", GAN_DOMAIN, None, None,
+                                paper_gan_inversion("e4e"))]
+
+
+def diffusion_reconstruction_rows(ctx, domain: str, originals: torch.Tensor, recs: dict[int, torch.Tensor]
+                                  ) -> list[dict]:
+    """Table 1's DiffusionCLIP rows: the reconstruction at each t0, beside the paper's (CelebA-HQ only)."""
+    none = {"mae": None, "lpips": None, "ssim": None}
+    return [_reconstruction_row("DiffusionCLIP", "DDIM", domain, t0,
+                                metrics.reconstruction_scores(ctx.lpips, originals, rec),
+                                paper_reconstruction(_table1_t0(t0)) if domain == "celeba_hq" else none)
+            for t0, rec in recs.items()]
+
+
+def _by_domain(attributes: Sequence[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
     for name in attributes:
-        by_domain.setdefault(attribute(name).domain, []).append(name)
-    for domain, names in by_domain.items():
+        groups.setdefault(attribute(name).domain, []).append(name)
+    return groups
+
+
+def _gan_notes(ctx, domains: Sequence[str]) -> None:
+    """Say which inversion the GAN baselines start from, and which domains have none."""
+    from .gan_inversion import E4E_NOT_INCLUDED
+
+    ctx.note(E4E_NOT_INCLUDED)
+    for domain in domains:
+        if domain != GAN_DOMAIN:
+            ctx.note(f"{domain}: no GAN baseline (the FFHQ StyleGAN2 generates faces only); its prompts show "
+                     "DiffusionCLIP alone.")
+
+
+def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] = (), *, gan_baselines: bool = False,
+                       per_prompt: int = 2) -> Study:
+    """Notebook 02 (Fig. 5, Tables 1 and 3): each method on the same test images of every prompt.
+
+    DiffusionCLIP fine-tunes per prompt and edits at its t0. ``gan_baselines`` adds StyleCLIP and
+    StyleGAN-NADA on the face prompts, both from one optimisation-based GAN inversion (the paper
+    used e4e / ReStyle-pSp encoders; a printed note says so); ``baselines`` adds registered methods
+    (:data:`BASELINES`).
+
+    Rows: per method and prompt (:func:`edit_rows`). ``extra["summary"]``: per method, domain and
+    prompt set beside Table 3 (:func:`summary_rows`). ``extra["reconstruction"]``: the GAN inversion
+    and DiffusionCLIP's reconstruction at each t0 beside Table 1. Images: ``original_<domain>``,
+    ``GAN inversion/<domain>``, ``DiffusionCLIP reconstruction/<attribute>`` and ``<method>/<attribute>``.
+    The figure has ``per_prompt`` rows per prompt: original | GAN inversion | StyleCLIP |
+    StyleGAN-NADA | (other baselines) | DiffusionCLIP reconstruction | DiffusionCLIP.
+    """
+    others = [b for b in baselines if not (gan_baselines and b in GAN_METHODS)]
+    groups = _by_domain(attributes)
+    if gan_baselines:
+        _gan_notes(ctx, list(groups))
+    study, sets, recon = Study(), [], []
+    for domain, names in groups.items():
         originals = ctx.images(domain)
         study.images[f"original_{domain}"] = originals.cpu()
         sets.extend(diffusionclip_edits(ctx, name, originals) for name in names)
-        for b in baselines:
+        recs = diffusion_reconstructions(ctx, names, originals)
+        study.images.update({f"{DIFFUSION_RECONSTRUCTION}/{n}": recs[attribute(n).t0].cpu() for n in names})
+        if gan_baselines:
+            inverted, gan_sets = gan_edit_sets(ctx, names, originals)
+            sets.extend(gan_sets)
+            if inverted is not None:
+                study.images[f"{GAN_INVERSION}/{domain}"] = inverted.cpu()
+                recon.extend(gan_inversion_rows(ctx, originals, inverted))
+        for b in others:
             sets.extend(run_baseline(ctx, b, names, originals))
+        recon.extend(diffusion_reconstruction_rows(ctx, domain, originals, recs))
     study.images.update({f"{s.method}/{s.attribute}": s.edited.cpu() for s in sets})
-    _comparison_grid(study, sets, with_method=bool(baselines))
     study.rows = edit_rows(ctx, sets)
     study.extra["summary"] = summary_rows(study.rows)
+    study.extra["reconstruction"] = recon
+    _comparison_grid(study, attributes, sets, gan_baselines, per_prompt)
     return study
 
 
-def _comparison_grid(study: Study, sets: Sequence[EditSet], with_method: bool, per_domain: int = 2) -> None:
-    """Rows: up to ``per_domain`` test images of each domain; columns: the original, then each edit set."""
-    domains = list(dict.fromkeys(s.domain for s in sets))
-    for domain in domains:
-        group = [s for s in sets if s.domain == domain]
-        labels = [f"{s.method}\n{s.attribute}" if with_method else s.attribute for s in group]
-        for i in range(min(per_domain, len(group[0].originals))):
-            study.grid.append([group[0].originals[i].cpu()] + [s.edited[i].cpu() for s in group])
-            study.captions.append(["original", *labels] if i == 0 else [])
-            study.row_labels.append(f"{domain} {i + 1}")
-    study.title = "Table 3 prompts (Fig. 5)"
+def _blank_caption(column: str) -> str:
+    return "n/a: faces only" if column in (GAN_INVERSION, *GAN_METHODS) else "n/a"
+
+
+def _comparison_grid(study: Study, names: Sequence[str], sets: Sequence[EditSet], gan_column: bool,
+                     per_prompt: int) -> None:
+    """Fig. 5's layout: ``per_prompt`` rows per prompt; a method without an edit there is left blank."""
+    methods = [m for m in dict.fromkeys(s.method for s in sets) if m != "DiffusionCLIP"]
+    columns = ["original", *([GAN_INVERSION] if gan_column else []), *methods, DIFFUSION_RECONSTRUCTION,
+               "DiffusionCLIP"]
+    for name in names:
+        domain = attribute(name).domain
+        cells = {"original": study.images[f"original_{domain}"],
+                 GAN_INVERSION: study.images.get(f"{GAN_INVERSION}/{domain}"),
+                 **{m: study.images.get(f"{m}/{name}") for m in (*methods, "DiffusionCLIP", DIFFUSION_RECONSTRUCTION)}}
+        for i in range(min(per_prompt, len(cells["original"]))):
+            # under the top row's column labels, a blank cell of a prompt's first row says why
+            say_why = i == 0 and bool(study.grid)
+            study.captions.append([_blank_caption(c) if say_why and cells[c] is None else "" for c in columns])
+            study.grid.append([None if cells[c] is None else cells[c][i] for c in columns])
+            study.row_labels.append(f"{name} {i + 1}")
+    study.col_labels = [c.replace(" ", "\n", 1) if c in (GAN_INVERSION, DIFFUSION_RECONSTRUCTION) else c
+                        for c in columns]
+    study.title = "Fig. 5 / Table 3: the same test images edited by each method"
 
 
 def step_ablation(ctx, images: torch.Tensor, t0: int = 600, steps: Sequence[int] = (6, 40, 200), *,

@@ -7,7 +7,8 @@ Only values the paper prints are here; a missing entry is ``None`` and shows as 
 """
 from __future__ import annotations
 
-__all__ = ["TABLE1_RECONSTRUCTION", "TABLE3_MANIPULATION", "paper_reconstruction", "paper_manipulation"]
+__all__ = ["TABLE1_RECONSTRUCTION", "TABLE1_GAN_INVERSION", "TABLE3_MANIPULATION", "TABLE3_PROMPTS",
+           "paper_reconstruction", "paper_gan_inversion", "paper_manipulation"]
 
 #: Table 1, DiffusionCLIP's reconstruction of CelebA-HQ test images at each return step t0:
 #: t0 -> {"mae", "lpips", "ssim"}.
@@ -17,6 +18,18 @@ TABLE1_RECONSTRUCTION: dict[int, dict[str, float]] = {
     500: {"mae": 0.022, "lpips": 0.082, "ssim": 0.901},
     600: {"mae": 0.024, "lpips": 0.087, "ssim": 0.893},
 }
+
+#: Table 1, the GAN inversions the baselines start from, on CelebA-HQ: name -> {"mae", "lpips", "ssim"}.
+#: "Optimization" is the StyleGAN2 projector dclip runs (:mod:`dclip.gan_inversion`); "e4e" is the
+#: encoder the paper's StyleCLIP used, which dclip does not include.
+TABLE1_GAN_INVERSION: dict[str, dict[str, float]] = {
+    "Optimization": {"mae": 0.061, "lpips": 0.126, "ssim": 0.875},
+    "e4e": {"mae": 0.092, "lpips": 0.221, "ssim": 0.742},
+}
+
+#: The prompts Table 3 averages over (Sec. 4.1): three in-domain face edits and three church edits,
+#: by their :data:`dclip.attributes.ATTRIBUTES` names.
+TABLE3_PROMPTS = ("makeup", "tanned", "gray_hair", "church_golden", "church_red_brick", "church_sunset")
 
 #: Table 3, mean over the comparison prompts: (method, domain) -> {"s_dir", "id"}.
 TABLE3_MANIPULATION: dict[tuple[str, str], dict[str, float | None]] = {
@@ -30,6 +43,11 @@ TABLE3_MANIPULATION: dict[tuple[str, str], dict[str, float | None]] = {
 def paper_reconstruction(t0: int) -> dict[str, float | None]:
     """Table 1's MAE / LPIPS / SSIM at ``t0`` (Nones where the paper has no such row)."""
     return TABLE1_RECONSTRUCTION.get(int(t0), {"mae": None, "lpips": None, "ssim": None})
+
+
+def paper_gan_inversion(name: str) -> dict[str, float | None]:
+    """Table 1's MAE / LPIPS / SSIM of a GAN inversion ("Optimization" or "e4e"; Nones otherwise)."""
+    return TABLE1_GAN_INVERSION.get(name, {"mae": None, "lpips": None, "ssim": None})
 
 
 def paper_manipulation(method: str, domain: str) -> dict[str, float | None]:

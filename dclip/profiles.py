@@ -9,6 +9,11 @@ A profile is a frozen record of literal settings. Two are real:
   model and a random LPIPS backbone at 32 px, with a handful of images and steps, on the CPU.
   Every notebook runs end to end in well under a minute; the numbers mean nothing about the paper.
 
+Each also names the GAN baselines of notebook 02 (StyleCLIP, StyleGAN-NADA; Fig. 5, Tables 1 and 3):
+``gan`` picks their models (``pretrained``: the FFHQ StyleGAN2 and the baselines' own CLIP, face and
+LPIPS models; ``tiny``: :func:`dclip.stylegan2.tiny_stylegan2` with the profile's own CLIP, face model
+and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.gan_baselines.GAN_SETTINGS`).
+
 ``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
 ``smoke`` (with a printed explanation) elsewhere.
 """
@@ -53,6 +58,8 @@ class Profile:
     stamp: str                  # written on every figure; "" for real results
     figures_subdir: str         # figures/<subdir>; "" for the real figures
     disk_cache: bool            # keep latents and fine-tuned models under .cache/ between runs
+    gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
+    gan_settings: str           # their steps: a key of dclip.gan_baselines.GAN_SETTINGS ("paper", "smoke")
 
     @property
     def is_smoke(self) -> bool:
@@ -69,13 +76,13 @@ PROFILES: dict[str, Profile] = {
         lpips_pretrained=True, align_faces=True, image_size=256, n_test=8, n_ablation=8, n_train=50, n_inv=40,
         n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=1, lr=1e-6, latent_opt_iterations=50, latent_opt_lr=0.01,
         project_repeats=10, project_steps=6, device="cuda", num_threads=0, seed=0, stamp="",
-        figures_subdir="", disk_cache=True),
+        figures_subdir="", disk_cache=True, gan="pretrained", gan_settings="paper"),
     "smoke": Profile(
         name="smoke", unet="tiny", clip="tiny", clip_pretrained=None, face_pretrained=False,
         lpips_pretrained=False, align_faces=False, image_size=32, n_test=2, n_ablation=1, n_train=2, n_inv=10,
         n_gen=10, n_inv_train=8, n_gen_train=3, n_iter=2, lr=2e-4, latent_opt_iterations=4, latent_opt_lr=0.05,
         project_repeats=2, project_steps=3, device="cpu", num_threads=1, seed=0, stamp=SMOKE_STAMP,
-        figures_subdir="smoke", disk_cache=False),
+        figures_subdir="smoke", disk_cache=False, gan="tiny", gan_settings="smoke"),
 }
 
 

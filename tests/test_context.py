@@ -108,3 +108,47 @@ def test_generator_is_seeded_and_on_the_contexts_device(quick_context):
     a, b = quick_context.generator(1), quick_context.generator(1)
     assert a.device == quick_context.device
     assert torch.equal(torch.randn(3, generator=a), torch.randn(3, generator=b))
+
+
+def test_gan_models_follow_the_profile(quick_context):
+    from dclip.gan_baselines import GAN_SETTINGS
+
+    models = quick_context.gan_models()
+    assert quick_context.gan_models() is models  # loaded once
+    assert models["generator"].size == quick_context.profile.image_size  # a tiny random StyleGAN2
+    assert models["clips"] == [quick_context.clip] and models["face_model"] is quick_context.face_model
+    assert models["latent_avg"].shape == (models["generator"].style_dim,)
+    x = torch.zeros(1, 3, 32, 32)
+    assert models["perceptual"](x, x).shape == (1,)
+    assert quick_context.gan_settings == GAN_SETTINGS["smoke"]
+
+
+def test_paper_profile_loads_the_real_gan_models(monkeypatch):
+    import dclip.gan_baselines as gan
+    from dclip.profiles import get_profile
+
+    loaded = []
+    monkeypatch.setattr(gan, "load_gan_baselines", lambda device: loaded.append(device) or {"generator": "G"})
+    ctx = Context(dataclasses.replace(get_profile("paper"), device="cpu"))
+    assert ctx.gan_models() == {"generator": "G"} and ctx.gan_models() is ctx.gan_models()
+    assert loaded == [torch.device("cpu")] and ctx.gan_settings == gan.GAN_SETTINGS["paper"]
+    with pytest.raises(ValueError, match="unknown gan 'big'"):
+        Context(dataclasses.replace(get_profile("smoke"), gan="big")).gan_models()
+
+
+def test_gan_baselines_run_once_per_faces_prompts_and_settings(quick_context, monkeypatch):
+    import dclip.gan_baselines as gan
+
+    runs = []
+    monkeypatch.setattr(quick_context, "gan_models", lambda: {"generator": "G"})
+    monkeypatch.setattr(gan, "run_gan_baselines",
+                        lambda faces, prompts, **kwargs: runs.append((prompts, kwargs)) or {"run": len(runs)})
+    faces = torch.zeros(2, 3, 32, 32)
+    first = quick_context.gan_baselines(faces, [("face", "tanned face")])
+    assert quick_context.gan_baselines(faces.clone(), [["face", "tanned face"]]) is first  # same values
+    assert runs == [((("face", "tanned face"),), {"settings": quick_context.gan_settings, "generator": "G"})]
+    quick_context.gan_baselines(faces + 0.5, [("face", "tanned face")])
+    quick_context.gan_baselines(faces, [("face", "tanned face"), ("Human", "Neanderthal")])
+    quick_context.gan_settings = gan.GanBaselineSettings(projection_steps=1)
+    quick_context.gan_baselines(faces, [("face", "tanned face")])
+    assert len(runs) == 4

@@ -48,11 +48,88 @@ def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatc
     assert all(-1 <= r["s_dir"] <= 1 for r in study.rows)
     summary = {(r["method"], r["domain"]): r for r in study.extra["summary"]}
     assert summary[("DiffusionCLIP", "celeba_hq")]["paper_s_dir"] == 0.17
-    assert summary[("Flip", "celeba_hq")]["paper_s_dir"] is None and summary[("Flip", "celeba_hq")]["prompts"] == 2
+    assert summary[("Flip", "celeba_hq")]["paper_s_dir"] is None and summary[("Flip", "celeba_hq")]["n"] == 2
     assert study.images["Flip/tanned"].shape == (2, 3, 32, 32)
-    assert study.row_labels == ["celeba_hq 1", "celeba_hq 2", "lsun_church 1", "lsun_church 2"]
-    assert study.captions[0] == ["original", "DiffusionCLIP\ntanned", "DiffusionCLIP\nmakeup", "Flip\ntanned",
-                                 "Flip\nmakeup"]
+    # one row per prompt and test image; the method without an edit for churches is left blank
+    assert study.row_labels == ["tanned 1", "tanned 2", "church_golden 1", "church_golden 2", "makeup 1", "makeup 2"]
+    assert study.col_labels == ["original", "Flip", "DiffusionCLIP\nreconstruction", "DiffusionCLIP"]
+    assert study.grid[2][1] is None and study.captions[2] == ["", "n/a", "", ""]
+    assert not any("e4e" in note for note in quick_context.notes)  # no GAN baselines asked for
+
+
+GAN_QUICK = dict(projection_steps=2, styleclip_steps=1, nada_iterations=1)
+
+
+def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
+    import dclip.gan_baselines as gan
+    from dclip.gan_inversion import E4E_NOT_INCLUDED
+
+    runs = []
+    real_run = gan.run_gan_baselines
+
+    def counted(faces, prompts, **kwargs):
+        runs.append(list(prompts))
+        return real_run(faces, prompts, **kwargs)
+
+    monkeypatch.setattr(gan, "run_gan_baselines", counted)
+    quick_context.gan_settings = gan.GanBaselineSettings(**GAN_QUICK)
+    names = ["tanned", "pixar", "church_golden"]
+    study = experiments.manipulation_study(quick_context, names, gan_baselines=True)
+
+    # one GAN run (one inversion) for both methods and both face prompts; none for the church
+    assert runs == [[("face", "tanned face"), ("Human", "3D render in the style of Pixar")]]
+    assert experiments.GAN_METHODS == gan.METHODS
+    assert [(r["method"], r["attribute"]) for r in study.rows] == [
+        ("DiffusionCLIP", "tanned"), ("DiffusionCLIP", "pixar"), ("StyleCLIP", "tanned"), ("StyleCLIP", "pixar"),
+        ("StyleGAN-NADA", "tanned"), ("StyleGAN-NADA", "pixar"), ("DiffusionCLIP", "church_golden")]
+    assert all(isinstance(r["s_dir"], float) and (r["id"] is None) == (r["domain"] != "celeba_hq")
+               for r in study.rows)
+
+    # Table 3 beside the paper: the paper's prompts only; Pixar is "other", without paper numbers
+    summary = {(r["method"], r["domain"], r["prompts"]): r for r in study.extra["summary"]}
+    assert set(summary) == {(m, "celeba_hq", p) for m in ("DiffusionCLIP", "StyleCLIP", "StyleGAN-NADA")
+                            for p in ("Table 3", "other")} | {("DiffusionCLIP", "lsun_church", "Table 3")}
+    assert (summary[("StyleCLIP", "celeba_hq", "Table 3")]["paper_s_dir"],
+            summary[("StyleCLIP", "celeba_hq", "Table 3")]["paper_id"]) == (0.13, 0.35)
+    assert summary[("StyleGAN-NADA", "celeba_hq", "Table 3")]["paper_id"] == 0.42
+    assert summary[("DiffusionCLIP", "lsun_church", "Table 3")]["paper_s_dir"] == 0.20
+    assert summary[("StyleCLIP", "celeba_hq", "other")]["paper_s_dir"] is None
+
+    # Table 1 beside the paper: the shared GAN inversion, e4e (paper only), DiffusionCLIP per t0
+    recon = [(r["method"], r["inversion"], r["domain"], r["t0"]) for r in study.extra["reconstruction"]]
+    assert recon == [("StyleCLIP / StyleGAN-NADA", "optimisation (W+)", "celeba_hq", None),
+                     ("(paper's StyleCLIP)", "e4e (not included)", "celeba_hq", None),
+                     ("DiffusionCLIP", "DDIM", "celeba_hq", 201), ("DiffusionCLIP", "DDIM", "celeba_hq", 601),
+                     ("DiffusionCLIP", "DDIM", "lsun_church", 401)]
+    optimisation, e4e, _, at_601, church = study.extra["reconstruction"]
+    assert optimisation["paper_mae"] == 0.061 and 0 < optimisation["mae"] and 0 < optimisation["ssim"] <= 1
+    assert e4e["mae"] is None and (e4e["paper_mae"], e4e["paper_lpips"], e4e["paper_ssim"]) == (0.092, 0.221, 0.742)
+    assert at_601["paper_mae"] == 0.024 and church["paper_mae"] is None  # the authors' 601 is Table 1's 600
+
+    # images at the test images' size; no GAN images for the church
+    for key in ("GAN inversion/celeba_hq", "StyleCLIP/pixar", "StyleGAN-NADA/tanned",
+                "DiffusionCLIP reconstruction/tanned", "DiffusionCLIP/church_golden"):
+        assert study.images[key].shape == (2, 3, 32, 32), key
+    assert "StyleCLIP/church_golden" not in study.images and "GAN inversion/lsun_church" not in study.images
+
+    # Fig. 5's layout: original | GAN inversion | StyleCLIP | StyleGAN-NADA | reconstruction | DiffusionCLIP
+    assert study.col_labels == ["original", "GAN\ninversion", "StyleCLIP", "StyleGAN-NADA",
+                                "DiffusionCLIP\nreconstruction", "DiffusionCLIP"]
+    assert study.row_labels == ["tanned 1", "tanned 2", "pixar 1", "pixar 2", "church_golden 1", "church_golden 2"]
+    assert all(len(row) == 6 for row in study.grid)
+    assert torch.equal(study.grid[1][1], study.images["GAN inversion/celeba_hq"][1])
+    assert study.grid[4][1:4] == [None, None, None] and study.grid[4][4] is not None
+    assert study.captions[4] == ["", "n/a: faces only", "n/a: faces only", "n/a: faces only", "", ""]
+
+    # the notes say what the paper did instead, and why churches have no GAN column
+    assert E4E_NOT_INCLUDED in quick_context.notes
+    assert any(note.startswith("lsun_church: no GAN baseline") for note in quick_context.notes)
+
+    # the registered hooks read the same run: no second inversion
+    faces = quick_context.images("celeba_hq")
+    nada = experiments.run_baseline(quick_context, "StyleGAN-NADA", ["tanned", "pixar"], faces)
+    assert len(runs) == 1 and torch.equal(nada[1].edited, study.images["StyleGAN-NADA/pixar"])
+    assert experiments.run_baseline(quick_context, "StyleCLIP", ["church_golden"], faces) == []
 
 
 def unchanged(ctx, attrs, originals):
@@ -81,8 +158,19 @@ def test_summary_rows_average_per_method_and_domain():
             {"method": "M", "domain": "celeba_hq", "s_dir": 0.3, "id": 0.7},
             {"method": "M", "domain": "lsun_church", "s_dir": 0.2, "id": None}]
     out = experiments.summary_rows(rows)
-    assert out[0]["s_dir"] == pytest.approx(0.2) and out[0]["id"] == pytest.approx(0.6) and out[0]["prompts"] == 2
+    assert out[0]["s_dir"] == pytest.approx(0.2) and out[0]["id"] == pytest.approx(0.6) and out[0]["n"] == 2
+    assert out[0]["prompts"] == "other" and out[0]["paper_s_dir"] is None  # not Table 3's prompts
     assert out[1]["id"] is None
+
+
+def test_summary_rows_keep_table3_prompts_apart_from_the_rest():
+    rows = [{"method": "DiffusionCLIP", "domain": "celeba_hq", "attribute": "makeup", "s_dir": 0.2, "id": 0.6},
+            {"method": "DiffusionCLIP", "domain": "celeba_hq", "attribute": "pixar", "s_dir": 0.4, "id": 0.2},
+            {"method": "DiffusionCLIP", "domain": "celeba_hq", "attribute": "tanned", "s_dir": 0.1, "id": 0.8}]
+    table3, other = experiments.summary_rows(rows)
+    assert (table3["prompts"], table3["n"], table3["paper_s_dir"], table3["paper_id"]) == ("Table 3", 2, 0.17, 0.70)
+    assert table3["s_dir"] == pytest.approx(0.15) and table3["id"] == pytest.approx(0.7)
+    assert (other["prompts"], other["n"], other["paper_s_dir"]) == ("other", 1, None)
 
 
 def test_step_ablation_covers_every_pair(quick_context, faces):

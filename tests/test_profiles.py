@@ -13,6 +13,7 @@ def test_paper_profile_has_the_papers_settings():
     assert p.clip == "ViT-B-16-quickgelu" and p.clip_pretrained == "openai"
     assert p.face_pretrained and p.lpips_pretrained and p.device == "cuda"
     assert p.unet_for("lsun_church") == "lsun_church" and p.stamp == "" and p.figures_subdir == ""
+    assert (p.gan, p.gan_settings) == ("pretrained", "paper")  # FFHQ StyleGAN2, the baselines' own settings
 
 
 def test_smoke_profile_is_tiny_cpu_and_stamped():
@@ -21,6 +22,13 @@ def test_smoke_profile_is_tiny_cpu_and_stamped():
     assert p.clip == "tiny" and not p.face_pretrained and not p.lpips_pretrained
     assert p.device == "cpu" and p.image_size == 32 and p.is_smoke
     assert p.stamp == SMOKE_STAMP and p.figures_subdir == "smoke" and not p.disk_cache
+    assert (p.gan, p.gan_settings) == ("tiny", "smoke")
+
+
+def test_gan_settings_names_exist():
+    from dclip.gan_baselines import GAN_SETTINGS
+
+    assert all(p.gan_settings in GAN_SETTINGS for p in PROFILES.values())
 
 
 def test_profiles_are_frozen_records_of_literals():

@@ -19,11 +19,12 @@ the ADM checkpoints) are cut to their first half.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
+
+from .progress import progress_bar, progress_enabled
 
 __all__ = [
     "Schedule", "linear_schedule", "timestep_grid", "inversion_pairs", "generation_pairs",
@@ -145,16 +146,6 @@ def _check_args(x: torch.Tensor, t0: int, steps: int, schedule: Schedule) -> Non
         raise ValueError(f"steps must be at least 2 (the grid needs both 0 and t0); got {steps}.")
 
 
-def _progress(pairs: list, enabled: bool | None, desc: str) -> Iterator:
-    if enabled is None:
-        enabled = os.environ.get("DCLIP_PROGRESS", "0") == "1"
-    if not enabled:
-        return iter(pairs)
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(pairs, desc=desc, leave=False))
-
-
 def check_images(x0: torch.Tensor, t0: int, steps: int, schedule: Schedule = DEFAULT_SCHEDULE) -> None:
     """The checks :func:`invert` makes on its input: shape, dtype, t0, S and the [-1, 1] range."""
     _check_args(x0, t0, steps, schedule)
@@ -171,7 +162,7 @@ def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool =
     pairs = inversion_pairs(t0, steps)
     if exact:
         pairs = [(-1, 0)] + pairs
-    for i, (t, t_next) in enumerate(_progress(pairs, progress, "invert")):
+    for i, (t, t_next) in enumerate(progress_bar(pairs, desc="invert", progress=progress)):
         if exact:
             x = _exact_inversion_step(model, x, t, t_next, schedule, iterations)
         else:
@@ -184,7 +175,7 @@ def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool =
 def generation_loop(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
                     progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
     """The steps of :func:`generate` without its checks or fast path."""
-    for i, (t, t_next) in enumerate(_progress(generation_pairs(t0, steps), progress, "generate")):
+    for i, (t, t_next) in enumerate(progress_bar(generation_pairs(t0, steps), desc="generate", progress=progress)):
         x, x0_pred = denoise_step(model, x, t, t_next, schedule)
         if callback is not None:
             callback({"i": i, "t": t, "t_next": t_next, "x": x, "x0_pred": x0_pred})
@@ -199,9 +190,7 @@ def loop_key(kind: str, t0: int, steps: int, schedule: Schedule, **options) -> t
 
 
 def _observed(progress: bool | None, callback) -> bool:
-    if callback is not None:
-        return True
-    return progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
+    return callback is not None or progress_enabled(progress)
 
 
 def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False, iterations: int = 2,

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import torch
@@ -20,12 +19,9 @@ from .ddim import (DEFAULT_SCHEDULE, _check_args, check_images, generate, genera
                    loop_key, q_sample)
 from .fast import FastPath, device_of, resolve, session
 from .mixing import RatioMix, ThresholdMix
+from .progress import progress_enabled
 
 __all__ = ["edit", "edit_multi", "project_to_domain", "unseen_to_unseen", "stroke_paint", "latent_optimisation"]
-
-
-def _observed(progress: bool | None) -> bool:
-    return progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
 
 
 def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast, tag) -> torch.Tensor:
@@ -48,7 +44,7 @@ def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, bat
 
         key = loop_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None)
         for batch in source.split(batch_size):
-            out.append(s.sample(run, batch, key=key, observed=_observed(progress)))
+            out.append(s.sample(run, batch, key=key, observed=progress_enabled(progress)))
     return torch.cat(out)
 
 

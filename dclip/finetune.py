@@ -36,6 +36,7 @@ from .clip_loss import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
 from .fast import FastPath, Session, session
 from .latents import Latents
+from .progress import progress_bar, progress_enabled
 
 __all__ = ["FinetuneConfig", "RECIPES", "recipe", "FinetuneResult", "finetune", "save_finetuned",
            "load_finetuned"]
@@ -196,16 +197,6 @@ class _History:
         self.pending.clear()
 
 
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="fine-tune", disable=not enabled, leave=False)
-
-
-def _progress_enabled(enabled: bool | None) -> bool:
-    return enabled if enabled is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
-
-
 def _batches(latents: Latents, batch_size: int, device: torch.device) -> list[tuple]:
     """(x0, x_lat) per update, still on the host. For CUDA they sit in pinned memory, so copying a
     batch at its update does not block the host (a pageable copy waits for the GPU every time)."""
@@ -256,9 +247,9 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
     model.requires_grad_(True)
     objective = _Objective(clip, config, face_model)
     result = FinetuneResult(model, config)
-    enabled = _progress_enabled(progress)
-    with session(model, fast=fast) as s, _progress(config.n_iter * len(latents.x0.split(config.batch_size)),
-                                                   enabled) as bar:
+    enabled = progress_enabled(progress)
+    updates = config.n_iter * len(latents.x0.split(config.batch_size))
+    with session(model, fast=fast) as s, progress_bar(total=updates, desc="fine-tune", progress=enabled) as bar:
         checkpointing = config.grad_checkpointing if s.fast.grad_checkpointing is None else s.fast.grad_checkpointing
         if checkpointing and config.mode == "full":
             model.enable_gradient_checkpointing()

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .progress import progress_bar
 
 __all__ = ["ramped_lr", "steps", "clip_view", "check_w_plus", "frozen"]
 
@@ -27,13 +28,7 @@ def ramped_lr(t: float, lr: float, rampup: float = 0.05, rampdown: float = 0.25)
 
 def steps(n: int, desc: str, progress: bool | None) -> Iterable[int]:
     """``range(n)``, with a tqdm.auto bar when ``progress`` (default: ``$DCLIP_PROGRESS == "1"``)."""
-    if progress is None:
-        progress = os.environ.get("DCLIP_PROGRESS", "0") == "1"
-    if not progress:
-        return range(n)
-    from tqdm.auto import tqdm
-
-    return tqdm(range(n), desc=desc, leave=False)
+    return progress_bar(range(n), desc=desc, progress=progress)
 
 
 def clip_view(x: Tensor, size: int) -> Tensor:

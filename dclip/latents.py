@@ -19,6 +19,7 @@ import torch
 from .atomic import atomic_write
 from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop, loop_key
 from .fast import FastPath, resolve, session
+from .progress import progress_enabled
 
 __all__ = ["Latents", "precompute", "cache_key", "fingerprint"]
 
@@ -89,7 +90,7 @@ def _compute(model, images, t0, steps, batch_size, exact, progress, fast: FastPa
             return x_lat, generation_loop(runner, x_lat, t0, steps, progress=progress)
 
         key = loop_key("precompute", t0, steps, DEFAULT_SCHEDULE, exact=exact)
-        observed = progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
+        observed = progress_enabled(progress)
         for batch in images.to(device).split(batch_size):
             x_lat, x_rec = s.sample(both, batch, key=key, observed=observed)
             lats.append(x_lat)

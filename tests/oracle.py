@@ -1,5 +1,4 @@
 """An exact ε-predictor for Gaussian data, so DDIM's solver error can be measured without a network."""
-import torch
 
 from dclip.ddim import DEFAULT_SCHEDULE
 

@@ -8,6 +8,7 @@ Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device (default: %(default)s)")
     p.add_argument("--t0", type=int, default=None,
-                   help="return step t0 in [1, 999]; default: the attribute's, else 400")
+                   help="return step t0 in [1, 999]; default: the attribute's (finetune) or the one the "
+                        "model was trained at (edit), else 400")
     p.add_argument("--n-inv", type=int, default=40, help="S_inv, DDIM inversion steps (default: %(default)s)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show progress bars (default: on)")
@@ -104,20 +106,26 @@ def _image_size(model) -> int:
 
 
 def _load_images(args, size: int) -> torch.Tensor:
-    from .images import load_folder, sample_photos, to_tensor
+    from .images import image_files, load_folder, sample_photos
 
     if args.align:
-        from PIL import Image
-
-        from .faces import align_face
-
-        files = sorted(Path(args.images).iterdir())[: args.n_images] if args.images else []
-        if not files:
+        if not args.images:
             raise ValueError("--align needs --images pointing at a folder of photos.")
-        return torch.cat([to_tensor(align_face(Image.open(f)), size) for f in files])
+        return torch.cat([_aligned(f, size) for f in image_files(args.images)[: args.n_images]])
     if args.images:
         return load_folder(args.images, size, args.n_images)
     return sample_photos(size=size)[: args.n_images]
+
+
+def _aligned(path, size: int) -> torch.Tensor:
+    """A photo, FFHQ-aligned with MTCNN into the CelebA-HQ framing, as a (1, 3, size, size) tensor."""
+    from PIL import Image
+
+    from .faces import align_face
+    from .images import to_tensor
+
+    with Image.open(path) as image:
+        return to_tensor(align_face(image), size)
 
 
 def _load_model(args):
@@ -144,7 +152,7 @@ def _precompute(args) -> None:
 
 def _finetune_config(args):
     from .attributes import attribute
-    from .finetune import recipe
+    from .finetune import RECIPES, recipe
 
     preset = attribute(args.attribute) if args.attribute else None
     source = args.source or (preset.source if preset else None)
@@ -154,7 +162,8 @@ def _finetune_config(args):
     overrides = {k: v for k, v in dict(t0=args.t0 or (preset.t0 if preset else 400), n_gen=args.n_gen,
                                        n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
                                        lambda_l1=args.lambda_l1, lambda_id=args.lambda_id).items() if v is not None}
-    if "lambda_id" not in overrides and preset is not None and preset.use_id:
+    # the paper's λ_ID = 0.1 for in-domain face edits, unless the recipe sets its own (authors_readme: 0)
+    if "lambda_id" not in overrides and "lambda_id" not in RECIPES[args.recipe] and preset is not None and preset.use_id:
         overrides["lambda_id"] = 0.1
     return recipe(args.recipe, source, target, mode=args.mode, batch_size=args.batch_size, bf16=args.bf16,
                   grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
@@ -183,24 +192,24 @@ def _finetune(args) -> None:
     print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
-def _edit(args) -> None:
-    from PIL import Image
+def _trained_t0(path: str) -> int:
+    """The t0 a dclip fine-tune was trained at (its JSON sidecar), else 400."""
+    sidecar = Path(path).with_suffix(".json")
+    if sidecar.is_file():
+        return int(json.loads(sidecar.read_text()).get("hyperparameters", {}).get("t0", 400))
+    return 400
 
+
+def _edit(args) -> None:
     from .edit import edit, edit_multi
     from .finetune import load_finetuned
-    from .images import load_image, save_image, to_tensor
+    from .images import load_image, save_image
 
     original = _load_model(args)
     models = [load_finetuned(p, base=original) for p in args.finetuned]
     size = _image_size(original)
-    if args.align:
-        from .faces import align_face
-
-        x0 = to_tensor(align_face(Image.open(args.image)), size)
-    else:
-        x0 = load_image(args.image, size)
-    x0 = x0.to(args.device)
-    t0 = args.t0 or 400
+    x0 = (_aligned(args.image, size) if args.align else load_image(args.image, size)).to(args.device)
+    t0 = args.t0 or _trained_t0(args.finetuned[0])
     if len(models) > 1 or args.gammas:
         if not args.gammas:
             raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .progress import progress_bar, progress_enabled
@@ -65,8 +66,11 @@ DEFAULT_SCHEDULE = linear_schedule()
 
 
 def timestep_grid(t0: int, steps: int) -> list[int]:
-    """The paper's grid ``seq``: S integers from 0 to t0, ``int(s * t0)`` for S evenly spaced s in [0, 1]."""
-    return [int(s * t0) for s in torch.linspace(0, 1, steps, dtype=torch.float64).tolist()]
+    """The paper's grid ``seq``: S integers from 0 to t0, ``int(s * t0)`` for S evenly spaced s in [0, 1].
+
+    Built with ``numpy.linspace`` as the original code does: torch's linspace fills the upper half
+    from the end point, and after ``int()`` truncation that changes some grid points."""
+    return [int(s) for s in np.linspace(0, 1, steps) * t0]
 
 
 def inversion_pairs(t0: int, steps: int) -> list[tuple[int, int]]:
@@ -182,8 +186,15 @@ def generation_loop(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Sc
     return x
 
 
+def model_token(model) -> object:
+    """What a model computes besides its weights: a mix's ratio or γ schedule, else its identity."""
+    token = getattr(model, "cache_token", None)
+    return token() if token is not None else id(model)
+
+
 def loop_key(kind: str, t0: int, steps: int, schedule: Schedule, **options) -> tuple:
-    """Everything a sampling loop depends on besides its input and the weights (a CUDA-graph key)."""
+    """Everything a sampling loop depends on besides its input and the weights (a CUDA-graph key);
+    pass ``model=model_token(model)`` among the options."""
     grid = timestep_grid(t0, steps)
     alphas = tuple(schedule.alpha_bar(t) for t in [-1, *grid])
     return (kind, int(t0), int(steps), alphas, tuple(sorted(options.items())))
@@ -219,7 +230,7 @@ def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False,
 
     with session(model, fast=fast, device=x0.device) as s:
         runner = s.runner(model)
-        key = loop_key("invert", t0, steps, schedule, exact=exact, iterations=iterations)
+        key = loop_key("invert", t0, steps, schedule, exact=exact, iterations=iterations, model=model_token(model))
         return s.sample(lambda x: inversion_loop(runner, x, t0, steps, **options), x0, key=key,
                         observed=_observed(progress, callback))
 
@@ -243,7 +254,7 @@ def generate(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule 
     with session(model, fast=fast, device=x.device) as s:
         runner = s.runner(model)
         return s.sample(lambda z: generation_loop(runner, z, t0, steps, **options), x,
-                        key=loop_key("generate", t0, steps, schedule), observed=_observed(progress, callback))
+                        key=loop_key("generate", t0, steps, schedule, model=model_token(model)), observed=_observed(progress, callback))
 
 
 def q_sample(x0: torch.Tensor, t: int, *, noise: torch.Tensor | None = None,

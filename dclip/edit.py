@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import torch
 
 from .ddim import (DEFAULT_SCHEDULE, _check_args, check_images, generate, generation_loop, inversion_loop, invert,
-                   loop_key, q_sample)
+                   loop_key, model_token, q_sample)
 from .fast import FastPath, device_of, resolve, session
 from .mixing import RatioMix, ThresholdMix
 from .progress import progress_enabled
@@ -30,8 +30,9 @@ def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, bat
         check_images(x0, t0, n_inv)
     else:
         _check_args(x_lat, t0, n_gen, DEFAULT_SCHEDULE)
-    fast = resolve(fast, device_of(original, generator))
-    source = x0 if x_lat is None else x_lat
+    device = device_of(original, generator)
+    fast = resolve(fast, device)
+    source = (x0 if x_lat is None else x_lat).to(device)
     batch_size = batch_size or fast.batch_size or source.shape[0]
     out = []
     with session(original, generator, fast=fast) as s:
@@ -42,7 +43,8 @@ def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, bat
                 x = inversion_loop(inverter, x, t0, n_inv, progress=progress)
             return generation_loop(sampler, x, t0, n_gen, progress=progress)
 
-        key = loop_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None)
+        key = loop_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None,
+                       model=model_token(generator))
         for batch in source.split(batch_size):
             out.append(s.sample(run, batch, key=key, observed=progress_enabled(progress)))
     return torch.cat(out)
@@ -131,7 +133,7 @@ def latent_optimisation(original, clip, x0: torch.Tensor, source: str, target: s
         for _ in range(iterations):
             opt.zero_grad(set_to_none=True)
             x = generate(original, latent, t0, n_gen)
-            loss = clip_objective(directional_clip_loss(clip, x0, x, direction)).mean() + lambda_l1 * (x - x0).abs().mean()
+            loss = clip_objective(directional_clip_loss(clip, x0, x, direction).mean()) + lambda_l1 * (x - x0).abs().mean()
             loss.backward()
             opt.step()
             losses.append(loss.item())

@@ -317,7 +317,7 @@ class Session:
         """
         x = self.layout(x)
         with torch.no_grad():
-            if self.fast.cuda_graphs and key is not None and not observed and x.is_cuda:
+            if self.fast.cuda_graphs and key is not None and not observed and x.is_cuda and self.modules:
                 from . import graphs
 
                 return graphs.run(lambda inp: self._autocast_call(fn, inp), x, key=(key, self.fast),

@@ -127,7 +127,8 @@ class _Objective:
         """The loss to backpropagate and its terms as detached 0-d tensors (read back later)."""
         c = self.config
         x = x.float()
-        l_clip = clip_objective(directional_clip_loss(self.clip, x0, x, self.direction)).mean()
+        # the batch mean of L_direction goes inside the log, as in the original (equal at batch size 1)
+        l_clip = clip_objective(directional_clip_loss(self.clip, x0, x, self.direction).mean())
         l_l1 = (x0 - x).abs().mean()
         loss = c.lambda_clip * l_clip + c.lambda_l1 * l_l1
         row = {"clip": l_clip.detach(), "l1": l_l1.detach()}
@@ -230,6 +231,11 @@ def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfi
     history.flush()
 
 
+def _cuda_devices(model) -> list[int]:
+    device = _device(model)
+    return [device.index or 0] if device.type == "cuda" else []
+
+
 def finetune(original: torch.nn.Module, latents: Latents, clip, config: FinetuneConfig, *, face_model=None,
              progress: bool | None = None, callback=None, fast: FastPath | str | None = "auto") -> FinetuneResult:
     """Fine-tune a copy of ``original`` on precomputed ``latents`` with the directional CLIP loss (eq. 10).
@@ -242,20 +248,23 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
     if latents.t0 != config.t0:
         raise ValueError(f"the latents were inverted to t0={latents.t0} but the config asks for t0={config.t0}; "
                          "precompute latents at the config's t0.")
-    torch.manual_seed(config.seed)
     model = copy.deepcopy(original).train()
     model.requires_grad_(True)
     objective = _Objective(clip, config, face_model)
     result = FinetuneResult(model, config)
     enabled = progress_enabled(progress)
     updates = config.n_iter * len(latents.x0.split(config.batch_size))
-    with session(model, fast=fast) as s, progress_bar(total=updates, desc="fine-tune", progress=enabled) as bar:
+    with torch.random.fork_rng(devices=_cuda_devices(model)), session(model, fast=fast) as s, \
+            progress_bar(total=updates, desc="fine-tune", progress=enabled) as bar:
+        torch.manual_seed(config.seed)  # seeded here, the caller's random state is left alone
         checkpointing = config.grad_checkpointing if s.fast.grad_checkpointing is None else s.fast.grad_checkpointing
         if checkpointing and config.mode == "full":
             model.enable_gradient_checkpointing()
         result.fast = s.fast
         observed = enabled or callback is not None or not s.fast.sync_free
         _train(s, model, objective, latents, config, _History(result, bar, callback), observed)
+    if model.is_gradient_checkpointing:
+        model.disable_gradient_checkpointing()
     if not all(p.is_contiguous() for p in model.parameters()):  # left channels_last (cuda_graphs)
         model.to(memory_format=torch.contiguous_format)
     model.eval()

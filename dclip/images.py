@@ -15,7 +15,7 @@ from PIL import Image
 
 from .atomic import atomic_write
 
-__all__ = ["to_tensor", "to_pil", "load_image", "load_folder", "save_image", "sample_photo",
+__all__ = ["to_tensor", "to_pil", "load_image", "load_folder", "image_files", "save_image", "sample_photo",
            "sample_photos", "SAMPLE_PHOTOS", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -56,10 +56,18 @@ def load_folder(folder: str | os.PathLike, size: int = 256, limit: int | None = 
     if not folder.is_dir():
         raise FileNotFoundError(f"no image folder at '{folder}'. Point the notebook's image_dir at a folder "
                                 "of images (e.g. CelebA-HQ test images), or leave it empty to use sample photos.")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    return torch.cat([load_image(p, size) for p in image_files(folder)[:limit]])
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a folder, sorted by name; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no image folder at '{folder}'.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"'{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    return torch.cat([load_image(p, size) for p in files])
+    return files
 
 
 def save_image(x: torch.Tensor, path: str | os.PathLike) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write
-from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop, loop_key
+from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop, loop_key, model_token
 from .fast import FastPath, resolve, session
 from .progress import progress_enabled
 
@@ -89,7 +89,7 @@ def _compute(model, images, t0, steps, batch_size, exact, progress, fast: FastPa
             x_lat = inversion_loop(runner, x0, t0, steps, exact=exact, progress=progress)
             return x_lat, generation_loop(runner, x_lat, t0, steps, progress=progress)
 
-        key = loop_key("precompute", t0, steps, DEFAULT_SCHEDULE, exact=exact)
+        key = loop_key("precompute", t0, steps, DEFAULT_SCHEDULE, exact=exact, model=model_token(model))
         observed = progress_enabled(progress)
         for batch in images.to(device).split(batch_size):
             x_lat, x_rec = s.sample(both, batch, key=key, observed=observed)

@@ -23,7 +23,7 @@ import torch
 from diffusers import UNet2DModel
 
 from .layouts import adm, ddim
-from .weights import WeightsNotFoundError, hub_reachable, resolve_file, weights_dir
+from .weights import WeightsNotFoundError, hub_reachable, missing_weights, weights_dir
 
 __all__ = ["Preset", "PRESETS", "load_unet", "load_state_dict", "build_unet"]
 
@@ -204,10 +204,9 @@ def _from_preset(preset: Preset) -> UNet2DModel:
     local = weights_dir() / preset.filename
     if local.is_file():
         return _from_layout_state_dict(load_state_dict(local), preset.layout, preset.name, str(local))
-    if preset.hub_repo is None:
-        path = resolve_file(None, filename=preset.filename, url=preset.url,
-                            what=f"{preset.description} (preset '{preset.name}')")
-        return _from_file(path, preset.name)
+    if preset.hub_repo is None:  # only the original file will do, and it is not in the weights folder
+        raise missing_weights(f"{preset.description} (preset '{preset.name}')", preset.filename, preset.url,
+                              downloadable=False)
     try:
         return _from_diffusers(preset.hub_repo)
     except WeightsNotFoundError as err:

@@ -49,6 +49,10 @@ class RatioMix:
         """The models this mix evaluates."""
         return [self.original, self.finetuned]
 
+    def cache_token(self) -> tuple:
+        """What this mix computes besides the weights (keys captured CUDA graphs)."""
+        return ("ratio", self.ratio, id(self.original), id(self.finetuned))
+
     def map_models(self, fn) -> "RatioMix":
         """The same mix over ``fn(model)`` of each model (used to swap in prepared/compiled runners)."""
         return RatioMix(fn(self.original), fn(self.finetuned), self.ratio)
@@ -103,6 +107,10 @@ class ThresholdMix:
     def submodels(self) -> list:
         """The models this mix evaluates."""
         return list(self.models)
+
+    def cache_token(self) -> tuple:
+        """What this mix computes besides the weights (keys captured CUDA graphs)."""
+        return ("gamma", tuple((k, tuple(v)) for k, v in self.schedule.items()), tuple(id(m) for m in self.models))
 
     def map_models(self, fn) -> "ThresholdMix":
         """The same mix over ``fn(model)`` of each model (used to swap in prepared/compiled runners)."""

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-__all__ = ["WeightsNotFoundError", "weights_dir", "resolve_file", "hub_reachable"]
+__all__ = ["WeightsNotFoundError", "weights_dir", "resolve_file", "hub_reachable", "missing_weights"]
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -54,9 +54,11 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return _host_answers(parsed.hostname or "huggingface.co", port, timeout)
 
 
-def _missing(what: str, filename: str, source: str) -> WeightsNotFoundError:
+def missing_weights(what: str, filename: str, source: str, *, downloadable: bool) -> WeightsNotFoundError:
+    """The error for a weight file that is not on this machine: which file, where from, where to put it."""
+    why = "cannot be downloaded now (offline)" if downloadable else "is not downloaded automatically"
     return WeightsNotFoundError(
-        f"{what}: '{filename}' is not on this machine and cannot be downloaded now (offline).\n"
+        f"{what}: '{filename}' is not on this machine and {why}.\n"
         f"  source: {source}\n"
         f"  fix: download it on a machine with network and put it at {weights_dir() / filename}\n"
         f"       (or set DCLIP_WEIGHTS to the folder holding it, or pass the file's path directly)."
@@ -84,12 +86,12 @@ def resolve_file(source: str | os.PathLike | None, *, filename: str, repo_id: st
         return local
     origin = f"https://huggingface.co/{repo_id} (file {filename})" if repo_id else (url or "unknown")
     if repo_id is None:
-        raise _missing(what, filename, origin)
+        raise missing_weights(what, filename, origin, downloadable=False)
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     cached = try_to_load_from_cache(repo_id, filename)
     if isinstance(cached, str):
         return Path(cached)
     if not hub_reachable():
-        raise _missing(what, filename, origin)
+        raise missing_weights(what, filename, origin, downloadable=True)
     return Path(hf_hub_download(repo_id, filename))

@@ -18,3 +18,15 @@ def quick_context(quick_profile, tmp_path):
     from dclip.context import Context
 
     return Context(quick_profile, output_dir=str(tmp_path / "figures"))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test (offline paths must not try)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)

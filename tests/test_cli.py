@@ -41,3 +41,25 @@ def test_missing_required_flag_exits_with_usage():
     with pytest.raises(SystemExit) as err:
         main(["edit", "--model", "tiny"])
     assert err.value.code == 2
+
+
+def test_recipes_and_presets_combine_as_documented():
+    from dclip.cli import _finetune_config, build_parser
+
+    def cfg(*extra):
+        return _finetune_config(build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x", *extra]))
+
+    assert cfg().lambda_id == 0.1 and cfg().t0 == 301  # the paper: λ_ID 0.1 for in-domain face edits
+    readme = cfg("--recipe", "authors_readme")
+    assert (readme.lambda_id, readme.lr, readme.lambda_clip) == (0.0, 8e-6, 3.0)  # the authors' command
+    assert cfg("--lambda-id", "0.5").lambda_id == 0.5
+
+
+def test_edit_defaults_to_the_trained_t0(tmp_path):
+    import json
+
+    from dclip.cli import _trained_t0
+
+    (tmp_path / "m.json").write_text(json.dumps({"hyperparameters": {"t0": 601}}))
+    assert _trained_t0(str(tmp_path / "m.safetensors")) == 601
+    assert _trained_t0(str(tmp_path / "other.safetensors")) == 400

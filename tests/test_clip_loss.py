@@ -1,7 +1,6 @@
 """CLIP losses (eqs. 8, 9) and CLIP loading, on a tiny random-weight open_clip model."""
 import json
 import math
-import time
 
 import pytest
 import torch
@@ -176,15 +175,13 @@ def test_load_clip_missing_file_and_unknown_tag():
         cl.load_clip(pretrained="no-such-tag")
 
 
-def test_load_clip_offline_fails_fast(monkeypatch, tmp_path):
+def test_load_clip_offline_fails_fast(no_network, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    start = time.perf_counter()
     with pytest.raises(WeightsNotFoundError, match="timm/vit_base_patch16_clip_224.openai"):
         cl.load_clip("ViT-B-16-quickgelu", "openai")
-    assert time.perf_counter() - start < 2.0
 
 
 def test_cached_hub_weights_are_used_without_network(monkeypatch, tmp_path):

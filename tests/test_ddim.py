@@ -158,3 +158,24 @@ def test_threshold_mix_follows_the_gamma_schedule():
         ThresholdMix([a, b], {300: [1, 0]})
     with pytest.raises(ValueError, match="2 weights"):
         ThresholdMix([a], {0: [1, 0]})
+
+
+def test_grid_equals_numpy_linspace_everywhere():
+    """torch.linspace fills its upper half from the end point; after int() some points differ."""
+    import numpy as np
+
+    for t0 in range(1, 1000):
+        for steps in (2, 3, 6, 7, 8, 10, 40, 41, 200):
+            expected = [int(s) for s in np.linspace(0, 1, steps) * t0]
+            assert timestep_grid(t0, steps) == expected, (t0, steps)
+    assert timestep_grid(301, 8)[5] == 214  # torch's linspace would give 215 here
+
+
+def test_model_token_tells_mixes_apart():
+    from dclip.ddim import loop_key, model_token
+
+    a, b = Counting(1.0), Counting(3.0)
+    keys = {loop_key("generate", 400, 6, DEFAULT_SCHEDULE, model=model_token(m))
+            for m in (a, b, RatioMix(a, b, 0.3), RatioMix(a, b, 0.7), ThresholdMix([a, b], {0: [1, 1]}),
+                      ThresholdMix([a, b], {300: [1, 0], 0: [1, 1]}))}
+    assert len(keys) == 6

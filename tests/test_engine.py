@@ -204,3 +204,25 @@ def test_latent_optimisation_lowers_its_loss_and_keeps_the_model_frozen(unet, im
 def test_config_is_a_frozen_record():
     with pytest.raises(dataclasses.FrozenInstanceError):
         config().lr = 1.0
+
+
+def test_clip_term_takes_the_batch_mean_inside_the_log(unet, latents, clip):
+    """Eq. 10 as the original computes it: −log((2 − mean L_dir)/2), not the mean of the logs."""
+    from dclip.clip_loss import clip_objective
+    from dclip.finetune import _Objective
+
+    objective = _Objective(clip, config(), None)
+    with torch.no_grad():
+        x = dclip.generate(unet, latents.x_lat, T0, N_GEN)
+        per_image = directional_clip_loss(clip, latents.x0, x, objective.direction)
+        row = objective(latents.x0, x)["row"]
+    assert float(row["clip"]) == pytest.approx(float(clip_objective(per_image.mean())), rel=1e-6)
+
+
+def test_finetune_leaves_the_global_rng_and_returns_a_plain_model(unet, latents, clip):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    result = finetune(unet, latents, clip, config(n_iter=1, grad_checkpointing=True))
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
+    assert not result.model.is_gradient_checkpointing and not result.model.training

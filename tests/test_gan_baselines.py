@@ -5,7 +5,6 @@ random backbone); the real-weights paths are checked to fail clearly offline.
 """
 import copy
 import math
-import time
 
 import numpy as np
 import pytest
@@ -273,12 +272,11 @@ def test_nada_averages_several_clip_models(gan, clip):
 
 # ------------------------------------------------------------------------------------------ entry point
 
-def test_run_gan_baselines_returns_256px_faces_for_both_methods(gan, clip, face_model, perceptual):
+def test_run_gan_baselines_returns_256px_faces_for_both_methods(no_network, gan, clip, face_model, perceptual):
     generator, latent_avg = gan
     photos = sample_photos(("grace_hopper", "astronaut"), size=256)
     settings = GanBaselineSettings(projection_steps=5, styleclip_steps=2, nada_iterations=2)
     prompts = [("face", "smiling face"), ("photo", "sketch")]
-    start = time.perf_counter()
     out = run_gan_baselines(photos, prompts, generator=generator, latent_avg=latent_avg, clips=[clip],
                             face_model=face_model, perceptual=perceptual, settings=settings)
     assert tuple(out) == METHODS
@@ -290,7 +288,6 @@ def test_run_gan_baselines_returns_256px_faces_for_both_methods(gan, clip, face_
         for x in (inverted, *edited.values()):
             assert x.shape == (2, 3, 256, 256) and x.device.type == "cpu" and x.abs().max() <= 1
     assert out["StyleCLIP"].inverted is out["StyleGAN-NADA"].inverted  # one shared inversion
-    assert time.perf_counter() - start < 30
     with pytest.raises(ValueError, match="source, target"):
         run_gan_baselines(photos, [("face",)], generator=generator, clips=[clip])
     with pytest.raises(ValueError, match="face_model"):  # before any optimisation starts
@@ -331,24 +328,20 @@ def offline(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_lpips_backbone_offline_fails_naming_the_file(offline):
-    start = time.perf_counter()
+def test_lpips_backbone_offline_fails_naming_the_file(no_network, offline):
     with pytest.raises(WeightsNotFoundError, match="alexnet-owt-7be5be79.pth"):
         load_lpips()
     with pytest.raises(WeightsNotFoundError, match="vgg16-397923af.pth"):
         load_lpips("vgg")
-    assert time.perf_counter() - start < 2
 
 
-def test_load_gan_baselines_offline_lists_every_missing_file(offline):
-    start = time.perf_counter()
+def test_load_gan_baselines_offline_lists_every_missing_file(no_network, offline):
     with pytest.raises(WeightsNotFoundError) as err:
         load_gan_baselines()
     message = str(err.value)
     for name in ("stylegan2-ffhq-config-f.pt", "timm/vit_base_patch32_clip_224.openai",
                  "timm/vit_base_patch16_clip_224.openai", faces.VGGFACE2_FILE, BACKBONES["alex"][0]):
         assert name in message
-    assert time.perf_counter() - start < 5
 
 
 def test_lpips_backbone_loads_from_the_weights_folder(offline):

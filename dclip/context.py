@@ -4,12 +4,15 @@
 face model, LPIPS, the GAN baselines' models), finds the input images (a folder the notebook names,
 else photos shipped with installed packages; nothing is downloaded) and fine-tunes attributes with
 the profile's settings, remembering each fine-tuned model -- and each GAN baselines run -- for the
-rest of the session.
+rest of the session. Work that several results share is done once per session too: reading (and
+aligning) the input images, hashing a base model's weights for the disk cache, and inverting a set
+of images to a t0 (:meth:`Context.latents`, shared by fine-tuning, editing and reconstruction).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .attributes import Attribute, attribute
+from .latents import Latents, fingerprint
 from .outputs import figures_dir, repo_root, save_figure, save_table
 from .profiles import Profile, get_profile
 
@@ -27,12 +31,6 @@ SAMPLE_SETS: dict[str, tuple[str, ...]] = {
     "celeba_hq": ("grace_hopper", "astronaut"),
     "other": ("chelsea", "coffee"),
 }
-
-
-def _fingerprint(x: torch.Tensor) -> str:
-    """A digest of a tensor's shape and values (the key of a remembered run)."""
-    data = x.detach().float().cpu().contiguous()
-    return hashlib.blake2b(repr(tuple(data.shape)).encode() + data.numpy().tobytes(), digest_size=16).hexdigest()
 
 
 def _as_attribute(item: str | Attribute) -> Attribute:
@@ -64,6 +62,10 @@ class Context:
         self._finetuned: dict[tuple, torch.nn.Module] = {}
         self._gan_models: dict | None = None
         self._gan_runs: dict[tuple, dict] = {}
+        self._images: dict[tuple, torch.Tensor] = {}
+        self._fingerprints: dict[int, tuple[weakref.ref, str]] = {}
+        self._latents: dict[tuple, Latents] = {}
+        self._inverted: dict[tuple, torch.Tensor] = {}
 
     @classmethod
     def create(cls, profile: str = "auto", **kwargs) -> "Context":
@@ -80,6 +82,18 @@ class Context:
         if name not in self._unets:
             self._unets[name] = load_unet(name).to(self.device)
         return self._unets[name]
+
+    def fingerprint(self, model: torch.nn.Module) -> str:
+        """:func:`dclip.latents.fingerprint` of ``model``'s weights, hashed once per model object.
+
+        Meant for models that are not changed in place (the base UNets): the digest is remembered
+        for as long as the object lives.
+        """
+        entry = self._fingerprints.get(id(model))
+        if entry is None or entry[0]() is not model:
+            entry = (weakref.ref(model), fingerprint(model.state_dict()))
+            self._fingerprints[id(model)] = entry
+        return entry[1]
 
     @cached_property
     def clip(self):
@@ -151,7 +165,7 @@ class Context:
         from .gan_baselines import run_gan_baselines
 
         prompts = tuple(tuple(p) for p in prompts)
-        key = (_fingerprint(faces), prompts, self.gan_settings)
+        key = (fingerprint([faces]), prompts, self.gan_settings)
         if key not in self._gan_runs:
             self._gan_runs[key] = run_gan_baselines(faces, prompts, settings=self.gan_settings, **self.gan_models())
         return self._gan_runs[key]
@@ -177,26 +191,40 @@ class Context:
             return torch.cat([to_tensor(align_face(sample_photo(name), size), size) for name in names])
         return torch.cat([to_tensor(sample_photo(name), size) for name in names])
 
+    def _folder(self, domain: str, folder: str) -> str:
+        return folder or self.image_dirs.get(domain, "")
+
     def images(self, domain: str = "celeba_hq", n: int | None = None, *, folder: str = "") -> torch.Tensor:
         """Up to ``n`` (default: the profile's ``n_test``) test images for ``domain``, in [-1, 1], on the device.
 
         From ``folder`` (else the domain's folder in ``image_dirs``), assumed already aligned/cropped
         as the model expects; without one, the shipped sample photos (aligned with MTCNN when the
-        profile asks for it).
+        profile asks for it). Read once per session per (domain, n, folder); each call gets a copy.
         """
+        n, folder = n or self.profile.n_test, self._folder(domain, folder)
+        key = (domain, n, folder, self.profile.image_size)
+        if key not in self._images:
+            self._images[key] = self._load_images(domain, n, folder)
+        return self._images[key].clone()
+
+    def _load_images(self, domain: str, n: int, folder: str) -> torch.Tensor:
         from .images import load_folder
 
-        n = n or self.profile.n_test
-        folder = folder or self.image_dirs.get(domain, "")
         if folder:
-            x = load_folder(folder, size=self.profile.image_size, limit=n)
-        else:
-            x = self._sample_images(domain, n)
-        return x.to(self.device)
+            return load_folder(folder, size=self.profile.image_size, limit=n).to(self.device)
+        return self._sample_images(domain, n).to(self.device)
 
     def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
         """The fine-tuning images: ``train_dir`` (the paper: 50 training images), else the test inputs."""
         return self.images(domain, self.profile.n_train, folder=self.train_dirs.get(domain, ""))
+
+    def n_train_images(self, domain: str = "celeba_hq") -> int:
+        """How many images :meth:`train_images` gives, counted without reading them."""
+        from .images import image_files
+
+        n, folder = self.profile.n_train, self._folder(domain, self.train_dirs.get(domain, ""))
+        names = image_files(folder) if folder else SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])
+        return len(names[:n])
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A random generator on the context's device, seeded from the profile (the stochastic forward
@@ -217,6 +245,48 @@ class Context:
     def _cache_dir(self) -> Path | None:
         return repo_root() / ".cache" / "dclip" if self.profile.disk_cache else None
 
+    def _cache_key(self, model, x0: torch.Tensor, t0: int, steps: int, **options) -> str:
+        """:func:`dclip.latents.cache_key` of ``model`` (whose weights are hashed once per session)."""
+        from .latents import cache_key
+
+        return cache_key(model, x0, t0, steps, weights=self.fingerprint(model), **options)
+
+    def latents(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", steps: int | None = None, *,
+                progress: bool | None = None) -> Latents:
+        """``x0`` inverted to ``t0`` with the domain's original model in ``steps`` (default: the profile's
+        test-time S_inv) DDIM steps and reconstructed with as many (:func:`dclip.latents.precompute`).
+
+        Computed once per session per (model, images, t0, steps), so edits, reconstructions and
+        fine-tunes that share them invert once; with the profile's ``disk_cache`` also kept under
+        ``.cache/dclip/latents``, as :func:`precompute` would with ``cache_dir``.
+        """
+        steps = int(steps or self.profile.n_inv)
+        key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), steps)
+        if key not in self._latents:
+            self._latents[key] = self._precompute(self.unet(domain), x0, int(t0), steps, progress)
+        return self._latents[key]
+
+    def _precompute(self, model, x0: torch.Tensor, t0: int, steps: int, progress: bool | None) -> Latents:
+        """:func:`precompute` with the profile's disk cache, keyed without hashing the weights again."""
+        from .latents import precompute
+
+        cache = self._cache_dir()
+        return precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
+                          cache_dir=cache / "latents" if cache is not None else None)
+
+    def latent(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq") -> torch.Tensor:
+        """x_t0 of ``x0`` under the domain's original model at the profile's test-time S_inv, once per
+        session: from :meth:`latents` when those were computed, else inverted alone (no reconstruction)."""
+        from .ddim import invert
+
+        key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), self.profile.n_inv)
+        if key in self._latents:
+            return self._latents[key].x_lat
+        if key not in self._inverted:
+            # the fast path edit() inverts on, so an edit from this latent is the edit without it
+            self._inverted[key] = invert(self.unet(domain), x0, int(t0), self.profile.n_inv, fast="auto")
+        return self._inverted[key]
+
     def finetune(self, item: str | Attribute, t0: int | None = None, *, progress: bool | None = None,
                  callback=None) -> torch.nn.Module:
         """Fine-tune the domain's model for an attribute (eq. 10) once per session; returns the model.
@@ -225,42 +295,49 @@ class Context:
         overrides the attribute's return step (Fig. 8b). With the profile's ``disk_cache`` the model is
         also kept under ``.cache/dclip/finetuned`` and reused by later sessions.
         """
-        from .finetune import finetune, load_finetuned, save_finetuned
-        from .latents import cache_key, precompute
-
         attr = _as_attribute(item)
         config = self.finetune_config(attr, t0)
         key = (attr.domain, config)
-        if key in self._finetuned:
-            return self._finetuned[key]
-        base, images, cache = self.unet(attr.domain), self.train_images(attr.domain), self._cache_dir()
-        path = None
-        if cache is not None:
-            digest = hashlib.blake2b(digest_size=12)
-            digest.update(cache_key(base, images, config.t0, self.profile.n_inv_train).encode())
-            digest.update(json.dumps(asdict(config), sort_keys=True).encode())
-            path = cache / "finetuned" / f"{digest.hexdigest()}.safetensors"
-        if path is not None and path.is_file():
-            model = load_finetuned(path, base=base)
-        else:
-            latents = precompute(base, images, config.t0, self.profile.n_inv_train, progress=progress,
-                                 cache_dir=cache / "latents" if cache else None)
-            face = self.face_model if config.lambda_id > 0 else None
-            result = finetune(base, latents, self.clip, config, face_model=face, progress=progress, callback=callback)
-            model = result.model
-            if path is not None:
-                save_finetuned(result, path, base=self.profile.unet_for(attr.domain))
-        self._finetuned[key] = model.requires_grad_(False)
-        return model
+        if key not in self._finetuned:
+            model = self._finetune(attr.domain, config, progress, callback)
+            self._finetuned[key] = model.requires_grad_(False)
+        return self._finetuned[key]
 
-    def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0
-             ) -> torch.Tensor:
+    def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
+        """Load the fine-tuned model from the disk cache, or train it on the shared training latents."""
+        from .finetune import finetune, load_finetuned, save_finetuned
+
+        base, images = self.unet(domain), self.train_images(domain)
+        path = self._finetuned_path(base, images, config)
+        if path is not None and path.is_file():
+            return load_finetuned(path, base=base)
+        latents = self.latents(images, config.t0, domain, self.profile.n_inv_train, progress=progress)
+        face = self.face_model if config.lambda_id > 0 else None
+        result = finetune(base, latents, self.clip, config, face_model=face, progress=progress, callback=callback)
+        if path is not None:
+            save_finetuned(result, path, base=self.profile.unet_for(domain))
+        return result.model
+
+    def _finetuned_path(self, base, images: torch.Tensor, config) -> Path | None:
+        """Where the disk cache keeps this fine-tune: base weights, images, t0, S_inv and the config."""
+        cache = self._cache_dir()
+        if cache is None:
+            return None
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(self._cache_key(base, images, config.t0, self.profile.n_inv_train).encode())
+        digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+        return cache / "finetuned" / f"{digest.hexdigest()}.safetensors"
+
+    def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0,
+             x_lat: torch.Tensor | None = None) -> torch.Tensor:
         """Edit with the profile's test-time steps (S_inv, S_gen): invert with the original, generate
-        with ``finetuned`` (Sec. 3.2)."""
+        with ``finetuned`` (Sec. 3.2). The inversion is ``x_lat`` when given, else :meth:`latent`'s
+        (shared by every edit of the same images at the same t0)."""
         from .edit import edit
 
+        x_lat = self.latent(x0, t0, domain) if x_lat is None else x_lat
         return edit(self.unet(domain), finetuned, x0, int(t0), n_inv=self.profile.n_inv,
-                    n_gen=self.profile.n_gen, ratio=ratio)
+                    n_gen=self.profile.n_gen, ratio=ratio, x_lat=x_lat)
 
     # -- outputs ------------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ import torch
 
 from . import metrics
 from .attributes import Attribute, attribute
-from .ddim import generate, invert
+from .ddim import generate
+from .latents import precompute
 from .paper_numbers import TABLE3_PROMPTS, paper_gan_inversion, paper_manipulation, paper_reconstruction
 
 __all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "register_baseline", "run_baseline",
@@ -81,10 +82,21 @@ def mean(values: torch.Tensor) -> float:
 # Notebook 01: reconstruction (Table 1, Fig. 1a)
 # ------------------------------------------------------------------------------------------------
 
-def _reconstruct(model, x: torch.Tensor, t0: int, steps: int, exact: bool) -> torch.Tensor:
-    latent = invert(model, x, t0, steps, exact=exact)
-    with torch.no_grad():
-        return generate(model, latent, t0, steps)
+# The fast path of the reconstruction studies (Table 1, Fig. 8a): fp32 eager on every device, as the
+# errors they measure need (no bf16 autocast on CUDA); on the CPU bit-identical to plain invert/generate.
+_FP32 = "cpu"
+
+
+def _latents(model, x: torch.Tensor, t0: int, steps: int, exact: bool = False):
+    """``x`` inverted to t0 and reconstructed with S_inv = S_gen = ``steps`` (:func:`precompute`, fp32, one batch)."""
+    return precompute(model, x, int(t0), int(steps), exact=exact, batch_size=len(x), fast=_FP32)
+
+
+def _regenerate(model, latents, steps: int) -> torch.Tensor:
+    """Generation from ``latents.x_lat`` with another S_gen than its S_inv (fp32, as :func:`_latents`)."""
+    from .fast import device_of
+
+    return generate(model, latents.x_lat.to(device_of(model)), latents.t0, int(steps), fast=_FP32)
 
 
 def reconstruction_study(ctx, images: torch.Tensor, t0s: Sequence[int] = (300, 400, 500, 600), *,
@@ -100,7 +112,7 @@ def reconstruction_study(ctx, images: torch.Tensor, t0s: Sequence[int] = (300, 4
     variants = [("DDIM (paper)", False)] + ([("exact (dclip)", True)] if exact else [])
     for label, is_exact in variants:
         for t0 in t0s:
-            rec = _reconstruct(model, images, int(t0), steps, is_exact)
+            rec = _latents(model, images, t0, steps, is_exact).x_rec.to(images.device)
             study.images[f"{'exact' if is_exact else 'ddim'}_{t0}"] = rec.cpu()
             scores = metrics.reconstruction_scores(ctx.lpips, images, rec)
             paper = paper_reconstruction(t0) if not is_exact else {"mae": None, "lpips": None, "ssim": None}
@@ -232,16 +244,21 @@ def diffusion_reconstructions(ctx, items: Sequence[str], originals: torch.Tensor
     """DiffusionCLIP's reconstruction at each distinct t0 of one domain's attributes (Table 1, Fig. 5).
 
     The edit without fine-tuning: DDIM inversion to t0 and generation with the original model, at
-    the profile's test-time S_inv / S_gen -- what each edit starts from.
+    the profile's test-time S_inv / S_gen -- what each edit starts from (the same latents: computed
+    once per t0 and shared with :meth:`Context.edit`).
     """
     attrs = _one_domain(items)
-    model, p = ctx.unet(attrs[0].domain), ctx.profile
-    out = {}
-    for t0 in sorted({a.t0 for a in attrs}):
-        latent = invert(model, originals, t0, p.n_inv)
-        with torch.no_grad():
-            out[t0] = generate(model, latent, t0, p.n_gen)
-    return out
+    return {t0: _reconstruction(ctx, originals, t0, attrs[0].domain) for t0 in sorted({a.t0 for a in attrs})}
+
+
+def _reconstruction(ctx, originals: torch.Tensor, t0: int, domain: str) -> torch.Tensor:
+    """The original model's reconstruction from the session's shared latents (:meth:`Context.latents`),
+    regenerated with S_gen steps where S_gen differs from S_inv."""
+    latents, p = ctx.latents(originals, t0, domain), ctx.profile
+    if p.n_gen == p.n_inv:
+        return latents.x_rec.to(originals.device)
+    with torch.no_grad():
+        return generate(ctx.unet(domain), latents.x_lat.to(originals.device), t0, p.n_gen)
 
 
 def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
@@ -354,8 +371,8 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
     for domain, names in groups.items():
         originals = ctx.images(domain)
         study.images[f"original_{domain}"] = originals.cpu()
+        recs = diffusion_reconstructions(ctx, names, originals)  # first: the edits reuse its latents
         sets.extend(diffusionclip_edits(ctx, name, originals) for name in names)
-        recs = diffusion_reconstructions(ctx, names, originals)
         study.images.update({f"{DIFFUSION_RECONSTRUCTION}/{n}": recs[attribute(n).t0].cpu() for n in names})
         if gan_baselines:
             inverted, gan_sets = gan_edit_sets(ctx, names, originals)
@@ -404,16 +421,15 @@ def step_ablation(ctx, images: torch.Tensor, t0: int = 600, steps: Sequence[int]
                   domain: str = "celeba_hq") -> Study:
     """Fig. 8a: reconstruct at ``t0`` for every S_inv × S_gen in ``steps``²; rows carry MAE/LPIPS/SSIM.
 
-    Each latent is inverted once per S_inv and regenerated with every S_gen.
-    Images: ``original`` and ``rec_<S_inv>_<S_gen>``.
+    Each latent is inverted once per S_inv (with its S_gen = S_inv reconstruction) and regenerated
+    with every other S_gen. Images: ``original`` and ``rec_<S_inv>_<S_gen>``.
     """
     model = ctx.unet(domain)
     study = Study(images={"original": images.cpu()})
     for s_inv in steps:
-        latent = invert(model, images, int(t0), int(s_inv))
+        latents = _latents(model, images, t0, s_inv)
         for s_gen in steps:
-            with torch.no_grad():
-                rec = generate(model, latent, int(t0), int(s_gen))
+            rec = (latents.x_rec if s_gen == s_inv else _regenerate(model, latents, s_gen)).to(images.device)
             study.images[f"rec_{s_inv}_{s_gen}"] = rec.cpu()
             study.rows.append({"S_inv": int(s_inv), "S_gen": int(s_gen),
                                **metrics.reconstruction_scores(ctx.lpips, images, rec)})
@@ -510,18 +526,22 @@ def _translate(ctx, study: Study, key: str, label: str, name: str, inputs: torch
 
 def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gammas: dict | None,
          t0: int | None) -> None:
-    """Fig. 7c: one sampling with the noise of several fine-tuned models (eq. 14), beside each alone."""
-    from .edit import edit, edit_multi
+    """Fig. 7c: one sampling with the noise of several fine-tuned models (eq. 14), beside each alone.
 
-    p, base = ctx.profile, ctx.unet("celeba_hq")
+    All of them start from one inversion of the portraits (:meth:`Context.latent`).
+    """
+    from .mixing import ThresholdMix
+
     attrs = [attribute(name) for name in names]
     models = [ctx.finetune(a) for a in attrs]
     t0 = int(t0 or max(a.t0 for a in attrs))
-    mixed = edit_multi(base, models, portraits, t0, gammas or {0: [1.0] * len(models)}, n_inv=p.n_inv,
-                       n_gen=p.n_gen)
+    mix = ThresholdMix(models, gammas or {0: [1.0] * len(models)})
+    # edit_multi's generation, from the shared latent (edit_multi itself takes no x_lat)
+    mixed = generate(mix, ctx.latent(portraits, t0, "celeba_hq").to(portraits.device), t0, ctx.profile.n_gen,
+                     fast="auto")
     study.images["c/mixed"] = mixed.cpu()
     for name, a, model in zip(names, attrs, models):
-        single = edit(base, model, portraits, t0, n_inv=p.n_inv, n_gen=p.n_gen)
+        single = ctx.edit(model, portraits, t0, "celeba_hq")
         study.images[f"c/{name}"] = single.cpu()
         study.rows.append({"application": "single attribute", "prompt": name,
                            "s_dir": _s_dir(ctx, portraits, single, a)})

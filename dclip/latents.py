@@ -60,10 +60,12 @@ def fingerprint(tensors) -> str:
 
 
 def cache_key(model, images: torch.Tensor, t0: int, steps: int, exact: bool = False,
-              autocast: str | None = None) -> str:
+              autocast: str | None = None, weights: str | None = None) -> str:
     """The cache key: model weights, images, t0, S_inv, the inversion variant and (when not fp32) the
-    autocast precision the latents were computed in."""
-    weights = fingerprint(model.state_dict()) if hasattr(model, "state_dict") else repr(model)
+    autocast precision the latents were computed in. ``weights``: the model's :func:`fingerprint`,
+    when the caller already has it (hashing a 256² UNet's weights takes about half a second)."""
+    if weights is None:
+        weights = fingerprint(model.state_dict()) if hasattr(model, "state_dict") else repr(model)
     parts = [_CACHE_VERSION, weights, fingerprint([images]), str(int(t0)), str(int(steps)), str(bool(exact))]
     if autocast is not None:
         parts.append(f"autocast={autocast}")
@@ -100,11 +102,12 @@ def _compute(model, images, t0, steps, batch_size, exact, progress, fast: FastPa
 
 def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_dir: str | os.PathLike | None = None,
                batch_size: int | None = None, exact: bool = False, progress: bool | None = None,
-               fast: FastPath | str | None = "auto") -> Latents:
+               fast: FastPath | str | None = "auto", weights: str | None = None) -> Latents:
     """Invert ``images`` to ``t0`` with ``steps`` (S_inv) DDIM steps and reconstruct them (no gradients).
 
     With ``cache_dir``, a previous result for the same model weights, images, t0, S_inv and variant
-    is read back instead of recomputed; new results are written atomically.
+    is read back instead of recomputed; new results are written atomically. ``weights`` is the
+    model's :func:`fingerprint` if already known (it keys the cache).
 
     ``batch_size`` images go through each UNet call (default: the fast path's, else 8). ``fast``
     picks the performance settings (:mod:`dclip.fast`; ``"auto"``: fp32 on the CPU, bf16 autocast
@@ -114,7 +117,7 @@ def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_d
     batch_size = batch_size or fast.batch_size or 8
     path = None
     if cache_dir is not None:
-        key = cache_key(model, images, t0, steps, exact, autocast=fast.autocast)
+        key = cache_key(model, images, t0, steps, exact, autocast=fast.autocast, weights=weights)
         path = Path(cache_dir) / f"latents-{key}.pt"
         if path.is_file():
             return Latents.from_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -152,3 +152,113 @@ def test_gan_baselines_run_once_per_faces_prompts_and_settings(quick_context, mo
     quick_context.gan_settings = gan.GanBaselineSettings(projection_steps=1)
     quick_context.gan_baselines(faces, [("face", "tanned face")])
     assert len(runs) == 4
+
+
+# --- work done once per session -------------------------------------------------------------------
+
+def test_images_are_read_once_and_each_call_gets_a_copy(quick_context, monkeypatch):
+    import dclip.images
+
+    expected, loads = sample_photos(("grace_hopper", "astronaut"), size=32), []
+    real = dclip.images.sample_photo
+    monkeypatch.setattr(dclip.images, "sample_photo", lambda name: loads.append(name) or real(name))
+    first = quick_context.images("celeba_hq")
+    first.add_(1.0)  # a caller's in-place change stays its own
+    again, train = quick_context.images("celeba_hq"), quick_context.train_images("celeba_hq")
+    assert loads == ["grace_hopper", "astronaut"]  # n_test == n_train == 2: one read for both
+    torch.testing.assert_close(again, expected)
+    assert torch.equal(train, again) and quick_context.images("celeba_hq", 1).shape[0] == 1
+    assert loads == ["grace_hopper", "astronaut", "grace_hopper"]  # another n is another read
+
+
+def test_training_images_are_counted_without_reading_them(quick_profile, tmp_path, monkeypatch):
+    import dclip.images
+
+    for i in range(3):
+        save_image(sample_photos(("coffee",), size=32), tmp_path / "test" / f"{i}.png")
+    monkeypatch.setattr(dclip.images, "load_image", lambda *a, **k: pytest.fail("read an image"))
+    monkeypatch.setattr(dclip.images, "sample_photo", lambda *a, **k: pytest.fail("read a photo"))
+    ctx = Context(dataclasses.replace(quick_profile, n_train=5), image_dirs={"lsun_church": str(tmp_path / "test")})
+    assert ctx.n_train_images("lsun_church") == 3  # no train_dir: the test folder, up to n_train
+    assert ctx.n_train_images("celeba_hq") == 2 and ctx.n_train_images("afhq_dog") == 2  # sample photos
+    ctx.train_dirs["lsun_church"] = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no image folder"):
+        ctx.n_train_images("lsun_church")
+
+
+def test_model_fingerprint_is_computed_once_per_model_object(quick_context, monkeypatch):
+    import dclip.context
+    from dclip.latents import fingerprint
+
+    unet = quick_context.unet("celeba_hq")
+    expected = fingerprint(unet.state_dict())
+    calls = []
+    monkeypatch.setattr(dclip.context, "fingerprint", lambda t: calls.append(1) or fingerprint(t))
+    assert quick_context.fingerprint(unet) == quick_context.fingerprint(unet) == expected
+    assert len(calls) == 1
+    other = torch.nn.Linear(2, 2)
+    assert quick_context.fingerprint(other) == fingerprint(other.state_dict()) != expected
+    quick_context._fingerprints[id(unet)] = (lambda: None, "stale")  # an id reused by a new object
+    assert quick_context.fingerprint(unet) == expected
+
+
+def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, monkeypatch):
+    import dclip.context
+    from dclip.latents import cache_key, fingerprint
+
+    monkeypatch.setattr(dclip.context, "repo_root", lambda: tmp_path)
+    ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
+    base, images = ctx.unet("celeba_hq"), ctx.train_images("celeba_hq")
+    weights = []
+
+    def counted(tensors):
+        weights.extend([1] if isinstance(tensors, dict) else [])  # a state dict, not an image batch
+        return fingerprint(tensors)
+
+    monkeypatch.setattr(dclip.context, "fingerprint", counted)
+    ctx.finetune("makeup")
+    ctx.finetune("gray_hair")  # same t0: same training latents
+    ctx.finetune("pixar")
+    assert len(weights) == 1
+    # the files precompute(cache_dir=...) and the earlier Context wrote: still found by later sessions
+    cache = tmp_path / ".cache" / "dclip"
+    steps = ctx.profile.n_inv_train
+    assert sorted(p.name for p in (cache / "latents").iterdir()) == sorted(
+        f"latents-{cache_key(base, images, t0, steps)}.pt" for t0 in (301, 601))
+    assert ctx._finetuned_path(base, images, ctx.finetune_config("pixar")).is_file()
+    assert ctx._cache_key(base, images, 601, steps) == cache_key(base, images, 601, steps)
+
+
+def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
+    import dclip.latents
+    from dclip.ddim import generate, invert
+    from dclip.edit import edit
+
+    faces, unet, p = quick_context.images("celeba_hq"), quick_context.unet("celeba_hq"), quick_context.profile
+    computed, real = [], dclip.latents.precompute
+
+    def precompute(model, x, t0, steps, **kwargs):
+        computed.append((t0, steps))
+        return real(model, x, t0, steps, **kwargs)
+
+    monkeypatch.setattr(dclip.latents, "precompute", precompute)
+    lat = quick_context.latents(faces, 301)
+    assert quick_context.latents(faces.clone(), 301) is lat and quick_context.latent(faces, 301) is lat.x_lat
+    x_lat = invert(unet, faces, 301, p.n_inv)
+    with torch.no_grad():
+        x_rec = generate(unet, x_lat, 301, p.n_inv)
+    assert torch.equal(lat.x_lat, x_lat) and torch.equal(lat.x_rec, x_rec)  # bit-identical to the plain loops
+    assert computed == [(301, p.n_inv)]
+    assert p.n_inv_train == p.n_inv  # as at the paper profile: the training latents are the test ones
+    makeup = quick_context.finetune("makeup")
+    quick_context.finetune("gray_hair")
+    quick_context.finetune("tanned")
+    assert computed == [(301, p.n_inv), (201, p.n_inv_train)]  # one set of latents for makeup, gray hair
+    # an edit from the shared latent is the edit that inverts by itself
+    direct = edit(unet, makeup, faces, 301, n_inv=p.n_inv, n_gen=p.n_gen)
+    assert torch.equal(quick_context.edit(makeup, faces, 301), direct)
+    alone = quick_context.latent(faces, 401)  # inverted alone: no reconstruction computed
+    assert torch.equal(alone, invert(unet, faces, 401, p.n_inv)) and len(computed) == 2
+    quick_context.latents(faces, 401, steps=2)  # another S_inv is another inversion
+    assert computed[-1] == (401, 2)
+    assert quick_context.latent(faces, 401) is alone

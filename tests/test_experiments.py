@@ -3,12 +3,43 @@ import pytest
 import torch
 
 from dclip import experiments
+from dclip.ddim import generate, invert
 from dclip.paper_numbers import TABLE1_RECONSTRUCTION
 
 
 @pytest.fixture
 def faces(quick_context):
     return quick_context.images("celeba_hq")
+
+
+def plain_reconstruction(model, x, t0, s_inv, s_gen, exact=False):
+    """The hand-written inversion + generation the studies' shared latents must reproduce bit for bit."""
+    with torch.no_grad():
+        return generate(model, invert(model, x, t0, s_inv, exact=exact), t0, s_gen)
+
+
+@pytest.fixture
+def counted_inversions(monkeypatch):
+    """(kind, t0, S_inv) of every inversion with an original model; edits must not invert by themselves."""
+    import dclip.ddim
+    import dclip.edit
+    import dclip.latents
+
+    seen = []
+    real_precompute, real_invert = dclip.latents.precompute, dclip.ddim.invert
+
+    def precompute(model, x, t0, steps, **kwargs):
+        seen.append(("precompute", t0, steps))
+        return real_precompute(model, x, t0, steps, **kwargs)
+
+    def invert(model, x, t0, steps, **kwargs):
+        seen.append(("invert", t0, steps))
+        return real_invert(model, x, t0, steps, **kwargs)
+
+    monkeypatch.setattr(dclip.latents, "precompute", precompute)
+    monkeypatch.setattr(dclip.ddim, "invert", invert)
+    monkeypatch.setattr(dclip.edit, "inversion_loop", lambda *a, **k: pytest.fail("an edit inverted again"))
+    return seen
 
 
 def test_reconstruction_rows_sit_beside_table1(quick_context, faces):
@@ -19,6 +50,9 @@ def test_reconstruction_rows_sit_beside_table1(quick_context, faces):
     assert study.rows[2]["paper_lpips"] is None and study.rows[0]["S"] == quick_context.profile.n_inv
     ddim, exact = study.rows[0], study.rows[2]
     assert exact["mae"] < ddim["mae"]  # the fixed-point inversion lands closer to the input
+    unet, s = quick_context.unet("celeba_hq"), quick_context.profile.n_inv
+    assert torch.equal(study.images["ddim_600"], plain_reconstruction(unet, faces, 600, s, s))
+    assert torch.equal(study.images["exact_300"], plain_reconstruction(unet, faces, 300, s, s, exact=True))
     assert len(study.grid) == 2 and len(study.grid[0]) == 5 and study.col_labels[1] == "DDIM t0=300"
 
 
@@ -176,8 +210,37 @@ def test_summary_rows_keep_table3_prompts_apart_from_the_rest():
 def test_step_ablation_covers_every_pair(quick_context, faces):
     study = experiments.step_ablation(quick_context, faces[:1], t0=600, steps=(2, 4))
     assert [(r["S_inv"], r["S_gen"]) for r in study.rows] == [(2, 2), (2, 4), (4, 2), (4, 4)]
+    unet = quick_context.unet("celeba_hq")
+    for a, b in [(2, 2), (2, 4), (4, 2), (4, 4)]:
+        assert torch.equal(study.images[f"rec_{a}_{b}"], plain_reconstruction(unet, faces[:1], 600, a, b))
     assert study.grid[0][0] is not None and study.grid[1][0] is None  # the original once, top left
     assert study.row_labels == ["S_inv=2", "S_inv=4"] and study.col_labels == ["original", "S_gen=2", "S_gen=4"]
+
+
+def test_manipulation_study_inverts_once_per_domain_and_t0(quick_context, counted_inversions, monkeypatch):
+    from dclip.edit import edit
+
+    names = ["makeup", "gray_hair", "church_golden", "church_red_brick"]
+    study = experiments.manipulation_study(quick_context, names)
+    p = quick_context.profile
+    assert p.n_inv_train == p.n_inv  # as at the paper profile: fine-tuning shares the test latents too
+    assert counted_inversions == [("precompute", 301, p.n_inv), ("precompute", 401, p.n_inv)]
+    monkeypatch.undo()
+    # the same numbers as inverting for every edit and again for the reconstruction
+    unet, faces = quick_context.unet("celeba_hq"), quick_context.images("celeba_hq")
+    assert torch.equal(study.images["DiffusionCLIP reconstruction/gray_hair"],
+                       plain_reconstruction(unet, faces, 301, p.n_inv, p.n_gen))
+    direct = edit(unet, quick_context.finetune("gray_hair"), faces, 301, n_inv=p.n_inv, n_gen=p.n_gen)
+    assert torch.equal(study.images["DiffusionCLIP/gray_hair"], direct)
+
+
+def test_reconstructions_with_another_s_gen(quick_context, faces):
+    import dataclasses
+
+    quick_context.profile = dataclasses.replace(quick_context.profile, n_gen=3)
+    recs = experiments.diffusion_reconstructions(quick_context, ["makeup", "tanned"], faces)
+    assert list(recs) == [201, 301] and recs[301].device == faces.device
+    assert torch.equal(recs[301], plain_reconstruction(quick_context.unet("celeba_hq"), faces, 301, 4, 3))
 
 
 def test_t0_ablation_finetunes_at_each_t0(quick_context):
@@ -185,6 +248,15 @@ def test_t0_ablation_finetunes_at_each_t0(quick_context):
     assert [(r["attribute"], r["t0"]) for r in study.rows] == [("tanned", 300), ("tanned", 500)]
     assert not torch.equal(study.images["tanned_300"], study.images["tanned_500"])
     assert len(study.grid) == 1 and len(study.grid[0]) == 3
+
+
+def test_prompts_at_one_t0_share_the_edits_inversion(quick_context, counted_inversions):
+    experiments.t0_ablation(quick_context, ["tanned", "pixar"], (300,))
+    experiments.latent_vs_finetune(quick_context, ["neanderthal", "gogh"])
+    n_inv = quick_context.profile.n_inv
+    # one inversion per images and t0, not one per prompt: the t0 ablation edits one image (its own
+    # inversion); Fig. 9 edits the training images, whose latents (S_inv alike here) it reuses
+    assert counted_inversions == [("precompute", 300, n_inv), ("invert", 300, n_inv), ("precompute", 601, n_inv)]
 
 
 def test_latent_vs_finetune_rows_and_grid(quick_context):
@@ -205,6 +277,14 @@ def test_novel_applications_rows_images_and_seeding(quick_context, faces):
     assert study.captions[2][-1] == "curly_hair + makeup"
     again = experiments.novel_applications(quick_context, faces, **kwargs)
     assert torch.equal(study.images["a/edited"], again.images["a/edited"])  # the forward noise is seeded
+    # (c) from one shared inversion: the numbers edit_multi and edit give when each inverts by itself
+    from dclip.edit import edit, edit_multi
+
+    unet, p = quick_context.unet("celeba_hq"), quick_context.profile
+    models = [quick_context.finetune("curly_hair"), quick_context.finetune("makeup")]
+    mixed = edit_multi(unet, models, faces, 401, kwargs["gammas"], n_inv=p.n_inv, n_gen=p.n_gen)
+    assert torch.equal(study.images["c/mixed"], mixed)
+    assert torch.equal(study.images["c/makeup"], edit(unet, models[1], faces, 401, n_inv=p.n_inv, n_gen=p.n_gen))
 
 
 def test_study_figure_is_stamped(quick_context, faces):

@@ -50,6 +50,17 @@ def test_finetune_reports_progress_and_ratio_zero_is_the_reconstruction(editor):
     assert len(editor.tuned) == 1
 
 
+def test_finetune_counts_the_training_images_without_reading_them(editor, monkeypatch):
+    ctx, reads = editor.ctx, []
+    real = ctx._load_images
+    monkeypatch.setattr(ctx, "_load_images", lambda *args: reads.append(args) or real(*args))
+    seen = []
+    editor.finetune("face", "tanned face", progress=seen.append)
+    editor.finetune("face", "angry face", progress=seen.append)
+    assert len(reads) == 1  # read once, by the first fine-tune; counted for the progress bar without reading
+    assert seen == [0.5, 1.0, 1.0] * 2  # 2 training images, batch 1, one pass; then the final 1.0
+
+
 def test_latent_is_cached_per_image_and_t0(editor):
     first = editor.latent()
     assert editor.latent() is first

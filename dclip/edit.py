@@ -122,14 +122,13 @@ def latent_optimisation(original, clip, x0: torch.Tensor, source: str, target: s
     """The Fig. 9 baseline: optimise the latent x_{t0} with the directional CLIP loss and an L1 term,
     keeping the diffusion model frozen. Returns (edited images, loss per iteration)."""
     from .clip_loss import clip_objective, directional_clip_loss, text_direction
+    from .gan_common import frozen
 
     direction = text_direction(clip, source, target)
     latent = invert(original, x0, t0, n_inv).clone().requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr)
-    frozen = [p.requires_grad for p in original.parameters()]
-    original.requires_grad_(False)
     losses = []
-    try:
+    with frozen(original):
         for _ in range(iterations):
             opt.zero_grad(set_to_none=True)
             x = generate(original, latent, t0, n_gen)
@@ -139,8 +138,5 @@ def latent_optimisation(original, clip, x0: torch.Tensor, source: str, target: s
             losses.append(loss.item())
             if callback is not None:
                 callback({"iteration": len(losses) - 1, "loss": losses[-1]})
-    finally:
-        for p, flag in zip(original.parameters(), frozen):
-            p.requires_grad_(flag)
     with torch.no_grad():
         return generate(original, latent.detach(), t0, n_gen), losses

@@ -239,15 +239,19 @@ def identity_loss(face_model: torch.nn.Module, x0: torch.Tensor, x: torch.Tensor
 
     ``x0`` is the reference (its embedding is not differentiated, as in the authors' ID loss);
     gradients flow to ``x``. Defaults are the paper's weights (0.3 and 0.1). With
-    ``lambda_face=0`` the face model is not run.
+    ``lambda_face=0`` the face model is not run, with ``lambda_l1=0`` no L1 is computed.
     """
-    l1 = (x0.to(x) - x).abs().flatten(1).mean(dim=1)
-    if lambda_face == 0:
-        return lambda_l1 * l1
-    with torch.no_grad():
-        reference = face_embedding(face_model, x0)
-    face = 1.0 - (face_embedding(face_model, x) * reference).sum(dim=-1)
-    return lambda_l1 * l1 + lambda_face * face.to(l1.device)
+    loss = 0.0
+    if lambda_l1 != 0:
+        loss = lambda_l1 * (x0.to(x) - x).abs().flatten(1).mean(dim=1)
+    if lambda_face != 0:
+        with torch.no_grad():
+            reference = face_embedding(face_model, x0)
+        face = 1.0 - (face_embedding(face_model, x) * reference).sum(dim=-1)
+        loss = loss + lambda_face * face.to(x.device)
+    if isinstance(loss, float):  # both weights 0
+        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    return loss
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ import torch
 from .atomic import atomic_write
 from .clip_loss import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
-from .fast import FastPath, Session, session
+from .fast import FastPath, Session, device_of, session
 from .latents import Latents
 from .progress import progress_bar, progress_enabled
 
@@ -103,10 +103,6 @@ class FinetuneResult:
 
     def losses(self, key: str = "loss") -> list[float]:
         return [row[key] for row in self.history]
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _autocast(s: Session, config: FinetuneConfig):
@@ -232,7 +228,7 @@ def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfi
 
 
 def _cuda_devices(model) -> list[int]:
-    device = _device(model)
+    device = device_of(model)
     return [device.index or 0] if device.type == "cuda" else []
 
 
@@ -282,7 +278,7 @@ def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str
 
     path = Path(path).with_suffix(".safetensors")
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-    meta = {"unet_config": {k: v for k, v in dict(result.model.config).items()},
+    meta = {"unet_config": dict(result.model.config),
             "base": base, "source": result.config.source, "target": result.config.target,
             "hyperparameters": asdict(result.config), "dclip_version": __version__,
             "fast_path": asdict(result.fast) if result.fast is not None else None,
@@ -309,5 +305,5 @@ def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None)
             raise ValueError(f"'{path}' was fine-tuned from a different architecture than the base model: "
                              f"{', '.join(f'{k}={mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])}. "
                              "Load the base model it was trained from.")
-    return model.to(_device(base)) if base is not None else model
+    return model.to(device_of(base)) if base is not None else model
 

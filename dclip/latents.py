@@ -18,7 +18,7 @@ import torch
 
 from .atomic import atomic_write
 from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop, loop_key, model_token
-from .fast import FastPath, resolve, session
+from .fast import FastPath, device_of, resolve, session
 from .progress import progress_enabled
 
 __all__ = ["Latents", "precompute", "cache_key", "fingerprint"]
@@ -72,17 +72,10 @@ def cache_key(model, images: torch.Tensor, t0: int, steps: int, exact: bool = Fa
     return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
 
-def _device_of(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
 def _compute(model, images, t0, steps, batch_size, exact, progress, fast: FastPath) -> Latents:
     """Invert and reconstruct ``images`` in batches: one copy to the device, one back, no sync between."""
     check_images(images, t0, steps)
-    device = _device_of(model)
+    device = device_of(model)
     lats, recs = [], []
     with session(model, fast=fast, device=device) as s:
         runner = s.runner(model)
@@ -113,7 +106,7 @@ def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_d
     picks the performance settings (:mod:`dclip.fast`; ``"auto"``: fp32 on the CPU, bf16 autocast
     on CUDA, ``"reference"``: the original implementation's path).
     """
-    fast = resolve(fast, _device_of(model))
+    fast = resolve(fast, device_of(model))
     batch_size = batch_size or fast.batch_size or 8
     path = None
     if cache_dir is not None:

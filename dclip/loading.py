@@ -225,7 +225,7 @@ def load_unet(source: str | os.PathLike, config: str | dict | None = None) -> UN
         config: for a checkpoint file, the architecture: a preset name, or a dict with the keys of
             the layout's original config (``ddim``: the authors' yml ``model:`` keys plus
             ``image_size``; ADM: ``create_model`` keywords). ``None`` tries the presets of the file's
-            layout and then a ``.json`` sidecar.
+            layout; a file in diffusers' key names takes its architecture from its ``.json`` sidecar.
     """
     text = str(source)
     if text in PRESETS:

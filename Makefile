@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: setup test test-fast test-notebooks figures notebook-outputs lab bench clean
+.PHONY: setup test test-fast test-notebooks test-portable notebook-spread figures notebook-outputs lab bench clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,18 @@ figures: setup
 	$(PY) -m dclip.figures --profile $(PROFILE)
 
 # Re-run every notebook at the smoke profile and store only the outputs nbval checks.
+# Then check they are portable: `make notebook-spread` (and `make test-portable` before committing).
 notebook-outputs: setup
 	HF_HUB_OFFLINE=1 $(PY) -m dclip.figures --store-outputs
+
+# Run the notebooks under simulated CPUs (dclip.portability.SIMULATED_CPUS) and report every checked
+# number that moves; ONLY=02 for one notebook.
+notebook-spread: setup
+	HF_HUB_OFFLINE=1 $(PY) -m dclip.portability spread $(if $(ONLY),--only $(ONLY))
+
+# `make test` once per simulated CPU (this machine as is, AVX2, plain SSE on one thread), with wall times.
+test-portable: setup
+	$(PY) -m dclip.portability test
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

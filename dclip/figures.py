@@ -20,10 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["CHECK_MARK", "notebooks", "strip_outputs", "run_notebook", "store_outputs", "main"]
+__all__ = ["CHECK_MARK", "CHECKED_PROFILE", "notebooks", "strip_outputs", "run_notebook", "store_outputs", "main"]
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 KERNEL = "dclip"
+#: The profile whose outputs the notebooks store and ``make test`` (nbval) compares; the Makefile's
+#: ``test-notebooks`` sets the same one.
+CHECKED_PROFILE = "smoke"
 
 
 def notebooks(folder: str | os.PathLike, only: list[str] | None = None) -> list[Path]:
@@ -84,15 +87,15 @@ def run_notebook(path: Path, profile: str, out_dir: Path, *, kernel: str = KERNE
 
 
 def store_outputs(path: Path, *, kernel: str = KERNEL, timeout: int = 600) -> None:
-    """Run ``path`` at the smoke profile (no progress bars) in place and keep only the checked outputs."""
+    """Run ``path`` at :data:`CHECKED_PROFILE` (no progress bars) in place and keep only the checked outputs."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    env = {**os.environ, "DCLIP_PROFILE": "smoke", "DCLIP_PROGRESS": "0"}
+    env = {**os.environ, "DCLIP_PROFILE": CHECKED_PROFILE, "DCLIP_PROGRESS": "0"}
     client = NotebookClient(nb, kernel_name=kernel, timeout=timeout, record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute(env=env)  # the kernel gets the smoke settings; this process's environment is untouched
+    client.execute(env=env)  # the kernel gets these settings; this process's environment is untouched
     nbformat.write(strip_outputs(nb), path)
 
 

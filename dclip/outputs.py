@@ -3,8 +3,8 @@
 Figures land in ``figures/`` (paper profile) or ``figures/smoke/`` (smoke profile), so a smoke run
 never overwrites a real figure. ``$DCLIP_FIGURES_DIR`` (or a notebook's ``output_dir``) moves the
 root elsewhere, e.g. for test runs. Each notebook's numbers are saved next to its figure as CSV and
-JSON; the same numbers are printed as a fixed-width table rounded to 3 decimals (the form the
-notebook checks compare).
+JSON; the same numbers are printed as a fixed-width table of rounded numbers (the form the notebook
+checks compare, each column at the precision it is stable to across CPUs).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .atomic import atomic_write
 
@@ -54,12 +54,19 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 3) -> str:
-    """Rows of dicts as a fixed-width text table; floats with ``digits`` decimals, None as "-"."""
+def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
+                 digits: int | Mapping[str, int] = 3) -> str:
+    """Rows of dicts as a fixed-width text table; floats rounded, None as "-".
+
+    ``digits`` is the number of decimals for every float, or a mapping column -> decimals (columns
+    it does not name get 3). A checked notebook cell prints each column at the precision it is stable
+    to across CPUs (``python -m dclip.portability spread`` measures that).
+    """
     if not rows:
         return "(no rows)"
     columns = list(columns or rows[0].keys())
-    cells = [[_cell(row.get(c), digits) for c in columns] for row in rows]
+    places = [digits.get(c, 3) if isinstance(digits, Mapping) else digits for c in columns]
+    cells = [[_cell(row.get(c), d) for c, d in zip(columns, places)] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

@@ -21,6 +21,17 @@ def test_format_table_rounds_to_three_decimals_and_marks_missing_values():
     assert round_value(-0.0004) == 0.0 and str(round_value(-0.0004)) == "0.0"
 
 
+def test_format_table_takes_decimals_per_column():
+    rows = [{"t0": 300, "mae": 0.02449, "s_dir": -0.0468}, {"t0": 400, "mae": 0.1, "s_dir": 0.651}]
+    assert format_table(rows, digits={"s_dir": 1}).splitlines() == [
+        " t0    mae  s_dir",
+        "---  -----  -----",
+        "300  0.024    0.0",
+        "400  0.100    0.7",
+    ]
+    assert format_table(rows, digits=2).splitlines()[2] == "300  0.02  -0.05"
+
+
 def test_figures_go_under_the_profiles_subfolder(tmp_path, monkeypatch):
     monkeypatch.delenv("DCLIP_FIGURES_DIR", raising=False)
     assert figures_dir(get_profile("smoke")).parts[-2:] == ("figures", "smoke")

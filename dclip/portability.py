@@ -142,16 +142,25 @@ def run_checked(path: Path, env: dict[str, str], profile: str, *, kernel: str = 
     return Run(checked_texts(nb), tables)
 
 
-def table_spread(tables: list[list[dict]]) -> dict[str, float]:
-    """Per numeric column, the largest difference between runs of one table's value (full precision)."""
-    spread: dict[str, float] = {}
+def _group(row: dict) -> str:
+    """A row's group in the spread report: its first text field (e.g. the method), else the whole table."""
+    return next((v for v in row.values() if isinstance(v, str)), "")
+
+
+def table_spread(tables: list[list[dict]]) -> dict[str, dict[str, float]]:
+    """Per numeric column and row group (first text field), the largest difference between runs of one
+    table's value, at full precision; inf where a value is NaN in some runs but not all."""
+    spread: dict[str, dict[str, float]] = {}
     for rows in zip(*tables):
         for column in rows[0]:
             values = [row.get(column) for row in rows]
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 finite = [float(v) for v in values if v == v]
                 change = max(finite) - min(finite) if len(finite) == len(values) else float("inf")
-                spread[column] = max(spread.get(column, 0.0), change)
+                if not finite:
+                    change = 0.0
+                groups = spread.setdefault(column, {})
+                groups[_group(rows[0])] = max(groups.get(_group(rows[0]), 0.0), change)
     return spread
 
 
@@ -161,9 +170,9 @@ def _report(name: str, cpus: list[str], runs: list[Run]) -> bool:
     True when every checked cell printed identical text on every CPU.
     """
     for table in runs[0].tables:
-        columns = table_spread([run.tables.get(table, []) for run in runs])
-        moved = ", ".join(f"{c} {v:.2g}" for c, v in columns.items() if v) or "nothing"
-        print(f"{name} table {table}: largest change per column: {moved}")
+        print(f"{name} table {table}: largest change between CPUs")
+        for column, groups in table_spread([run.tables.get(table, []) for run in runs]).items():
+            print(f"    {column:>12}: " + ", ".join(f"{g or 'all'} {v:.2g}" for g, v in groups.items()))
     stable = True
     for cell, texts in enumerate(zip(*(run.texts for run in runs)), start=1):
         spread = compare_texts(list(texts), cell)

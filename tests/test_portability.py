@@ -47,12 +47,15 @@ def test_nbval_runs_at_the_profile_the_notebooks_store():
     assert re.search(r"test-notebooks:.*\n.*DCLIP_PROFILE=(\w+)", makefile).group(1) == CHECKED_PROFILE
 
 
-def test_table_spread_is_the_largest_change_per_numeric_column():
+def test_table_spread_is_the_largest_change_per_numeric_column_and_group():
     from dclip.portability import table_spread
 
-    a = [{"m": "x", "mae": 0.1, "s": 1.0, "n": 3}, {"m": "y", "mae": 0.2, "s": None, "n": 3}]
-    b = [{"m": "x", "mae": 0.1004, "s": 0.5, "n": 3}, {"m": "y", "mae": 0.199, "s": None, "n": 3}]
+    a = [{"m": "x", "mae": 0.1, "s": 1.0, "n": 3}, {"m": "y", "mae": 0.2, "s": None, "n": 3},
+         {"m": "x", "mae": 0.3, "s": 0.0, "n": 3}]
+    b = [{"m": "x", "mae": 0.1004, "s": 0.5, "n": 3}, {"m": "y", "mae": 0.199, "s": None, "n": 3},
+         {"m": "x", "mae": 0.3, "s": 0.1, "n": 3}]
     spread = table_spread([a, b])
-    assert set(spread) == {"mae", "s", "n"} and spread["n"] == 0.0
-    assert abs(spread["mae"] - 0.001) < 1e-12 and spread["s"] == 0.5
-    assert table_spread([[{"v": float("nan")}], [{"v": 1.0}]])["v"] == float("inf")
+    assert set(spread) == {"mae", "s", "n"} and spread["n"] == {"x": 0.0, "y": 0.0}
+    assert abs(spread["mae"]["x"] - 0.0004) < 1e-12 and abs(spread["mae"]["y"] - 0.001) < 1e-12
+    assert spread["s"] == {"x": 0.5}
+    assert table_spread([[{"v": float("nan")}], [{"v": 1.0}]])["v"] == {"": float("inf")}

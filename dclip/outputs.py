@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .atomic import atomic_write
 
-__all__ = ["repo_root", "figures_dir", "format_table", "save_table", "save_figure", "round_value"]
+__all__ = ["repo_root", "figures_dir", "format_table", "rows_without", "save_table", "save_figure", "round_value"]
 
 
 def repo_root() -> Path:
@@ -70,6 +70,11 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def rows_without(rows: Iterable[dict], column: str, values: Sequence) -> list[dict]:
+    """The rows whose ``column`` is none of ``values`` (e.g. a method a check leaves out)."""
+    return [row for row in rows if row.get(column) not in values]
 
 
 def _csv_text(rows: Sequence[dict], columns: list[str]) -> str:

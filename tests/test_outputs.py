@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from dclip.outputs import figures_dir, format_table, round_value, save_figure, save_table
+from dclip.outputs import figures_dir, format_table, round_value, rows_without, save_figure, save_table
 from dclip.plots import image_grid
 from dclip.profiles import SMOKE_STAMP, get_profile
 
@@ -30,6 +30,11 @@ def test_format_table_takes_decimals_per_column():
         "400  0.100    0.7",
     ]
     assert format_table(rows, digits=2).splitlines()[2] == "300  0.02  -0.05"
+
+
+def test_rows_without_leaves_out_the_named_values():
+    rows = [{"method": "A", "x": 1}, {"method": "B", "x": 2}, {"method": "C", "x": 3}, {"x": 4}]
+    assert rows_without(rows, "method", ["B", "C"]) == [{"method": "A", "x": 1}, {"x": 4}]
 
 
 def test_figures_go_under_the_profiles_subfolder(tmp_path, monkeypatch):

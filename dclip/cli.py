@@ -248,8 +248,9 @@ def _finetune(args) -> None:
     distributed.print_main(f"fine-tuning {len(names)} attributes on {distributed.world_size()} rank(s): "
                            + "; ".join(f"rank {r}: {', '.join(names[r::distributed.world_size()]) or '-'}"
                                        for r in range(distributed.world_size())))
-    images = _load(items, range(len(items)), size)
-    for name in names[distributed.rank()::distributed.world_size()]:
+    mine = names[distributed.rank()::distributed.world_size()]
+    images = _load(items, range(len(items)), size) if mine else None
+    for name in mine:
         config = configs[name]
         latents, _ = precompute_each(model, images, config.t0, args.n_inv, cache_dir=args.cache,
                                      progress=args.progress, weights=weights)

@@ -11,9 +11,10 @@ of 1, nothing is initialised and nothing is communicated.
 Data-parallel fine-tuning (:func:`dclip.finetune.finetune` with ``data_parallel=True``) uses two of
 these: :func:`global_means`, which makes every batch mean of eq. 10 a mean over the *global* batch
 (the CLIP term takes it inside the −log, so averaging per-rank gradients alone would be wrong), and
-:func:`average_gradients`, DDP's gradient all-reduce done explicitly after each backward (the UNet is
-called S_gen times per backward, and with gradient checkpointing, which ``DistributedDataParallel``'s
-hooks do not support in general).
+:func:`average_gradients`, DDP's gradient all-reduce, done explicitly after each backward rather
+than by ``DistributedDataParallel``'s hooks: a full-mode update calls the UNet S_gen times before
+one backward (more with gradient checkpointing) and an efficient-mode update steps S_gen times,
+and an explicit all-reduce before each optimizer step is exact in all of these cases.
 """
 from __future__ import annotations
 

@@ -134,8 +134,8 @@ def precompute_each(model, images: torch.Tensor, t0: int, steps: int = 40, *, ca
     batch_size = batch_size or fast.batch_size or 8
     if weights is None:
         weights = fingerprint(model.state_dict())
-    paths = [Path(cache_dir) / f"latents-{cache_key(model, x[None], t0, steps, exact, autocast=fast.autocast, weights=weights)}.pt"
-             for x in images]
+    keys = [cache_key(model, x[None], t0, steps, exact, autocast=fast.autocast, weights=weights) for x in images]
+    paths = [Path(cache_dir) / f"latents-{key}.pt" for key in keys]
     found = {i: Latents.from_dict(torch.load(p, map_location="cpu", weights_only=True))
              for i, p in enumerate(paths) if p.is_file()}
     missing = [i for i in range(len(paths)) if i not in found]

@@ -132,7 +132,8 @@ def test_data_parallel_finetune_matches_one_process_with_the_global_batch(tmp_pa
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("updates on 2 ranks") == 1  # rank 0 reports and writes
     for batch in ("1", "2"):
-        assert main([*args, "--batch-size", batch, "--cache", str(tmp_path / "c1"), "--out", str(tmp_path / f"b{batch}")]) == 0
+        out = tmp_path / f"b{batch}"
+        assert main([*args, "--batch-size", batch, "--cache", str(tmp_path / "c1"), "--out", str(out)]) == 0
     ddp, b1, b2 = (_weights(tmp_path / n) for n in ("ddp", "b1", "b2"))
     assert _max_diff(ddp, b2) <= DDP_TOLERANCE
     assert _max_diff(b1, b2) > 100 * DDP_TOLERANCE  # the test can tell batch 1 from batch 2
@@ -170,3 +171,30 @@ def test_a_bad_argument_on_one_rank_stops_every_rank(tmp_path, folder):
     assert "[rank 1/2] dclip finetune: error: " in run.stderr and "t0" in run.stderr, run.stderr[-3000:]
     assert elapsed < 90  # imports included; a hang would wait for gloo's 30-minute timeout
     assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("world,batch,n", [(2, 1, 5), (3, 2, 7), (4, 1, 2), (2, 3, 12)])
+def test_batch_shares_rebuild_the_single_process_batches(monkeypatch, world, batch, n):
+    """Update b of every rank together is exactly the single process's batch b of size world × batch."""
+    from dclip import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    shares = []
+    for rank in range(world):
+        monkeypatch.setenv("RANK", str(rank))
+        shares.append([s[i: i + batch] for s in [distributed.batch_share(n, batch)] for i in range(0, len(s), batch)])
+    updates = max(len(s) for s in shares)
+    together = [[i for s in shares if b < len(s) for i in s[b]] for b in range(updates)]
+    expected = [list(range(n))[i: i + world * batch] for i in range(0, n, world * batch)]
+    assert together == expected
+
+
+def test_folder_shards_cover_every_image_once(monkeypatch):
+    from dclip import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    owned = []
+    for rank in range(3):
+        monkeypatch.setenv("RANK", str(rank))
+        owned += distributed.shard(10)
+    assert sorted(owned) == list(range(10))

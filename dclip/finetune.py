@@ -115,8 +115,8 @@ def _autocast(s: Session, config: FinetuneConfig):
 class _Objective:
     """Eq. 10 for a batch: CLIP direction term, L1 and (optionally) the face identity term.
 
-    Every batch mean is taken by ``means`` (``dclip.distributed.global_means``): the batch's own
-    mean in one process, the global batch's over all ranks when data-parallel."""
+    Each batch mean is the batch's own in one process, and the global batch's over all ranks when
+    data-parallel (:func:`dclip.distributed.global_means`)."""
 
     def __init__(self, clip, config: FinetuneConfig, face_model, data_parallel: bool = False):
         if config.lambda_id > 0 and face_model is None:

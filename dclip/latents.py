@@ -136,16 +136,21 @@ def precompute_each(model, images: torch.Tensor, t0: int, steps: int = 40, *, ca
         weights = fingerprint(model.state_dict())
     keys = [cache_key(model, x[None], t0, steps, exact, autocast=fast.autocast, weights=weights) for x in images]
     paths = [Path(cache_dir) / f"latents-{key}.pt" for key in keys]
-    found = {i: Latents.from_dict(torch.load(p, map_location="cpu", weights_only=True))
-             for i, p in enumerate(paths) if p.is_file()}
-    missing = [i for i in range(len(paths)) if i not in found]
-    for chunk in torch.tensor(missing, dtype=torch.long).split(batch_size) if missing else ():
+    found = {p: Latents.from_dict(torch.load(p, map_location="cpu", weights_only=True))
+             for p in set(paths) if p.is_file()}
+    first = {}  # each missing file once (identical images share one), at its first image
+    for i, p in enumerate(paths):
+        if p not in found:
+            first.setdefault(p, i)
+    missing = list(first.values())
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start: start + batch_size]
         done = _compute(model, images[chunk], t0, steps, batch_size, exact, progress, fast)
-        for j, i in enumerate(chunk.tolist()):
+        for j, i in enumerate(chunk):
             one = Latents(done.x0[j:j + 1].clone(), done.x_lat[j:j + 1].clone(), done.x_rec[j:j + 1].clone(),
                           int(t0), int(steps))
             atomic_write(paths[i], lambda tmp: torch.save(one.to_dict(), tmp))
-            found[i] = one
-    parts = [found[i] for i in range(len(paths))]
+            found[paths[i]] = one
+    parts = [found[p] for p in paths]
     return (Latents(torch.cat([p.x0 for p in parts]), torch.cat([p.x_lat for p in parts]),
                     torch.cat([p.x_rec for p in parts]), int(t0), int(steps)), len(missing))

@@ -198,3 +198,21 @@ def test_folder_shards_cover_every_image_once(monkeypatch):
         monkeypatch.setenv("RANK", str(rank))
         owned += distributed.shard(10)
     assert sorted(owned) == list(range(10))
+
+
+def test_per_image_cache_computes_only_what_is_missing(tmp_path):
+    """precompute_each: one file per image (the one precompute() of that image alone writes); a
+    second call, or a call on more images, computes only images not cached yet."""
+    import dclip
+    from dclip.images import sample_photos
+    from dclip.latents import precompute, precompute_each
+
+    model = dclip.load_unet("tiny")
+    x = sample_photos(("grace_hopper", "astronaut", "chelsea"), size=32)
+    first, n = precompute_each(model, x[[0, 1, 0]], 300, 6, cache_dir=tmp_path, batch_size=1)
+    assert n == 2 and len(list(tmp_path.iterdir())) == 2  # the repeated image is inverted once
+    again, n = precompute_each(model, x, 300, 6, cache_dir=tmp_path)
+    assert n == 1 and len(list(tmp_path.iterdir())) == 3
+    torch.testing.assert_close(again.x_lat[:2], first.x_lat[:2], rtol=0, atol=0)
+    alone = precompute(model, x[2:], 300, 6, cache_dir=tmp_path)  # reads the file precompute_each wrote
+    assert len(list(tmp_path.iterdir())) == 3 and torch.equal(alone.x_lat, again.x_lat[2:])

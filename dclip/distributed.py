@@ -27,7 +27,7 @@ import torch
 
 __all__ = ["rank", "world_size", "local_rank", "is_main", "active", "rank_device", "process_group",
            "shard", "batch_share", "all_sum", "all_max", "global_means", "average_gradients",
-           "broadcast_parameters", "gather", "barrier", "print_main", "rank_tag"]
+           "broadcast_parameters", "gather", "print_main", "rank_tag"]
 
 _BUCKET = 1 << 24  # gradient elements per all-reduce call
 
@@ -223,14 +223,6 @@ def gather(obj) -> list:
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def barrier() -> None:
-    """Wait until every rank gets here."""
-    if active():
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def print_main(*args, **kwargs) -> None:

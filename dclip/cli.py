@@ -4,15 +4,23 @@ Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for
 
     python -m dclip finetune --model tiny --clip tiny --attribute makeup --n-images 2 --out runs/makeup
     python -m dclip edit --model tiny --finetuned runs/makeup.safetensors --image photo.jpg --out edited.png
+
+The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.distributed`):
+precompute and edit of a folder split its images over the ranks (each rank writes the files of its
+own images; a re-run skips what is done), finetune with one attribute trains data-parallel
+(``--batch-size`` per rank) and finetune with several attributes trains one per rank at a time.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 import torch
+
+from . import distributed
 
 __all__ = ["main", "build_parser"]
 
@@ -41,7 +49,9 @@ def _add_images(p: argparse.ArgumentParser) -> None:
 
 
 def _add_finetune(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--attribute", default=None, help="attribute preset (e.g. makeup, tanned, pixar, church_golden)")
+    p.add_argument("--attribute", default=None, nargs="+",
+                   help="attribute preset (e.g. makeup, tanned, pixar, church_golden); several fine-tune one model "
+                        "each (spread over the ranks under torchrun) and write OUT/ATTRIBUTE.safetensors")
     p.add_argument("--source", default=None, help="source text (overrides the attribute's), e.g. 'face'")
     p.add_argument("--target", default=None, help="target text (overrides the attribute's), e.g. 'angry face'")
     p.add_argument("--recipe", default="paper", choices=["paper", "authors_readme"],
@@ -56,7 +66,8 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda-l1", type=float, default=None, help="weight of the L1 term (recipe default)")
     p.add_argument("--lambda-id", type=float, default=None,
                    help="weight of the face identity term (default: 0.1 for in-domain face attributes, else 0)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per update (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="images per update, per rank under torchrun (default: %(default)s)")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations to save memory")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -75,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(pre)
     _add_images(pre)
     pre.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
+    pre.add_argument("--batch-size", type=int, default=None, help="images per UNet call (default: 8)")
     pre.add_argument("--out", default=None, help="also write a grid original | reconstruction to this PNG")
     fin = sub.add_parser("finetune", help="fine-tune the model with the directional CLIP loss")
     _add_common(fin)
@@ -84,13 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ed)
     ed.add_argument("--finetuned", required=True, nargs="+",
                     help="fine-tuned model file(s); several with --gammas mix them (eq. 14)")
-    ed.add_argument("--image", required=True, help="image file to edit")
+    which = ed.add_mutually_exclusive_group(required=True)
+    which.add_argument("--image", help="image file to edit")
+    which.add_argument("--images", help="folder of images to edit: writes OUT/NAME.png per image (edited only), "
+                                         "skipping those already there")
+    ed.add_argument("--n-images", type=int, default=None, help="with --images: the first this many (default: all)")
+    ed.add_argument("--batch-size", type=int, default=8,
+                    help="with --images: images per UNet call (default: %(default)s)")
     ed.add_argument("--align", action="store_true", help="align the face with MTCNN first")
     ed.add_argument("--n-gen", type=int, default=40, help="S_gen, generation steps (default: %(default)s)")
     ed.add_argument("--ratio", type=float, default=1.0, help="degree of change r in [0, 1] (default: 1)")
     ed.add_argument("--gammas", default=None,
                     help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
-    ed.add_argument("--out", required=True, help="output image path (PNG)")
+    ed.add_argument("--out", required=True, help="output image path (PNG); a folder with --images")
     return parser
 
 
@@ -105,16 +123,29 @@ def _image_size(model) -> int:
     return int(model.config.sample_size)
 
 
-def _load_images(args, size: int) -> torch.Tensor:
-    from .images import image_files, load_folder, sample_photos
+def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
+    """(name, loader) of each input image, in a fixed order that every rank agrees on: the folder's
+    files sorted by name (the first ``--n-images``), else the shipped sample photos. Loading is left
+    to the caller, so that each rank reads only its own images, when it gets to them."""
+    from .images import image_files, load_image, sample_photo, to_tensor
 
-    if args.align:
-        if not args.images:
-            raise ValueError("--align needs --images pointing at a folder of photos.")
-        return torch.cat([_aligned(f, size) for f in image_files(args.images)[: args.n_images]])
+    if args.align and not args.images:
+        raise ValueError("--align needs --images pointing at a folder of photos.")
     if args.images:
-        return load_folder(args.images, size, args.n_images)
-    return sample_photos(size=size)[: args.n_images]
+        load = _aligned if args.align else load_image
+        return [(f.stem, functools.partial(load, f, size)) for f in image_files(args.images)[: args.n_images]]
+    names = ("grace_hopper", "astronaut")[: args.n_images]
+    return [(n, functools.partial(lambda n: to_tensor(sample_photo(n), size), n)) for n in names]
+
+
+def _load(items, indices, size: int) -> torch.Tensor:
+    """The images ``items[i]`` for ``indices`` as one (N, 3, size, size) tensor (N may be 0)."""
+    images = [items[i][1]() for i in indices]
+    return torch.cat(images) if images else torch.empty(0, 3, size, size)
+
+
+def _chunks(indices: list[int], size: int) -> list[list[int]]:
+    return [indices[i: i + size] for i in range(0, len(indices), size)]
 
 
 def _aligned(path, size: int) -> torch.Tensor:
@@ -135,26 +166,44 @@ def _load_model(args):
 
 
 def _precompute(args) -> None:
-    from .latents import precompute
+    """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
+    its own share (:func:`dclip.distributed.shard`); images already cached are read, not redone."""
+    from .latents import fingerprint, precompute_each
 
     model = _load_model(args)
     t0 = args.t0 or 400
-    images = _load_images(args, _image_size(model))
-    latents = precompute(model, images, t0, args.n_inv, cache_dir=args.cache, progress=args.progress)
-    err = (latents.x_rec - latents.x0).abs().mean().item()
-    print(f"{len(latents)} images inverted to t0={t0} with S_inv={args.n_inv}; reconstruction MAE {err:.4f}")
+    size = _image_size(model)
+    items = _image_items(args, size)
+    weights = fingerprint(model.state_dict())
+    err = elements = computed = 0.0
+    pairs = []
+    for chunk in _chunks(distributed.shard(len(items)), args.batch_size or 8):
+        latents, n_new = precompute_each(model, _load(items, chunk, size), t0, args.n_inv, cache_dir=args.cache,
+                                         batch_size=args.batch_size, progress=args.progress, weights=weights)
+        err += (latents.x_rec - latents.x0).abs().double().sum().item()
+        elements += latents.x0.numel()
+        computed += n_new
+        if args.out:
+            pairs += [(i, latents.x0[j], latents.x_rec[j]) for j, i in enumerate(chunk)]
+    err, elements, computed = distributed.all_sum([err, elements, computed]).tolist()
+    distributed.print_main(f"{len(items)} images inverted to t0={t0} with S_inv={args.n_inv} ({int(computed)} now, "
+                           f"{len(items) - int(computed)} from the cache {args.cache}); "
+                           f"reconstruction MAE {err / elements:.4f}")
     if args.out:
-        from .images import save_image
+        pairs = sorted((p for part in distributed.gather(pairs) for p in part), key=lambda p: p[0])
+        if distributed.is_main():
+            from .images import save_image
 
-        grid = torch.cat([torch.cat(list(latents.x0), 2), torch.cat(list(latents.x_rec), 2)], 1)
-        print(f"wrote {save_image(grid, args.out)}")
+            grid = torch.cat([torch.cat([p[1] for p in pairs], 2), torch.cat([p[2] for p in pairs], 2)], 1)
+            print(f"wrote {save_image(grid, args.out)}")
 
 
-def _finetune_config(args):
+def _finetune_config(args, name: str | None = None):
     from .attributes import attribute
     from .finetune import RECIPES, recipe
 
-    preset = attribute(args.attribute) if args.attribute else None
+    name = name or (args.attribute[0] if args.attribute else None)
+    preset = attribute(name) if name else None
     source = args.source or (preset.source if preset else None)
     target = args.target or (preset.target if preset else None)
     if not source or not target:
@@ -170,26 +219,79 @@ def _finetune_config(args):
 
 
 def _finetune(args) -> None:
-    from .clip_loss import load_clip, tiny_clip
-    from .finetune import finetune, save_finetuned
-    from .latents import precompute
+    """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
+    Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
+    from .latents import fingerprint, precompute_each
 
-    config = _finetune_config(args)
+    several = args.attribute is not None and len(args.attribute) > 1
+    if several and (args.source or args.target):
+        raise ValueError("--source/--target describe one edit: give them with one --attribute (or none), "
+                         "or give several --attribute presets without them.")
+    configs = {name: _finetune_config(args, name) for name in (args.attribute if several else [None])}
     model = _load_model(args)
-    clip = tiny_clip(device=args.device) if args.clip == "tiny" else load_clip(args.clip, device=args.device,
-                                                                               weights=args.clip_weights)
-    face_model = None
-    if config.lambda_id > 0:
-        from .faces import load_face_model
+    size = _image_size(model)
+    items = _image_items(args, size)
+    clip = _load_clip(args)
+    face_model = _load_face_model(args) if any(c.lambda_id > 0 for c in configs.values()) else None
+    weights = fingerprint(model.state_dict())
+    if not several:
+        config = configs[None]
+        data_parallel = distributed.world_size() > 1
+        mine = distributed.batch_share(len(items), config.batch_size) if data_parallel else range(len(items))
+        latents, _ = precompute_each(model, _load(items, mine, size), config.t0, args.n_inv, cache_dir=args.cache,
+                                     progress=args.progress, weights=weights)
+        result = _finetune_one(model, latents, clip, config, face_model, args, data_parallel)
+        if distributed.is_main():
+            _report(result, _save(result, args.out, args))
+        return
+    names = list(configs)
+    distributed.print_main(f"fine-tuning {len(names)} attributes on {distributed.world_size()} rank(s): "
+                           + "; ".join(f"rank {r}: {', '.join(names[r::distributed.world_size()]) or '-'}"
+                                       for r in range(distributed.world_size())))
+    mine = names[distributed.rank()::distributed.world_size()]
+    images = _load(items, range(len(items)), size) if mine else None
+    for name in mine:
+        config = configs[name]
+        latents, _ = precompute_each(model, images, config.t0, args.n_inv, cache_dir=args.cache,
+                                     progress=args.progress, weights=weights)
+        result = _finetune_one(model, latents, clip, config, face_model, args, False)
+        _report(result, _save(result, Path(args.out) / name, args), prefix=distributed.rank_tag())
 
-        face_model = load_face_model(device=args.device, weights=args.face_weights)
-    images = _load_images(args, _image_size(model))
-    latents = precompute(model, images, config.t0, args.n_inv, cache_dir=args.cache, progress=args.progress)
-    result = finetune(model, latents, clip, config, face_model=face_model, progress=args.progress)
-    path = save_finetuned(result, args.out, base=args.model)
+
+def _load_clip(args):
+    from .clip_loss import load_clip, tiny_clip
+
+    if args.clip == "tiny":
+        return tiny_clip(device=args.device)
+    return load_clip(args.clip, device=args.device, weights=args.clip_weights)
+
+
+def _load_face_model(args):
+    from .faces import load_face_model
+
+    return load_face_model(device=args.device, weights=args.face_weights)
+
+
+def _finetune_one(model, latents, clip, config, face_model, args, data_parallel: bool):
+    from .finetune import finetune
+
+    return finetune(model, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
+                    progress=args.progress, data_parallel=data_parallel)
+
+
+def _save(result, out, args) -> Path:
+    from .finetune import save_finetuned
+
+    return save_finetuned(result, out, base=args.model)
+
+
+def _report(result, path: Path, prefix: str = "") -> None:
     first, last = result.history[0]["loss"], result.history[-1]["loss"]
-    print(f"'{config.source}' -> '{config.target}': {len(result.history)} updates, loss {first:.4f} -> {last:.4f}")
-    print(f"wrote {path} and {path.with_suffix('.json')}")
+    ranks = f" on {result.world_size} ranks" if result.world_size > 1 else ""
+    print(f"{prefix}'{result.config.source}' -> '{result.config.target}': {len(result.history)} updates{ranks}, "
+          f"loss {first:.4f} -> {last:.4f}")
+    print(f"{prefix}wrote {path} and {path.with_suffix('.json')}")
+    sys.stdout.flush()
 
 
 def _trained_t0(path: str) -> int:
@@ -201,33 +303,62 @@ def _trained_t0(path: str) -> int:
 
 
 def _edit(args) -> None:
+    """Edit one image (rank 0 under torchrun), or a folder: each rank edits its share of the images
+    whose output is not there yet and writes them, one file per image."""
     from .edit import edit, edit_multi
     from .finetune import load_finetuned
-    from .images import load_image, save_image
+    from .images import image_files, load_image, save_image
 
     original = _load_model(args)
     models = [load_finetuned(p, base=original) for p in args.finetuned]
     size = _image_size(original)
-    x0 = (_aligned(args.image, size) if args.align else load_image(args.image, size)).to(args.device)
     t0 = args.t0 or _trained_t0(args.finetuned[0])
-    if len(models) > 1 or args.gammas:
-        if not args.gammas:
-            raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")
-        x = edit_multi(original, models, x0, t0, _parse_gammas(args.gammas), n_inv=args.n_inv, n_gen=args.n_gen,
-                       progress=args.progress)
-    else:
-        x = edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
-                 progress=args.progress)
-    print(f"wrote {save_image(torch.cat([x0, x], 3), args.out)} (original | edited)")
+    if len(models) > 1 and not args.gammas:
+        raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")
+    gammas = _parse_gammas(args.gammas) if args.gammas else None
+
+    def run(x0):
+        x0 = x0.to(args.device)
+        if gammas is not None:
+            return edit_multi(original, models, x0, t0, gammas, n_inv=args.n_inv, n_gen=args.n_gen,
+                              progress=args.progress)
+        return edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
+                    progress=args.progress)
+
+    load = functools.partial(_aligned if args.align else load_image, size=size)
+    if args.image:
+        if distributed.is_main():
+            x0 = load(args.image)
+            print(f"wrote {save_image(torch.cat([x0, run(x0).cpu()], 3), args.out)} (original | edited)")
+        return
+    files = image_files(args.images)[: args.n_images]
+    targets = [Path(args.out) / f"{f.stem}.png" for f in files]
+    if len(set(targets)) < len(targets):
+        raise ValueError(f"'{args.images}' holds files with the same name but different suffixes; their edits "
+                         "would overwrite each other in --out. Rename them or edit them separately.")
+    mine = distributed.shard(len(files))
+    todo = [i for i in mine if not targets[i].is_file()]
+    for chunk in _chunks(todo, args.batch_size):
+        x = run(torch.cat([load(files[i]) for i in chunk])).cpu()
+        for j, i in enumerate(chunk):
+            save_image(x[j: j + 1], targets[i])
+    edited, skipped = distributed.all_sum([len(todo), len(mine) - len(todo)]).tolist()
+    distributed.print_main(f"edited {int(edited)} of {len(files)} images into {args.out} "
+                           f"({int(skipped)} were already there)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's
+    device. A user error prints one line naming the rank and returns 2: torchrun then stops the other
+    ranks and the job fails."""
     args = build_parser().parse_args(argv)
     command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit}[args.command]
     try:
-        command(args)
+        args.device = str(distributed.rank_device(args.device))
+        with distributed.process_group(args.device):
+            command(args)
     except (ValueError, FileNotFoundError) as err:  # WeightsNotFoundError is a FileNotFoundError
-        print(f"dclip {args.command}: error: {err}", file=sys.stderr)
+        print(f"{distributed.rank_tag()}dclip {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

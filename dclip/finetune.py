@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .atomic import atomic_write
 from .clip_loss import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
@@ -100,6 +101,7 @@ class FinetuneResult:
     config: FinetuneConfig
     history: list[dict] = field(default_factory=list)
     fast: FastPath | None = None
+    world_size: int = 1            # ranks that trained it data-parallel (global batch: world_size × batch_size)
 
     def losses(self, key: str = "loss") -> list[float]:
         return [row[key] for row in self.history]
@@ -111,42 +113,63 @@ def _autocast(s: Session, config: FinetuneConfig):
 
 
 class _Objective:
-    """Eq. 10 for a batch: CLIP direction term, L1 and (optionally) the face identity term."""
+    """Eq. 10 for a batch: CLIP direction term, L1 and (optionally) the face identity term.
 
-    def __init__(self, clip, config: FinetuneConfig, face_model):
+    Each batch mean is the batch's own in one process, and the global batch's over all ranks when
+    data-parallel (:func:`dclip.distributed.global_means`)."""
+
+    def __init__(self, clip, config: FinetuneConfig, face_model, data_parallel: bool = False):
         if config.lambda_id > 0 and face_model is None:
             raise ValueError("lambda_id > 0 needs a face model: pass face_model=dclip.faces.load_face_model().")
         self.clip, self.config, self.face_model = clip, config, face_model
+        self.data_parallel = data_parallel
         self.direction = text_direction(clip, config.source, config.target)
 
-    def __call__(self, x0: torch.Tensor, x: torch.Tensor) -> dict:
-        """The loss to backpropagate and its terms as detached 0-d tensors (read back later)."""
+    def __call__(self, x0: torch.Tensor, x: torch.Tensor | None) -> dict:
+        """The loss to backpropagate and its terms as detached 0-d tensors (read back later).
+        ``x`` is None on a data-parallel rank with no images in this update (it still joins the means)."""
         c = self.config
-        x = x.float()
-        # the batch mean of L_direction goes inside the log, as in the original (equal at batch size 1)
-        l_clip = clip_objective(directional_clip_loss(self.clip, x0, x, self.direction).mean())
-        l_l1 = (x0 - x).abs().mean()
-        loss = c.lambda_clip * l_clip + c.lambda_l1 * l_l1
-        row = {"clip": l_clip.detach(), "l1": l_l1.detach()}
+        none = x0.new_zeros(0)
+        terms = {"clip": none, "l1": none}
+        if x is not None:
+            x = x.float()
+            terms = {"clip": directional_clip_loss(self.clip, x0, x, self.direction), "l1": (x0 - x).abs()}
         if c.lambda_id > 0:
             from .faces import identity_loss
 
-            l_id = identity_loss(self.face_model, x0, x, lambda_l1=0.0, lambda_face=1.0).mean()
-            loss = loss + c.lambda_id * l_id
-            row["id"] = l_id.detach()
+            terms["id"] = none if x is None else identity_loss(self.face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
+        means = dict(zip(terms, distributed.global_means(*terms.values()) if self.data_parallel
+                         else [v.mean() for v in terms.values()]))
+        # the batch mean of L_direction goes inside the log, as in the original (equal at batch size 1)
+        l_clip = clip_objective(means["clip"])
+        loss = c.lambda_clip * l_clip + c.lambda_l1 * means["l1"]
+        row = {"clip": l_clip.detach(), "l1": means["l1"].detach()}
+        if c.lambda_id > 0:
+            loss = loss + c.lambda_id * means["id"]
+            row["id"] = means["id"].detach()
         row["loss"] = loss.detach()
         return {"loss": loss, "row": row}
+
+    def step(self, opt, out: dict, idle: bool = False) -> None:
+        """Backward (not on an ``idle`` rank, which had no images), the gradient all-reduce when
+        data-parallel, the optimizer step."""
+        if not idle:
+            out["loss"].backward()
+        if self.data_parallel:
+            distributed.average_gradients(p for group in opt.param_groups for p in group["params"])
+        opt.step()
 
 
 def _full_update(s: Session, model, objective, opt, x0, x_lat, config, pairs) -> list[dict]:
     opt.zero_grad(set_to_none=True)
-    x = s.layout(x_lat)
-    with _autocast(s, config):
-        for t, t_next in pairs:
-            x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
+    x = None
+    if len(x0):  # empty only on a data-parallel rank left out of a short last batch
+        x = s.layout(x_lat)
+        with _autocast(s, config):
+            for t, t_next in pairs:
+                x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
     out = objective(x0, x)
-    out["loss"].backward()
-    opt.step()
+    objective.step(opt, out, idle=x is None)
     return [out["row"]]
 
 
@@ -154,13 +177,14 @@ def _efficient_update(s: Session, model, objective, opt, x0, x_lat, config, pair
     x, rows = s.layout(x_lat), []
     for t, t_next in pairs:
         opt.zero_grad(set_to_none=True)
-        with _autocast(s, config):
-            x_next, x0_pred = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)
+        x_next = x0_pred = None
+        if len(x0):
+            with _autocast(s, config):
+                x_next, x0_pred = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)
         out = objective(x0, x0_pred)
-        out["loss"].backward()
-        opt.step()
+        objective.step(opt, out, idle=x0_pred is None)
         rows.append(out["row"])
-        x = x_next.detach()
+        x = x_next.detach() if x_next is not None else x
     return rows
 
 
@@ -194,13 +218,18 @@ class _History:
         self.pending.clear()
 
 
-def _batches(latents: Latents, batch_size: int, device: torch.device) -> list[tuple]:
+def _batches(latents: Latents, batch_size: int, device: torch.device, data_parallel: bool = False) -> list[tuple]:
     """(x0, x_lat) per update, still on the host. For CUDA they sit in pinned memory, so copying a
-    batch at its update does not block the host (a pageable copy waits for the GPU every time)."""
+    batch at its update does not block the host (a pageable copy waits for the GPU every time).
+    Data-parallel, a rank with fewer batches than another (a short last global batch) gets empty
+    ones, so that every rank takes part in every update."""
     x0, x_lat = latents.x0, latents.x_lat
     if device.type == "cuda" and x0.device.type == "cpu":
         x0, x_lat = x0.pin_memory(), x_lat.pin_memory()
-    return list(zip(x0.split(batch_size), x_lat.split(batch_size)))
+    batches = list(zip(x0.split(batch_size), x_lat.split(batch_size))) if len(x0) else []
+    if data_parallel:
+        batches += [(x0[:0], x_lat[:0])] * (distributed.all_max(len(batches)) - len(batches))
+    return batches
 
 
 def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfig, history: _History,
@@ -210,7 +239,7 @@ def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfi
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
     update = _full_update if config.mode == "full" else _efficient_update
     pairs = generation_pairs(config.t0, config.n_gen)
-    batches = _batches(latents, config.batch_size, s.device)
+    batches = _batches(latents, config.batch_size, s.device, objective.data_parallel)
     runner = s.runner(model)
     for epoch in range(config.n_iter):
         for b, (x0, x_lat) in enumerate(batches):
@@ -233,23 +262,36 @@ def _cuda_devices(model) -> list[int]:
 
 
 def finetune(original: torch.nn.Module, latents: Latents, clip, config: FinetuneConfig, *, face_model=None,
-             progress: bool | None = None, callback=None, fast: FastPath | str | None = "auto") -> FinetuneResult:
+             progress: bool | None = None, callback=None, fast: FastPath | str | None = "auto",
+             data_parallel: bool = False) -> FinetuneResult:
     """Fine-tune a copy of ``original`` on precomputed ``latents`` with the directional CLIP loss (eq. 10).
 
     ``latents`` must have been inverted to ``config.t0`` (see :func:`dclip.latents.precompute`).
     ``callback`` gets each history row (a dict of losses, lr, epoch, batch) after its optimizer step.
     ``fast`` picks the performance settings (:mod:`dclip.fast`; ``"auto"``: fp32 on the CPU, bf16
     autocast, TF32 and channels_last on CUDA; ``"reference"``: the original implementation's path).
+
+    ``data_parallel=True`` under torchrun (an initialised process group, see :mod:`dclip.distributed`)
+    trains one model on all ranks: ``latents`` are this rank's share, the items
+    ``dclip.distributed.batch_share(n, config.batch_size)`` of the n training latents, and
+    ``config.batch_size`` is per rank. Rank 0's weights are copied to all ranks first; every batch
+    mean of eq. 10 is taken over the global batch (the CLIP term's inside the −log) and gradients
+    are averaged over ranks, so the result equals one process with batch ``world_size × batch_size``
+    up to float rounding. Every rank ends with the same weights and history.
     """
     if latents.t0 != config.t0:
         raise ValueError(f"the latents were inverted to t0={latents.t0} but the config asks for t0={config.t0}; "
                          "precompute latents at the config's t0.")
+    data_parallel = data_parallel and distributed.active()
     model = copy.deepcopy(original).train()
     model.requires_grad_(True)
-    objective = _Objective(clip, config, face_model)
-    result = FinetuneResult(model, config)
+    if data_parallel:
+        distributed.broadcast_parameters(model)
+    objective = _Objective(clip, config, face_model, data_parallel)
+    result = FinetuneResult(model, config, world_size=distributed.world_size() if data_parallel else 1)
     enabled = progress_enabled(progress)
-    updates = config.n_iter * len(latents.x0.split(config.batch_size))
+    local_batches = -(-len(latents) // config.batch_size)
+    updates = config.n_iter * (distributed.all_max(local_batches) if data_parallel else local_batches)
     with torch.random.fork_rng(devices=_cuda_devices(model)), session(model, fast=fast) as s, \
             progress_bar(total=updates, desc="fine-tune", progress=enabled) as bar:
         torch.manual_seed(config.seed)  # seeded here, the caller's random state is left alone
@@ -282,6 +324,7 @@ def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str
             "base": base, "source": result.config.source, "target": result.config.target,
             "hyperparameters": asdict(result.config), "dclip_version": __version__,
             "fast_path": asdict(result.fast) if result.fast is not None else None,
+            "world_size": result.world_size, "global_batch_size": result.world_size * result.config.batch_size,
             "final_loss": result.history[-1]["loss"] if result.history else None}
     atomic_write(path, lambda tmp: save_file(state, str(tmp)))
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1, default=str)))

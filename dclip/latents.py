@@ -21,7 +21,7 @@ from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loo
 from .fast import FastPath, device_of, resolve, session
 from .progress import progress_enabled
 
-__all__ = ["Latents", "precompute", "cache_key", "fingerprint"]
+__all__ = ["Latents", "precompute", "precompute_each", "cache_key", "fingerprint"]
 
 _CACHE_VERSION = "1"
 
@@ -118,3 +118,39 @@ def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_d
     if path is not None:
         atomic_write(path, lambda tmp: torch.save(latents.to_dict(), tmp))
     return latents
+
+
+def precompute_each(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_dir: str | os.PathLike,
+                    batch_size: int | None = None, exact: bool = False, progress: bool | None = None,
+                    fast: FastPath | str | None = "auto", weights: str | None = None) -> tuple[Latents, int]:
+    """:func:`precompute` with one cache file per image (the file :func:`precompute` of that image
+    alone would write), so a folder can be inverted in pieces -- by several ranks, or again after a
+    crash -- and only images not in the cache yet are computed, ``batch_size`` at a time, each
+    written as soon as its batch is done. Returns the latents, in order, and how many were computed.
+    """
+    if len(images) == 0:  # e.g. a rank with no share
+        return Latents(images.cpu(), images.cpu(), images.cpu(), int(t0), int(steps)), 0
+    fast = resolve(fast, device_of(model))
+    batch_size = batch_size or fast.batch_size or 8
+    if weights is None:
+        weights = fingerprint(model.state_dict())
+    keys = [cache_key(model, x[None], t0, steps, exact, autocast=fast.autocast, weights=weights) for x in images]
+    paths = [Path(cache_dir) / f"latents-{key}.pt" for key in keys]
+    found = {p: Latents.from_dict(torch.load(p, map_location="cpu", weights_only=True))
+             for p in set(paths) if p.is_file()}
+    first = {}  # each missing file once (identical images share one), at its first image
+    for i, p in enumerate(paths):
+        if p not in found:
+            first.setdefault(p, i)
+    missing = list(first.values())
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start: start + batch_size]
+        done = _compute(model, images[chunk], t0, steps, batch_size, exact, progress, fast)
+        for j, i in enumerate(chunk):
+            one = Latents(done.x0[j:j + 1].clone(), done.x_lat[j:j + 1].clone(), done.x_rec[j:j + 1].clone(),
+                          int(t0), int(steps))
+            atomic_write(paths[i], lambda tmp: torch.save(one.to_dict(), tmp))
+            found[paths[i]] = one
+    parts = [found[p] for p in paths]
+    return (Latents(torch.cat([p.x0 for p in parts]), torch.cat([p.x_lat for p in parts]),
+                    torch.cat([p.x_rec for p in parts]), int(t0), int(steps)), len(missing))

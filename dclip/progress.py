@@ -1,4 +1,5 @@
-"""Progress bars: one switch for all of dclip. Off unless asked for, or ``DCLIP_PROGRESS=1``."""
+"""Progress bars: one switch for all of dclip. Off unless asked for, or ``DCLIP_PROGRESS=1``; under
+torchrun only rank 0 draws them (N interleaved bars on one terminal are unreadable)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,12 @@ from typing import Iterable
 
 
 def progress_enabled(progress: bool | None) -> bool:
-    """An explicit ``progress`` wins; ``None`` follows ``$DCLIP_PROGRESS`` (default off, so tests run quiet)."""
+    """An explicit ``progress`` wins; ``None`` follows ``$DCLIP_PROGRESS`` (default off, so tests run quiet).
+    Always off on ranks other than 0 of a torchrun job."""
+    from .distributed import is_main
+
+    if not is_main():
+        return False
     return progress if progress is not None else os.environ.get("DCLIP_PROGRESS", "0") == "1"
 
 

@@ -343,6 +343,9 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
         view=view,
         root=None,
     )
+    for name in ("picker", "upload", "source", "target", "t0", "button", "progress", "ratio", "gamma_note",
+                 "gamma_box", "status", "log", "original", "view"):
+        getattr(ui, name).add_class(f"dclip-{name.replace('_', '-')}")  # stable hooks for the browser test
     ui.picker.observe(_handler(ui, on_pick), names="value")
     ui.upload.observe(_handler(ui, on_upload), names="value")
     ui.t0.observe(_handler(ui, on_t0), names="value")

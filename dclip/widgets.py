@@ -164,8 +164,7 @@ class Editor:
 
 VIEW_PX = 192  # the side of the original and edited images on screen, whatever the model's size
 
-GAMMA_ONE = ("γ weighs fine-tuned models against each other (eq. 14); with one model only the degree of "
-             "change r matters, so its γ slider waits for a second model.")
+GAMMA_ONE = "γ mixes several fine-tuned models (eq. 14); with one model only r matters."
 GAMMA_MANY = "γ: each fine-tuned model's share of the edit (normalised to sum to 1)."
 
 

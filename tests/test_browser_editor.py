@@ -146,7 +146,9 @@ class Session:
     def _frame(self, payload) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
         if self.ERROR.search(data):
-            self.kernel_errors.append(data.decode("utf-8", "replace")[:2000])
+            text = data.decode("utf-8", "replace")
+            name, value = (re.search(rf'"{key}":\s*"((?:[^"\\]|\\.)*)"', text) for key in ("ename", "evalue"))
+            self.kernel_errors.append(f"{name.group(1)}: {value.group(1)}" if name and value else text[-1000:])
 
     def editor(self, name: str):
         return self.page.locator(f".dclip-{name}")
@@ -161,8 +163,18 @@ class Session:
         return hashlib.sha256(bytes(data)).hexdigest()
 
     def wait_status(self, pattern: str, timeout: float = 60.0) -> str:
-        expect(self.editor("status")).to_have_text(re.compile(pattern), timeout=timeout * 1000)
-        return self.status()
+        """Wait for the status line to match ``pattern``; an error it does not expect fails at once."""
+        deadline, status = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            if self.kernel_errors:  # a cell or a widget callback raised
+                raise AssertionError(f"kernel error messages: {self.kernel_errors}")
+            status = self.status() if self.editor("status").count() else "(no editor yet)"
+            if re.search(pattern, status):
+                return status
+            if status.startswith("error") and not pattern.startswith("^error"):
+                raise AssertionError(f"the status line shows an error: {status!r}")
+            time.sleep(0.2)
+        raise AssertionError(f"the status line never matched {pattern!r}; it reads {status!r}")
 
     def wait_image_change(self, name: str, before: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -236,7 +248,7 @@ def drive_the_editor(s: Session) -> None:
     edited = s.wait_image_change("view", edited)
     sliders = s.editor("gamma-box").locator(".widget-slider")
     expect(sliders).to_have_count(1)
-    expect(s.editor("gamma-note")).to_contain_text("second model")
+    expect(s.editor("gamma-note")).to_contain_text("only r matters")
     expect(sliders.nth(0).locator(".noUi-target")).to_have_attribute("disabled", re.compile(".*"))
 
     # degree of change

@@ -96,7 +96,7 @@ def test_widget_callbacks_drive_the_editor(editor):
     ui.button.click()
     assert ui.progress.value == 1.0 and len(ui.gamma_box.children) == 1 and not ui.button.disabled
     assert ui.status.value == "weights: original 0 · tanned face (t0=300) 1"
-    assert ui.gamma_box.children[0].disabled and "second model" in ui.gamma_note.value  # a lone γ does nothing
+    assert ui.gamma_box.children[0].disabled and "only r matters" in ui.gamma_note.value  # a lone γ does nothing
     shown = ui.view.value
     ui.ratio.value = 0.5
     assert editor.ratio == 0.5 and editor.weights() == [0.5, 0.5] and ui.view.value != shown

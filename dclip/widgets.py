@@ -226,8 +226,8 @@ def on_upload(ui: EditorUI, change) -> None:
     try:
         note = ui.editor.load_bytes(files[0]["content"])
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        say(ui, f"error: '{name}' is not an image this editor can read ({err}); upload a PNG or JPEG.",
-            error=True)
+        why = "" if isinstance(err, UnidentifiedImageError) else f" ({err})"  # PIL's message names a BytesIO
+        say(ui, f"error: '{name}' is not an image this editor can read{why}; upload a PNG or JPEG.", error=True)
         return
     finally:
         ui.upload.value = ()  # so that uploading the same file again is a change too

@@ -272,6 +272,11 @@ def drive_the_editor(s: Session) -> None:
     s.wait_status(r"tanned face \(t0=201\) 0\.3 · angry face \(t0=201\) 0$")
     edited = s.wait_image_change("view", edited)
 
+    # the return step t0: a new inversion, the same original
+    s.set_slider(s.editor("t0"), 260)
+    edited = s.wait_image_change("view", edited)
+    assert s.image("original") == original and s.status().endswith("angry face (t0=201) 0")
+
     # a file that is not an image: a red error in sight, the images stay
     s.upload("notes.txt", "text/plain", b"these are notes, not pixels")
     bad = s.wait_status(r"^error: 'notes\.txt' is not an image this editor can read; upload a PNG or JPEG\.$")

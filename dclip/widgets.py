@@ -275,13 +275,19 @@ def on_finetune(ui: EditorUI, _button=None) -> None:
     ui.progress.value = 0.0
     say(ui, f"fine-tuning '{ui.source.value}' -> '{ui.target.value}' ...")
     try:
-        before = len(ui.editor.tuned)
-        label = ui.editor.finetune(ui.source.value, ui.target.value, ui.t0.value,
-                                   progress=lambda f: setattr(ui.progress, "value", f))
+        before, reports = len(ui.editor.tuned), []
+
+        def progress(fraction):
+            reports.append(fraction)
+            ui.progress.value = fraction
+
+        label = ui.editor.finetune(ui.source.value, ui.target.value, ui.t0.value, progress=progress)
         _sync_gammas(ui)
         refresh(ui)
         if len(ui.editor.tuned) == before:
             say(ui, f"'{label}' is already in the mix (nothing new to train). " + ui.status.value)
+        elif len(reports) == 1:  # only the final 1.0: no optimizer step ran
+            say(ui, ui.status.value + f" ('{label}' was trained earlier in this session: reused)")
     except (ValueError, FileNotFoundError) as err:
         say(ui, f"error: {err}", error=True)
     finally:

@@ -244,7 +244,7 @@ def drive_the_editor(s: Session) -> None:
 
     # fine-tune the default pair: one model, its (disabled) γ slider and a note on why
     s.editor("button").click()
-    s.wait_status(r"^weights: original 0 · tanned face \(t0=201\) 1$")
+    s.wait_status(r"^weights: original 0 · tanned face \(t0=201\) 1 \(.* trained earlier in this session: reused\)$")
     expect(s.editor("progress").locator(".progress-bar")).to_have_attribute("style", re.compile("width: 100%"))
     edited = s.wait_image_change("view", edited)
     sliders = s.editor("gamma-box").locator(".widget-slider")

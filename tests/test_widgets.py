@@ -160,6 +160,8 @@ def test_the_live_editor_starts_without_the_static_edit_model(editor):
     assert editor.tuned == [] and editor.ratio == 1.0
     ui = widgets.build_ui(editor)
     assert ui.gamma_box.children == () and ui.status.value == "weights: original 1"
+    ui.button.click()  # the static edit's pair: the session's model, with its slider, and the status says so
+    assert len(ui.gamma_box.children) == 1 and ui.status.value.endswith("this session: reused)")
 
 
 def test_every_control_has_a_tooltip(editor):

@@ -8,7 +8,8 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: setup test test-fast test-notebooks test-portable notebook-spread figures notebook-outputs lab bench clean
+.PHONY: setup git-filter test test-fast test-notebooks test-portable notebook-spread figures notebook-outputs lab \
+	bench clean
 
 setup: $(STAMP)
 
@@ -17,11 +18,26 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name dclip --display-name "Python (dclip)" >/dev/null
+	$(MAKE) --no-print-directory git-filter
 	touch $@
 
+# nbstripout as the git filter .gitattributes names: git stores a notebook's sources and only the outputs of
+# cells marked keep_output (the "# NBVAL_CHECK_OUTPUT" ones), so a JupyterLab session leaves `git status`
+# clean. --keep-id: cell ids stay as stored. Outside a git checkout there is nothing to do.
+git-filter:
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		py="$$(cd $(VENV)/bin && pwd -P)/python"; \
+		git config filter.nbstripout.clean "\"$$py\" -m nbstripout --keep-id" && \
+		git config filter.nbstripout.smudge cat && \
+		git config filter.nbstripout.required true && \
+		git config diff.ipynb.textconv "\"$$py\" -m nbstripout --keep-id -t"; \
+	fi
+
 # Unit tests, then every notebook at the smoke profile under nbval. Offline on purpose.
+# tests/test_browser_editor.py drives notebook 06 in JupyterLab with the system Chromium; without one it
+# is skipped, and -rs prints why (DCLIP_REQUIRE_BROWSER=1 turns that into a failure, as in CI).
 test: setup
-	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest -rs tests
 	$(MAKE) --no-print-directory test-notebooks
 
 # nbval runs each notebook with its stored defaults ("auto"), forced to the smoke profile; only the
@@ -50,8 +66,9 @@ notebook-spread: setup
 test-portable: setup
 	$(PY) -m dclip.portability test
 
+# JupyterLab refuses to run as root without --allow-root (the usual user in containers).
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: setup
 	$(PY) bench/bench.py

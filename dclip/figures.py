@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["CHECK_MARK", "CHECKED_PROFILE", "notebooks", "strip_outputs", "run_notebook", "store_outputs", "main"]
+__all__ = ["CHECK_MARK", "CHECKED_PROFILE", "NBSTRIPOUT_KEYS", "notebooks", "strip_outputs", "run_notebook",
+           "store_outputs", "main"]
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 KERNEL = "dclip"
@@ -39,28 +40,30 @@ def notebooks(folder: str | os.PathLike, only: list[str] | None = None) -> list[
     return found
 
 
+# The keys nbstripout strips by default (its command line's list); the git filter `make setup` installs
+# runs `python -m nbstripout --keep-id` with them, so a stored notebook is what that filter writes.
+NBSTRIPOUT_KEYS = ["metadata.signature", "metadata.widgets", "cell.metadata.collapsed", "cell.metadata.ExecuteTime",
+                   "cell.metadata.execution", "cell.metadata.heading_collapsed", "cell.metadata.hidden",
+                   "cell.metadata.scrolled"]
+
+
 def strip_outputs(nb) -> object:
     """Clear every code cell's outputs except those marked ``# NBVAL_CHECK_OUTPUT``; drop run metadata.
 
-    A checked cell keeps its outputs and gets the execution count of a straight top-to-bottom run
-    (its position among the code cells; nbval skips cells without one). Other cells lose their
-    counts; per-cell timings, papermill's records and saved widget state are removed, so a stored
-    notebook changes only when a checked number does.
+    The checked cells get the cell metadata ``keep_output: true``, which is how nbstripout (the git filter
+    ``make setup`` installs) knows to keep their outputs; then nbstripout strips the notebook as the filter
+    does: no execution counts (``notebooks/conftest.py`` gives nbval the checked cells' back), no per-cell
+    timings, no saved widget state; papermill's records go too. A stored notebook changes only when a
+    checked number does, and a session in JupyterLab leaves ``git status`` clean.
     """
-    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
-    for position, cell in enumerate(code_cells, start=1):
-        checked = CHECK_MARK in cell.source
-        if not checked:
-            cell.outputs = []
-        cell.execution_count = position if checked else None
-        for output in cell.outputs:
-            if output.get("output_type") == "execute_result":
-                output["execution_count"] = position
-        for key in ("execution", "papermill", "collapsed", "scrolled"):
-            cell.metadata.pop(key, None)
-    for key in ("papermill", "widgets"):
-        nb.metadata.pop(key, None)
-    return nb
+    from nbstripout import strip_output
+
+    for cell in nb.cells:
+        if cell.cell_type == "code" and CHECK_MARK in cell.source:
+            cell.metadata["keep_output"] = True
+        cell.metadata.pop("papermill", None)
+    nb.metadata.pop("papermill", None)
+    return strip_output(nb, keep_output=False, keep_count=False, keep_id=True, extra_keys=NBSTRIPOUT_KEYS)
 
 
 def _check_kernel(kernel: str) -> None:

@@ -162,6 +162,12 @@ class Editor:
 # Widgets
 # ------------------------------------------------------------------------------------------------
 
+VIEW_PX = 192  # the side of the original and edited images on screen, whatever the model's size
+
+GAMMA_ONE = "γ mixes several fine-tuned models (eq. 14); with one model only r matters."
+GAMMA_MANY = "γ: each fine-tuned model's share of the edit (normalised to sum to 1)."
+
+
 @dataclass
 class EditorUI:
     """The editor's widgets; ``root`` is the box to display."""
@@ -175,34 +181,59 @@ class EditorUI:
     button: object
     progress: object
     ratio: object
+    gamma_note: object
     gamma_box: object
     status: object
+    log: object
+    original: object
     view: object
     root: object
 
 
+def say(ui: EditorUI, text: str, error: bool = False) -> None:
+    """Show ``text`` in the status line (red when it is an error)."""
+    ui.status.value = text
+    ui.status.style.text_color = "#c62828" if error else None
+
+
 def refresh(ui: EditorUI) -> None:
-    """Redraw original | edited, or say why not."""
+    """Redraw original | edited and the mix weights, or say why not."""
     editor = ui.editor
     if editor.image is None:
-        ui.status.value = "pick or upload an image"
+        say(ui, "pick or upload an image")
         return
-    ui.view.value = png_bytes([editor.image, editor.render()])
-    ui.status.value = f"weights (original, models...): {[round(w, 3) for w in editor.weights()]}"
+    ui.original.value = png_bytes([editor.image], height=VIEW_PX)
+    ui.view.value = png_bytes([editor.render()], height=VIEW_PX)
+    names = ["original"] + [t.label for t in editor.tuned]
+    say(ui, "weights: " + " · ".join(f"{n} {w:.3g}" for n, w in zip(names, editor.weights())))
 
 
 def on_pick(ui: EditorUI, change) -> None:
+    if change["new"] is None:  # cleared after an upload
+        return
     ui.editor.load_sample(change["new"])
     refresh(ui)
 
 
 def on_upload(ui: EditorUI, change) -> None:
+    """Load the uploaded file; a file that is not an image is an error on screen, the image stays."""
+    from PIL import UnidentifiedImageError
+
     files = change["new"]
     if not files:
         return
-    note = ui.editor.load_bytes(files[0]["content"])
+    name = files[0]["name"]
+    try:
+        note = ui.editor.load_bytes(files[0]["content"])
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        why = "" if isinstance(err, UnidentifiedImageError) else f" ({err})"  # PIL's message names a BytesIO
+        say(ui, f"error: '{name}' is not an image this editor can read{why}; upload a PNG or JPEG.", error=True)
+        return
+    finally:
+        ui.upload.value = ()  # so that uploading the same file again is a change too
+    ui.picker.value = None  # the picker no longer names the image shown; any choice is a change again
     refresh(ui)
-    ui.status.value = f"{files[0]['name']}: {note}. " + ui.status.value
+    say(ui, f"{name}: {note}. " + ui.status.value)
 
 
 def on_t0(ui: EditorUI, change) -> None:
@@ -220,32 +251,64 @@ def on_gamma(ui: EditorUI, index: int, change) -> None:
     refresh(ui)
 
 
-def _add_gamma_slider(ui: EditorUI, label: str) -> None:
+def _sync_gammas(ui: EditorUI) -> None:
+    """One γ slider per fine-tuned model; they only act (and are enabled) with two or more models."""
     import ipywidgets as w
 
-    index = len(ui.gamma_box.children)
-    slider = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description=f"γ {label}",
-                           style={"description_width": "initial"}, continuous_update=False)
-    slider.observe(lambda change: on_gamma(ui, index, change), names="value")
-    ui.gamma_box.children = (*ui.gamma_box.children, slider)
+    sliders = list(ui.gamma_box.children)
+    for index in range(len(sliders), len(ui.editor.tuned)):
+        tuned = ui.editor.tuned[index]
+        slider = w.FloatSlider(value=tuned.gamma, min=0.0, max=1.0, step=0.05, description=f"γ {tuned.label}",
+                               tooltip=f"weight of '{tuned.label}' in the mix of fine-tuned models",
+                               style={"description_width": "initial"}, continuous_update=False)
+        slider.observe(_handler(ui, on_gamma, index), names="value")
+        sliders.append(slider)
+    for slider in sliders:
+        slider.disabled = len(sliders) < 2
+    ui.gamma_box.children = tuple(sliders)
+    ui.gamma_note.value = "" if not sliders else GAMMA_ONE if len(sliders) == 1 else GAMMA_MANY
 
 
 def on_finetune(ui: EditorUI, _button=None) -> None:
     """Fine-tune on the current texts and t0, with the progress bar; add a γ slider for the new model."""
     ui.button.disabled = True
     ui.progress.value = 0.0
-    ui.status.value = f"fine-tuning '{ui.source.value}' -> '{ui.target.value}' ..."
+    say(ui, f"fine-tuning '{ui.source.value}' -> '{ui.target.value}' ...")
     try:
-        before = len(ui.editor.tuned)
-        label = ui.editor.finetune(ui.source.value, ui.target.value, ui.t0.value,
-                                   progress=lambda f: setattr(ui.progress, "value", f))
-        if len(ui.editor.tuned) > before:
-            _add_gamma_slider(ui, label)
+        before, reports = len(ui.editor.tuned), []
+
+        def progress(fraction):
+            reports.append(fraction)
+            ui.progress.value = fraction
+
+        label = ui.editor.finetune(ui.source.value, ui.target.value, ui.t0.value, progress=progress)
+        _sync_gammas(ui)
         refresh(ui)
+        if len(ui.editor.tuned) == before:
+            say(ui, f"'{label}' is already in the mix (nothing new to train). " + ui.status.value)
+        elif len(reports) == 1:  # only the final 1.0: no optimizer step ran
+            say(ui, ui.status.value + f" ('{label}' was trained earlier in this session: reused)")
     except (ValueError, FileNotFoundError) as err:
-        ui.status.value = f"error: {err}"
+        say(ui, f"error: {err}", error=True)
     finally:
         ui.button.disabled = False
+
+
+def _handler(ui: EditorUI, callback, *args):
+    """``callback(ui, *args, change)`` as a widget handler whose errors show on screen.
+
+    In a kernel, an exception inside ``with ui.log`` is printed in that Output widget (under the status
+    line) instead of JupyterLab's log console; the status line says that it happened.
+    """
+    def handle(change=None):
+        ui.log.clear_output()
+        with ui.log:
+            try:
+                callback(ui, *args, change)
+            except Exception as err:
+                say(ui, f"error: {type(err).__name__}: {err} (traceback below)", error=True)
+                raise
+    return handle
 
 
 def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "face",
@@ -255,30 +318,49 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
 
     from .images import SAMPLE_PHOTOS
 
+    def image(caption: str):
+        view = w.Image(format="png", layout=w.Layout(width=f"{VIEW_PX}px", height=f"{VIEW_PX}px"))
+        return view, w.VBox([w.Label(caption), view])
+
+    original, original_box = image("original")
+    view, view_box = image("edited")
     ui = EditorUI(
         editor=editor,
-        picker=w.Dropdown(options=list(SAMPLE_PHOTOS), value=sample, description="image"),
-        upload=w.FileUpload(accept="image/*", multiple=False, description="upload"),
-        source=w.Text(value=source, description="source"),
-        target=w.Text(value=target, description="target"),
-        t0=w.IntSlider(value=editor.t0, min=100, max=900, step=1, description="t0", continuous_update=False),
-        button=w.Button(description="fine-tune", button_style="primary"),
-        progress=w.FloatProgress(value=0.0, min=0.0, max=1.0, description="training"),
+        picker=w.Dropdown(options=list(SAMPLE_PHOTOS), value=sample, description="image",
+                          tooltip="a sample photo shipped with matplotlib / scikit-image"),
+        upload=w.FileUpload(accept="image/*", multiple=False, description="upload",
+                            tooltip="edit your own image (PNG or JPEG)"),
+        source=w.Text(value=source, description="source", tooltip="text describing the image now"),
+        target=w.Text(value=target, description="target", tooltip="text describing the edit"),
+        t0=w.IntSlider(value=editor.t0, min=100, max=900, step=1, description="t0", continuous_update=False,
+                       tooltip="return step: larger t0 allows larger changes"),
+        button=w.Button(description="fine-tune", button_style="primary",
+                        tooltip="fine-tune a copy of the model on source -> target (eq. 10)"),
+        progress=w.FloatProgress(value=0.0, min=0.0, max=1.0, description="training",
+                                 tooltip="fine-tuning progress"),
         ratio=w.FloatSlider(value=editor.ratio, min=0.0, max=1.0, step=0.05, description="change r",
-                            continuous_update=False),
+                            continuous_update=False, tooltip="degree of change: 0 is the reconstruction"),
+        gamma_note=w.Label(value=""),
         gamma_box=w.VBox([]),
         status=w.Label(value=""),
-        view=w.Image(format="png"),
+        log=w.Output(),
+        original=original,
+        view=view,
         root=None,
     )
-    ui.picker.observe(lambda change: on_pick(ui, change), names="value")
-    ui.upload.observe(lambda change: on_upload(ui, change), names="value")
-    ui.t0.observe(lambda change: on_t0(ui, change), names="value")
-    ui.ratio.observe(lambda change: on_ratio(ui, change), names="value")
-    ui.button.on_click(lambda button: on_finetune(ui, button))
+    for name in ("picker", "upload", "source", "target", "t0", "button", "progress", "ratio", "gamma_note",
+                 "gamma_box", "status", "log", "original", "view"):
+        getattr(ui, name).add_class(f"dclip-{name.replace('_', '-')}")  # stable hooks for the browser test
+    ui.picker.observe(_handler(ui, on_pick), names="value")
+    ui.upload.observe(_handler(ui, on_upload), names="value")
+    ui.t0.observe(_handler(ui, on_t0), names="value")
+    ui.ratio.observe(_handler(ui, on_ratio), names="value")
+    ui.button.on_click(_handler(ui, on_finetune))
     ui.root = w.VBox([w.HBox([ui.picker, ui.upload]), w.HBox([ui.source, ui.target]), ui.t0,
-                      w.HBox([ui.button, ui.progress]), ui.ratio, ui.gamma_box, ui.view, ui.status])
+                      w.HBox([ui.button, ui.progress]), ui.ratio, ui.gamma_note, ui.gamma_box,
+                      ui.status, ui.log, w.HBox([original_box, view_box])])
     editor.load_sample(sample)
+    _sync_gammas(ui)
     refresh(ui)
     return ui
 
@@ -286,12 +368,17 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
 def static_edit(editor: Editor, source: str, target: str, ratios=(0.0, 0.5, 1.0)):
     """What the editor shows, without widgets: fine-tune once, render each degree of change r.
 
+    Works on a copy of ``editor`` (same image, t0 and inversion): ``editor`` itself gains no model.
+
     Returns a :class:`dclip.experiments.Study`: rows of r and S_dir (none at r = 0, the
     reconstruction), and a one-row grid original | edit at each r.
     """
+    from dataclasses import replace
+
     from .experiments import Study
     from .metrics import directional_similarity
 
+    editor = replace(editor, tuned=[])  # its own model: the live editor opens with none the user did not ask for
     editor.finetune(source, target)
     study = Study(images={"original": editor.image.cpu()})
     for r in ratios:

@@ -1,5 +1,8 @@
 """The notebook runner (python -m dclip.figures) and the rules every stored notebook follows."""
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -8,7 +11,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from dclip.figures import CHECK_MARK, main, notebooks, run_notebook, store_outputs, strip_outputs
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 ALL = notebooks(NOTEBOOKS)
 
 
@@ -46,12 +50,13 @@ def test_only_checked_cells_carry_outputs(path):
     assert nb.metadata.kernelspec.name == "dclip"
     checked = [c for c in code_cells(nb) if CHECK_MARK in c.source]
     assert checked, "every notebook checks at least one table"
-    for position, cell in enumerate(code_cells(nb), start=1):
+    for cell in code_cells(nb):
+        assert cell.execution_count is None  # as the git filter (nbstripout) stores it
         if CHECK_MARK in cell.source:
-            assert cell.outputs and cell.execution_count == position
+            assert cell.outputs and cell.metadata.get("keep_output") is True
             assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs)
         else:
-            assert not cell.outputs and cell.execution_count is None
+            assert not cell.outputs and "keep_output" not in cell.metadata
         assert "execution" not in cell.metadata
     assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
 
@@ -75,7 +80,39 @@ def test_strip_outputs_keeps_only_checked_cells():
     strip_outputs(nb)
     assert nb.cells[2].outputs == [] and nb.cells[2].execution_count is None
     assert "execution" not in nb.cells[2].metadata and "widgets" not in nb.metadata
-    assert nb.cells[3].outputs[0].text == "kept\n" and nb.cells[3].execution_count == 3
+    assert nb.cells[3].outputs[0].text == "kept\n" and nb.cells[3].execution_count is None
+    assert nb.cells[3].metadata.keep_output is True and "keep_output" not in nb.cells[2].metadata
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_stored_notebooks_are_what_the_git_filter_writes(path):
+    """`python -m nbstripout --keep-id` (the clean filter of `make setup`) leaves each stored notebook as it is."""
+    cleaned = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t", str(path)],
+                             capture_output=True, check=True).stdout
+    assert cleaned == path.read_bytes()
+
+
+def test_git_filter_keeps_only_the_checked_outputs(tmp_path):
+    """`make git-filter` (run by `make setup`): what `git add` stores of an executed notebook."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    shutil.copy(ROOT / ".gitattributes", repo)
+    venv = Path(sys.executable).parent.parent
+    subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(repo), "git-filter", f"VENV={venv}"],
+                   check=True)
+    nb = _toy_notebook()
+    strip_outputs(nb)  # the stored form: the checked cell is marked keep_output
+    nb.cells[2].outputs, nb.cells[2].execution_count = [new_output("stream", text="big image\n")], 5
+    nb.cells[3].outputs, nb.cells[3].execution_count = [new_output("stream", text="auto smoke\n")], 6
+    nb.metadata["widgets"] = {"state": {}}
+    nbformat.write(nb, repo / "00_toy.ipynb")  # as JupyterLab saves it after Run All
+    subprocess.run([*git, "add", "00_toy.ipynb"], check=True)
+    stored = nbformat.reads(subprocess.run([*git, "show", ":00_toy.ipynb"], capture_output=True, check=True,
+                                           text=True).stdout, as_version=4)
+    assert stored.cells[2].outputs == [] and stored.cells[2].execution_count is None
+    assert stored.cells[3].outputs[0].text == "auto smoke\n" and "widgets" not in stored.metadata
 
 
 def test_store_outputs_runs_at_the_smoke_profile(tmp_path, monkeypatch):

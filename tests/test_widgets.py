@@ -95,14 +95,20 @@ def test_widget_callbacks_drive_the_editor(editor):
     assert ui.view.value[:4] == b"\x89PNG" and ui.gamma_box.children == ()
     ui.button.click()
     assert ui.progress.value == 1.0 and len(ui.gamma_box.children) == 1 and not ui.button.disabled
-    assert ui.status.value.startswith("weights")
+    assert ui.status.value == "weights: original 0 · tanned face (t0=300) 1"
+    assert ui.gamma_box.children[0].disabled and "only r matters" in ui.gamma_note.value  # a lone γ does nothing
+    shown = ui.view.value
     ui.ratio.value = 0.5
-    assert editor.ratio == 0.5 and editor.weights() == [0.5, 0.5]
+    assert editor.ratio == 0.5 and editor.weights() == [0.5, 0.5] and ui.view.value != shown
     ui.target.value = "angry face"
     ui.button.click()
-    assert len(ui.gamma_box.children) == 2
+    assert len(ui.gamma_box.children) == 2 and not any(s.disabled for s in ui.gamma_box.children)
+    assert [s.description for s in ui.gamma_box.children] == ["γ tanned face (t0=300)", "γ angry face (t0=300)"]
+    shown = ui.view.value
     ui.gamma_box.children[1].value = 0.0
-    assert editor.weights() == [0.5, 0.5, 0.0]
+    assert editor.weights() == [0.5, 0.5, 0.0] and ui.view.value != shown
+    ui.button.click()  # the same pair again: no second copy, and the status says why
+    assert len(ui.gamma_box.children) == 2 and "already in the mix" in ui.status.value
     ui.t0.value = 250
     assert editor.t0 == 250
     before = editor.image
@@ -120,6 +126,50 @@ def test_upload_widget_loads_the_file(editor):
                         "content": memoryview(buffer.getvalue()),
                         "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
     assert editor.image[0, 2].min() == 1.0 and ui.status.value.startswith("blue.png: centre-cropped")
+    assert ui.picker.value is None and ui.upload.value == ()  # the picker no longer claims the old photo
+    ui.picker.value = "grace_hopper"  # the choice shown before the upload is a change again
+    assert editor.image[0, 2].min() < 1.0
+
+
+def upload(ui, name, data):
+    ui.upload.value = ({"name": name, "type": "", "size": len(data), "content": memoryview(data),
+                        "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+
+
+def test_a_bad_upload_is_an_error_on_screen_and_keeps_the_image(editor):
+    ui = widgets.build_ui(editor)
+    before, shown = editor.image, ui.view.value
+    upload(ui, "notes.txt", b"not an image")
+    assert ui.status.value.startswith("error: 'notes.txt' is not an image") and "PNG or JPEG" in ui.status.value
+    assert ui.status.style.text_color and editor.image is before and ui.view.value == shown
+    assert ui.picker.value == "grace_hopper"
+    ui.ratio.value = 0.5  # the next action clears the error
+    assert ui.status.value.startswith("weights") and not ui.status.style.text_color
+
+
+def test_an_unexpected_callback_error_shows_in_the_status_line(editor, monkeypatch):
+    ui = widgets.build_ui(editor)
+    monkeypatch.setattr(editor, "render", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # outside a kernel it propagates; in one, ui.log shows it
+        ui.ratio.value = 0.5
+    assert ui.status.value.startswith("error: ZeroDivisionError")
+
+
+def test_the_live_editor_starts_without_the_static_edit_model(editor):
+    widgets.static_edit(editor, "face", "tanned face", ratios=(1.0,))
+    assert editor.tuned == [] and editor.ratio == 1.0
+    ui = widgets.build_ui(editor)
+    assert ui.gamma_box.children == () and ui.status.value == "weights: original 1"
+    ui.button.click()  # the static edit's pair: the session's model, with its slider, and the status says so
+    assert len(ui.gamma_box.children) == 1 and ui.status.value.endswith("this session: reused)")
+
+
+def test_every_control_has_a_tooltip(editor):
+    ui = widgets.build_ui(editor)
+    ui.button.click()
+    controls = [ui.picker, ui.upload, ui.source, ui.target, ui.t0, ui.button, ui.progress, ui.ratio,
+                *ui.gamma_box.children]
+    assert all(c.tooltip for c in controls)
 
 
 def test_finetune_errors_show_in_the_status_line(editor):

@@ -65,11 +65,14 @@ def load_arcface(path: str | os.PathLike | None = None, *, device: str | torch.d
 
     Raises:
         WeightsNotFoundError: no such file on this machine (the message says where it is published).
-        ValueError: the file is not an IR-SE50 state dict (names the missing / unexpected keys).
+        ValueError: the file is unreadable or not an IR-SE50 state dict (names the missing / unexpected keys).
     """
     path = resolve_file(path, filename=ARCFACE_FILE, url=ARCFACE_URL, what=f"{ARCFACE_NAME} identity network")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = ir_se.load_strict(ArcFace(), state, f"{ARCFACE_NAME} ('{path}')")
+    what = f"{ARCFACE_NAME} ('{path}')"
+    state = ir_se.read_weights(path, what)
+    with torch.device("meta"):
+        model = ArcFace()
+    model = ir_se.load_strict(model, state, what)
     return model.to(device).eval().requires_grad_(False)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from typing import Mapping, Sequence
 
 import torch
@@ -156,11 +155,7 @@ def _check_pair(encoder: Encoder4Editing, decoder: Generator, latent_avg: Tensor
 
 
 def _read(path) -> Mapping:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"e4e checkpoint '{path}' holds more than tensors and plain values and cannot be read "
-                         f"with weights_only=True; re-save its 'state_dict', 'latent_avg' and 'opts'. ({err})") from err
+    ckpt = ir_se.read_weights(path, "e4e checkpoint")
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping) or "latent_avg" not in ckpt:
         found = sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__
         raise ValueError(f"e4e checkpoint '{path}': expected {{'state_dict': {{'encoder.*', 'decoder.*'}}, "
@@ -211,11 +206,14 @@ def load_e4e(path: str | os.PathLike | None = None, *, device: str | torch.devic
     if size and 2 * int(math.log2(size)) - 2 != n_styles:
         raise ValueError(f"e4e checkpoint '{path}': opts['stylegan_size'] = {size} needs "
                          f"{2 * int(math.log2(size)) - 2} style blocks, the state dict has {n_styles}")
-    encoder = ir_se.load_strict(Encoder4Editing(n_styles), encoder_state, f"e4e encoder ('{path}')")
     try:
         decoder = Generator.from_state_dict(decoder_state)
     except (ValueError, KeyError) as err:
         raise ValueError(f"e4e decoder ('{path}'): not a StyleGAN2 generator state dict: {err}") from err
+    with torch.device("meta"):
+        encoder = Encoder4Editing(n_styles)
+    _check_pair(encoder, decoder, ckpt["latent_avg"])  # before reading ~230M encoder weights
+    encoder = ir_se.load_strict(encoder, encoder_state, f"e4e encoder ('{path}')")
     decoder.latent_avg = ckpt["latent_avg"].detach().float().reshape(-1, decoder.style_dim)[0].clone()
     model = E4E(encoder, decoder, ckpt["latent_avg"])
     return model.to(device).eval().requires_grad_(False)

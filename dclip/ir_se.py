@@ -12,7 +12,7 @@ stride-2 unit, after an input layer conv3x3(3 -> 64) + BN + PReLU. ArcFace and e
 trunk with :func:`input_layer` and :func:`body`, so their parameter names match the original
 state dicts (``input_layer.0.weight``, ``body.3.shortcut_layer.0.weight``,
 ``body.0.res_layer.5.fc1.weight`` ...). :func:`load_strict` loads such a state dict with an error
-that names the offending keys.
+that names the offending keys; :func:`read_weights` reads a file with ``weights_only=True``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["STAGES_50", "SE_REDUCTION", "SEModule", "BottleneckIRSE", "input_layer", "body", "stage_ends",
-           "load_strict"]
+           "load_strict", "read_weights"]
 
 #: IR-SE50's stages as (width, units); every stage's first unit has stride 2.
 STAGES_50: tuple[tuple[int, int], ...] = ((64, 3), (128, 4), (256, 14), (512, 3))
@@ -102,13 +102,22 @@ def stage_ends(stages: Sequence[tuple[int, int]] = STAGES_50) -> list[int]:
 
 
 def _describe(keys, limit: int = 6) -> str:
+    """The first few keys, and how many fall under each top-level name when there are more."""
     keys = sorted(keys)
-    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
+    if len(keys) <= limit:
+        return ", ".join(keys)
+    groups: dict[str, int] = {}
+    for key in keys:
+        groups[key.split(".")[0]] = groups.get(key.split(".")[0], 0) + 1
+    return (", ".join(keys[:limit]) + f" ... (by module: "
+            + ", ".join(f"{name} {n}" for name, n in groups.items()) + ")")
 
 
 def load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str) -> nn.Module:
-    """Load ``state`` into ``module`` only if keys and shapes match exactly; ValueError naming them otherwise."""
+    """Load ``state`` into ``module`` only if keys and shapes match exactly; ValueError naming them otherwise.
+
+    A module built on the ``meta`` device (no memory, no random init) takes the tensors as they are.
+    """
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{what}: expected a state dict of tensors, got {type(state).__name__}")
     expected = module.state_dict()
@@ -125,6 +134,21 @@ def load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str) -> nn
     if problems:
         raise ValueError(f"{what}: the weights do not fit the architecture (a truncated or different file?):\n  "
                          + "\n  ".join(problems))
+    meta = any(t.is_meta for t in expected.values())
     with torch.no_grad():
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(state, strict=True, assign=meta)
     return module
+
+
+def read_weights(path, what: str):
+    """``torch.load(path, weights_only=True)`` on the CPU, with errors that say what is wrong with the file."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{what}: '{path}' holds more than tensors and plain values and cannot be read with "
+                         f"weights_only=True; re-save only its tensors. ({err})") from err
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(f"{what}: '{path}' is not a readable PyTorch file (a truncated or interrupted "
+                         f"download?); download it again. ({err})") from err

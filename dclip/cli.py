@@ -64,6 +64,9 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                    help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
     p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
     p.add_argument("--face-weights", default=None, help="local facenet VGGFace2 weight file (offline use)")
+    p.add_argument("--arcface-weights", default=None,
+                   help="local ArcFace IR-SE50 file (model_ir_se50.pth), the authors' identity network; without "
+                        "it ArcFace is used when that file is in $DCLIP_WEIGHTS, else facenet VGGFace2")
     p.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
     p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
 
@@ -169,6 +172,22 @@ def _finetune_config(args):
                   grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
 
 
+def _identity_model(args):
+    """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
+    its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
+    from .arcface import load_arcface
+    from .faces import load_face_model, load_identity_model
+
+    if args.arcface_weights:
+        return load_arcface(args.arcface_weights, device=args.device)
+    if args.face_weights:
+        return load_face_model(device=args.device, weights=args.face_weights)
+    model, note = load_identity_model(args.device)
+    if note:
+        print(f"note: {note}")
+    return model
+
+
 def _finetune(args) -> None:
     from .clip_loss import load_clip, tiny_clip
     from .finetune import finetune, save_finetuned
@@ -180,9 +199,7 @@ def _finetune(args) -> None:
                                                                                weights=args.clip_weights)
     face_model = None
     if config.lambda_id > 0:
-        from .faces import load_face_model
-
-        face_model = load_face_model(device=args.device, weights=args.face_weights)
+        face_model = _identity_model(args)
     images = _load_images(args, _image_size(model))
     latents = precompute(model, images, config.t0, args.n_inv, cache_dir=args.cache, progress=args.progress)
     result = finetune(model, latents, clip, config, face_model=face_model, progress=args.progress)

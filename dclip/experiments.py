@@ -287,8 +287,9 @@ def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
 def summary_rows(rows: Sequence[dict]) -> list[dict]:
     """Means per (method, domain, prompt set) beside Table 3's numbers for the same method and domain.
 
-    ``id_net`` names the identity network of ``id`` (the paper's ``paper_id`` is ArcFace's). The prompt set is "Table 3" for the paper's comparison prompts (:data:`TABLE3_PROMPTS`) and
-    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it.
+    The prompt set is "Table 3" for the paper's comparison prompts (:data:`TABLE3_PROMPTS`) and
+    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it. ``id_net`` names
+    the identity network of ``id`` (the paper's ``paper_id`` is ArcFace's).
     """
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:

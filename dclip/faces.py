@@ -266,8 +266,9 @@ def face_embedding(face_model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor
     """Unit identity embeddings (N, 512) of aligned faces ``x`` in [-1, 1], (N, 3, H, W).
 
     With an :class:`dclip.arcface.ArcFace` model: :func:`dclip.arcface.arcface_embedding` (the
-    authors' crop and pooling). With facenet: crops :data:`FACE_BOX`, resizes to 160 px, applies facenet's fixed standardisation
-    ((v - 127.5) / 128 on 0..255 values, i.e. ``x * 127.5 / 128``), embeds and L2-normalises.
+    authors' crop and pooling). With facenet: crops :data:`FACE_BOX`, resizes to 160 px, applies
+    facenet's fixed standardisation ((v - 127.5) / 128 on 0..255 values, i.e. ``x * 127.5 / 128``),
+    embeds and L2-normalises.
     Differentiable w.r.t. ``x``.
     """
     from .arcface import ArcFace, arcface_embedding

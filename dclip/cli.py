@@ -75,6 +75,9 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                    help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
     p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
     p.add_argument("--face-weights", default=None, help="local facenet VGGFace2 weight file (offline use)")
+    p.add_argument("--arcface-weights", default=None,
+                   help="local ArcFace IR-SE50 file (model_ir_se50.pth), the authors' identity network; without "
+                        "it ArcFace is used when that file is in $DCLIP_WEIGHTS, else facenet VGGFace2")
     p.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
     p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
 
@@ -218,6 +221,22 @@ def _finetune_config(args, name: str | None = None):
                   grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
 
 
+def _identity_model(args):
+    """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
+    its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
+    from .arcface import load_arcface
+    from .faces import load_face_model, load_identity_model
+
+    if args.arcface_weights:
+        return load_arcface(args.arcface_weights, device=args.device)
+    if args.face_weights:
+        return load_face_model(device=args.device, weights=args.face_weights)
+    model, note = load_identity_model(args.device)
+    if note:
+        distributed.print_main(f"note: {note}")
+    return model
+
+
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
@@ -232,7 +251,7 @@ def _finetune(args) -> None:
     size = _image_size(model)
     items = _image_items(args, size)
     clip = _load_clip(args)
-    face_model = _load_face_model(args) if any(c.lambda_id > 0 for c in configs.values()) else None
+    face_model = _identity_model(args) if any(c.lambda_id > 0 for c in configs.values()) else None
     weights = fingerprint(model.state_dict())
     if not several:
         config = configs[None]
@@ -264,12 +283,6 @@ def _load_clip(args):
     if args.clip == "tiny":
         return tiny_clip(device=args.device)
     return load_clip(args.clip, device=args.device, weights=args.clip_weights)
-
-
-def _load_face_model(args):
-    from .faces import load_face_model
-
-    return load_face_model(device=args.device, weights=args.face_weights)
 
 
 def _finetune_one(model, latents, clip, config, face_model, args, data_parallel: bool):

@@ -106,12 +106,27 @@ class Context:
 
     @cached_property
     def face_model(self) -> torch.nn.Module:
-        """The face-identity model (VGGFace2 InceptionResnetV1; random weights at the smoke profile)."""
-        from .faces import load_face_model
+        """The face-identity network: with pretrained weights, ArcFace IR-SE50 (the paper's) when
+        ``model_ir_se50.pth`` is available, else facenet VGGFace2 with a note
+        (:func:`dclip.faces.load_identity_model`); a random facenet at the smoke profile."""
+        from .faces import load_face_model, load_identity_model
 
+        if self.profile.face_pretrained:
+            model, note = load_identity_model(self.device)
+            if note:
+                self.note(note)
+            return model
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.profile.seed)
-            return load_face_model(self.device, pretrained=self.profile.face_pretrained)
+            return load_face_model(self.device, pretrained=False)
+
+    @property
+    def identity_network(self) -> str:
+        """Which network :attr:`face_model` is, for the ID columns ("ArcFace IR-SE50", ...)."""
+        from .faces import identity_name
+
+        name = identity_name(self.face_model)
+        return name if self.profile.face_pretrained else f"{name} (random)"
 
     @cached_property
     def lpips(self) -> torch.nn.Module:
@@ -124,9 +139,10 @@ class Context:
         """The GAN baselines' models, loaded once, as keyword arguments of :func:`run_gan_baselines`.
 
         Profile ``gan = "pretrained"``: :func:`dclip.gan_baselines.load_gan_baselines` (FFHQ StyleGAN2,
-        CLIP ViT-B/32 and ViT-B/16, the identity model, LPIPS). ``"tiny"``: a random
-        :func:`dclip.stylegan2.tiny_stylegan2` at the profile's image size, with this context's own
-        CLIP, face model and LPIPS (smoke profile).
+        the e4e encoder, CLIP ViT-B/32 and ViT-B/16, LPIPS) with this context's identity network.
+        ``"tiny"``: a random :func:`dclip.stylegan2.tiny_stylegan2` at the profile's image size with a
+        seeded :func:`dclip.gan_e4e.tiny_e4e` encoder, and this context's own CLIP, face model and
+        LPIPS (smoke profile).
         """
         if self._gan_models is None:
             self._gan_models = self._load_gan_models()
@@ -137,14 +153,16 @@ class Context:
         if kind == "pretrained":
             from .gan_baselines import load_gan_baselines
 
-            return load_gan_baselines(self.device)
+            return load_gan_baselines(self.device, face_model=self.face_model)
         if kind != "tiny":
             raise ValueError(f"profile '{self.profile.name}': unknown gan '{kind}'; use 'pretrained' or 'tiny'.")
+        from .gan_e4e import tiny_e4e
         from .perceptual import perceptual_distance
         from .stylegan2 import tiny_stylegan2
 
         generator, latent_avg = tiny_stylegan2(self.profile.image_size, seed=self.profile.seed, device=self.device)
         return {"generator": generator, "latent_avg": latent_avg, "clips": [self.clip],
+                "encoder": tiny_e4e(generator, seed=self.profile.seed),
                 "face_model": self.face_model, "perceptual": perceptual_distance(self.lpips)}
 
     @cached_property
@@ -156,9 +174,10 @@ class Context:
         return GAN_SETTINGS[self.profile.gan_settings]
 
     def gan_baselines(self, faces: torch.Tensor, prompts) -> dict:
-        """StyleCLIP and StyleGAN-NADA on ``faces`` for each ``(source, target)`` prompt (Fig. 5, Table 3).
+        """StyleCLIP (from e4e and from the W+ projection) and StyleGAN-NADA on ``faces`` for each
+        ``(source, target)`` prompt (Fig. 5, Table 3).
 
-        One GAN inversion is shared by both methods (:func:`dclip.gan_baselines.run_gan_baselines`),
+        One W+ projection is shared by the optimisation-based rows (:func:`dclip.gan_baselines.run_gan_baselines`),
         and the whole run is remembered for the session per (faces, prompts, settings), so asking for
         each method in turn costs one run. Returns ``{method: BaselineOutput}`` at 256 px on the CPU.
         """

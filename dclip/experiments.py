@@ -5,8 +5,8 @@ is a parameters cell, one call, one figure and one printed table.
 
 * :func:`reconstruction_study`  -- notebook 01, Table 1 / Fig. 1a (plus dclip's exact inversion).
 * :func:`manipulation_study`    -- notebook 02, Fig. 5 and Table 3 (S_dir, ID) beside StyleCLIP and
-  StyleGAN-NADA (with their GAN inversion and DiffusionCLIP's reconstruction, Table 1), plus a hook
-  for further baselines.
+  StyleGAN-NADA (with their GAN inversions -- e4e and W+ optimisation -- and DiffusionCLIP's
+  reconstruction, Table 1), plus a hook for further baselines.
 * :func:`step_ablation`, :func:`t0_ablation` -- notebook 03, Fig. 8a and 8b.
 * :func:`latent_vs_finetune`    -- notebook 04, Fig. 9.
 * :func:`novel_applications`    -- notebook 05, Fig. 7.
@@ -130,13 +130,15 @@ def reconstruction_study(ctx, images: torch.Tensor, t0s: Sequence[int] = (300, 4
 # Notebook 02: comparison with GAN-based editing (Fig. 5, Tables 1 and 3)
 # ------------------------------------------------------------------------------------------------
 
-#: The built-in GAN baselines (the keys of :func:`dclip.gan_baselines.run_gan_baselines`' result).
-GAN_METHODS = ("StyleCLIP", "StyleGAN-NADA")
+#: The built-in GAN baselines (the keys of :func:`dclip.gan_baselines.run_gan_baselines`' result):
+#: StyleCLIP from e4e (the paper's), StyleCLIP from the W+ projection, StyleGAN-NADA from the projection.
+GAN_METHODS = ("StyleCLIP", "StyleCLIP (optimisation)", "StyleGAN-NADA")
 
 #: The one domain the GAN baselines apply to: the FFHQ StyleGAN2 generates faces only.
 GAN_DOMAIN = "celeba_hq"
 
-#: Image keys / figure columns besides the methods' edits.
+#: Image keys / figure columns besides the methods' edits (a GAN inversion's column is
+#: ``f"{GAN_INVERSION} ({name})"`` for each inversion name, e.g. "GAN inversion (e4e)").
 GAN_INVERSION = "GAN inversion"
 DIFFUSION_RECONSTRUCTION = "DiffusionCLIP reconstruction"
 
@@ -215,20 +217,24 @@ for _method in GAN_METHODS:
     register_baseline(_method, _gan_baseline(_method))
 
 
-def gan_edit_sets(ctx, items: Sequence[str], originals: torch.Tensor) -> tuple[torch.Tensor | None, list[EditSet]]:
-    """Fig. 5's GAN columns for one domain's attributes: ``(inversion, edit sets of both methods)``.
+def gan_edit_sets(ctx, items: Sequence[str], originals: torch.Tensor
+                  ) -> tuple[dict[str, tuple[torch.Tensor, list[str]]], list[EditSet]]:
+    """Fig. 5's GAN columns for one domain's attributes: ``(inversions, edit sets of every GAN method)``.
 
-    The inversion is the one W+ projection both methods start from, at the originals' size;
-    ``(None, [])`` off faces.
+    ``inversions`` maps each GAN inversion's name ("e4e", "optimisation (W+)") to ``(faces at the
+    originals' size, the methods that start from it)``; ``({}, [])`` off faces.
     """
     attrs = _one_domain(items)
     out = gan_outputs(ctx, attrs, originals)
     if out is None:
-        return None, []
+        return {}, []
     sets = [EditSet(method, item, a.domain, a.source, a.target, originals,
-                    _fit(out[method].edited[(a.source, a.target)], originals))
-            for method in GAN_METHODS for item, a in zip(items, attrs)]
-    return _fit(out[GAN_METHODS[0]].inverted, originals), sets
+                    _fit(result.edited[(a.source, a.target)], originals))
+            for method, result in out.items() for item, a in zip(items, attrs)]
+    inversions: dict[str, tuple[torch.Tensor, list[str]]] = {}
+    for method, result in out.items():
+        inversions.setdefault(result.inversion, (_fit(result.inverted, originals), []))[1].append(method)
+    return inversions, sets
 
 
 def diffusionclip_edits(ctx, item: str | Attribute, originals: torch.Tensor) -> EditSet:
@@ -262,7 +268,8 @@ def _reconstruction(ctx, originals: torch.Tensor, t0: int, domain: str) -> torch
 
 
 def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
-    """One row per edit set: S_dir for its prompt and, on faces (CelebA-HQ), identity similarity.
+    """One row per edit set: S_dir for its prompt and, on faces (CelebA-HQ), identity similarity
+    (``id``) with the network that measured it (``id_net``: :attr:`Context.identity_network`).
 
     Both are measured against the real input images, for every method alike (a GAN edit's
     inversion error counts against it, as it shows in the picture).
@@ -270,9 +277,10 @@ def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
     rows = []
     for s in sets:
         s_dir = mean(metrics.directional_similarity(ctx.clip, s.originals, s.edited, s.source, s.target))
-        ident = mean(metrics.identity_similarity(ctx.face_model, s.originals, s.edited)) \
-            if s.domain == "celeba_hq" else None
-        rows.append({"method": s.method, "domain": s.domain, "attribute": s.attribute, "s_dir": s_dir, "id": ident})
+        face = s.domain == "celeba_hq"
+        ident = mean(metrics.identity_similarity(ctx.face_model, s.originals, s.edited)) if face else None
+        rows.append({"method": s.method, "domain": s.domain, "attribute": s.attribute, "s_dir": s_dir, "id": ident,
+                     "id_net": ctx.identity_network if face else None})
     return rows
 
 
@@ -280,7 +288,8 @@ def summary_rows(rows: Sequence[dict]) -> list[dict]:
     """Means per (method, domain, prompt set) beside Table 3's numbers for the same method and domain.
 
     The prompt set is "Table 3" for the paper's comparison prompts (:data:`TABLE3_PROMPTS`) and
-    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it.
+    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it. ``id_net`` names
+    the identity network of ``id`` (the paper's ``paper_id`` is ArcFace's).
     """
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:
@@ -289,10 +298,11 @@ def summary_rows(rows: Sequence[dict]) -> list[dict]:
     out = []
     for (method, domain, prompts), group in groups.items():
         ids = [r["id"] for r in group if r["id"] is not None]
+        nets = sorted({r.get("id_net") for r in group if r["id"] is not None} - {None})
         paper = paper_manipulation(method, domain) if prompts == "Table 3" else {"s_dir": None, "id": None}
         out.append({"method": method, "domain": domain, "prompts": prompts, "n": len(group),
                     "s_dir": sum(r["s_dir"] for r in group) / len(group),
-                    "id": sum(ids) / len(ids) if ids else None,
+                    "id": sum(ids) / len(ids) if ids else None, "id_net": " / ".join(nets) or None,
                     "paper_s_dir": paper["s_dir"], "paper_id": paper["id"]})
     return out
 
@@ -309,14 +319,18 @@ def _reconstruction_row(method: str, inversion: str, domain: str, t0: int | None
             **{f"paper_{k}": paper[k] for k in ("mae", "lpips", "ssim")}}
 
 
-def gan_inversion_rows(ctx, originals: torch.Tensor, inverted: torch.Tensor) -> list[dict]:
-    """Table 1's GAN rows: the optimisation-based projection dclip runs, and e4e (paper numbers only)."""
-    both = " / ".join(GAN_METHODS)
-    return [_reconstruction_row(both, "optimisation (W+)", GAN_DOMAIN, None,
+#: Table 1's name of each GAN inversion (:data:`dclip.gan_baselines.E4E_INVERSION`, ...).
+_TABLE1_GAN = {"e4e": "e4e", "optimisation (W+)": "Optimization"}
+
+
+def gan_inversion_rows(ctx, originals: torch.Tensor, inversions: dict[str, tuple[torch.Tensor, list[str]]]
+                       ) -> list[dict]:
+    """Table 1's GAN rows, measured: each inversion of :func:`gan_edit_sets` beside the paper's (e4e,
+    Optimization), labelled with the methods that start from it."""
+    return [_reconstruction_row(" / ".join(methods), name, GAN_DOMAIN, None,
                                 metrics.reconstruction_scores(ctx.lpips, originals, inverted),
-                                paper_gan_inversion("Optimization")),
-            _reconstruction_row("(paper's StyleCLIP)", "e4e (not included)", GAN_DOMAIN, None, None,
-                                paper_gan_inversion("e4e"))]
+                                paper_gan_inversion(_TABLE1_GAN.get(name, name)))
+            for name, (inverted, methods) in inversions.items()]
 
 
 def diffusion_reconstruction_rows(ctx, domain: str, originals: torch.Tensor, recs: dict[int, torch.Tensor]
@@ -338,9 +352,9 @@ def _by_domain(attributes: Sequence[str]) -> dict[str, list[str]]:
 
 def _gan_notes(ctx, domains: Sequence[str]) -> None:
     """Say which inversion the GAN baselines start from, and which domains have none."""
-    from .gan_inversion import E4E_NOT_INCLUDED
+    from .gan_baselines import RESTYLE_NOT_INCLUDED
 
-    ctx.note(E4E_NOT_INCLUDED)
+    ctx.note(RESTYLE_NOT_INCLUDED)
     for domain in domains:
         if domain != GAN_DOMAIN:
             ctx.note(f"{domain}: no GAN baseline (the FFHQ StyleGAN2 generates faces only); its prompts show "
@@ -351,23 +365,24 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
                        per_prompt: int = 2) -> Study:
     """Notebook 02 (Fig. 5, Tables 1 and 3): each method on the same test images of every prompt.
 
-    DiffusionCLIP fine-tunes per prompt and edits at its t0. ``gan_baselines`` adds StyleCLIP and
-    StyleGAN-NADA on the face prompts, both from one optimisation-based GAN inversion (the paper
-    used e4e / ReStyle-pSp encoders; a printed note says so); ``baselines`` adds registered methods
-    (:data:`BASELINES`).
+    DiffusionCLIP fine-tunes per prompt and edits at its t0. ``gan_baselines`` adds, on the face
+    prompts, StyleCLIP from the e4e encoder (as the paper), StyleCLIP and StyleGAN-NADA from one
+    optimisation-based W+ projection (the paper's NADA used ReStyle-pSp; a printed note says so);
+    ``baselines`` adds registered methods (:data:`BASELINES`).
 
     Rows: per method and prompt (:func:`edit_rows`). ``extra["summary"]``: per method, domain and
     prompt set beside Table 3 (:func:`summary_rows`). ``extra["reconstruction"]``: the GAN inversion
     and DiffusionCLIP's reconstruction at each t0 beside Table 1. Images: ``original_<domain>``,
-    ``GAN inversion/<domain>``, ``DiffusionCLIP reconstruction/<attribute>`` and ``<method>/<attribute>``.
-    The figure has ``per_prompt`` rows per prompt: original | GAN inversion | StyleCLIP |
-    StyleGAN-NADA | (other baselines) | DiffusionCLIP reconstruction | DiffusionCLIP.
+    ``GAN inversion (<name>)/<domain>``, ``DiffusionCLIP reconstruction/<attribute>`` and
+    ``<method>/<attribute>``. The figure has ``per_prompt`` rows per prompt: original | GAN inversion
+    (e4e) | GAN inversion (optimisation (W+)) | StyleCLIP | StyleCLIP (optimisation) | StyleGAN-NADA |
+    (other baselines) | DiffusionCLIP reconstruction | DiffusionCLIP.
     """
     others = [b for b in baselines if not (gan_baselines and b in GAN_METHODS)]
     groups = _by_domain(attributes)
     if gan_baselines:
         _gan_notes(ctx, list(groups))
-    study, sets, recon = Study(), [], []
+    study, sets, recon, inversion_columns = Study(), [], [], []
     for domain, names in groups.items():
         originals = ctx.images(domain)
         study.images[f"original_{domain}"] = originals.cpu()
@@ -375,11 +390,13 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
         sets.extend(diffusionclip_edits(ctx, name, originals) for name in names)
         study.images.update({f"{DIFFUSION_RECONSTRUCTION}/{n}": recs[attribute(n).t0].cpu() for n in names})
         if gan_baselines:
-            inverted, gan_sets = gan_edit_sets(ctx, names, originals)
+            inversions, gan_sets = gan_edit_sets(ctx, names, originals)
             sets.extend(gan_sets)
-            if inverted is not None:
-                study.images[f"{GAN_INVERSION}/{domain}"] = inverted.cpu()
-                recon.extend(gan_inversion_rows(ctx, originals, inverted))
+            for name, (inverted, _) in inversions.items():
+                column = f"{GAN_INVERSION} ({name})"
+                study.images[f"{column}/{domain}"] = inverted.cpu()
+                inversion_columns += [column] if column not in inversion_columns else []
+            recon.extend(gan_inversion_rows(ctx, originals, inversions))
         for b in others:
             sets.extend(run_baseline(ctx, b, names, originals))
         recon.extend(diffusion_reconstruction_rows(ctx, domain, originals, recs))
@@ -387,24 +404,23 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
     study.rows = edit_rows(ctx, sets)
     study.extra["summary"] = summary_rows(study.rows)
     study.extra["reconstruction"] = recon
-    _comparison_grid(study, attributes, sets, gan_baselines, per_prompt)
+    _comparison_grid(study, attributes, sets, inversion_columns, per_prompt)
     return study
 
 
 def _blank_caption(column: str) -> str:
-    return "n/a: faces only" if column in (GAN_INVERSION, *GAN_METHODS) else "n/a"
+    return "n/a: faces only" if column.startswith(GAN_INVERSION) or column in GAN_METHODS else "n/a"
 
 
-def _comparison_grid(study: Study, names: Sequence[str], sets: Sequence[EditSet], gan_column: bool,
+def _comparison_grid(study: Study, names: Sequence[str], sets: Sequence[EditSet], inversion_columns: Sequence[str],
                      per_prompt: int) -> None:
     """Fig. 5's layout: ``per_prompt`` rows per prompt; a method without an edit there is left blank."""
     methods = [m for m in dict.fromkeys(s.method for s in sets) if m != "DiffusionCLIP"]
-    columns = ["original", *([GAN_INVERSION] if gan_column else []), *methods, DIFFUSION_RECONSTRUCTION,
-               "DiffusionCLIP"]
+    columns = ["original", *inversion_columns, *methods, DIFFUSION_RECONSTRUCTION, "DiffusionCLIP"]
     for name in names:
         domain = attribute(name).domain
         cells = {"original": study.images[f"original_{domain}"],
-                 GAN_INVERSION: study.images.get(f"{GAN_INVERSION}/{domain}"),
+                 **{c: study.images.get(f"{c}/{domain}") for c in inversion_columns},
                  **{m: study.images.get(f"{m}/{name}") for m in (*methods, "DiffusionCLIP", DIFFUSION_RECONSTRUCTION)}}
         for i in range(min(per_prompt, len(cells["original"]))):
             # under the top row's column labels, a blank cell of a prompt's first row says why
@@ -412,7 +428,8 @@ def _comparison_grid(study: Study, names: Sequence[str], sets: Sequence[EditSet]
             study.captions.append([_blank_caption(c) if say_why and cells[c] is None else "" for c in columns])
             study.grid.append([None if cells[c] is None else cells[c][i] for c in columns])
             study.row_labels.append(f"{name} {i + 1}")
-    study.col_labels = [c.replace(" ", "\n", 1) if c in (GAN_INVERSION, DIFFUSION_RECONSTRUCTION) else c
+    study.col_labels = [c.replace(" (", "\n(", 1) if c in inversion_columns
+                        else c.replace(" ", "\n", 1) if c in (DIFFUSION_RECONSTRUCTION, *GAN_METHODS) else c
                         for c in columns]
     study.title = "Fig. 5 / Table 3: the same test images edited by each method"
 

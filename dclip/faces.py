@@ -5,10 +5,12 @@
   same geometry is computed from MTCNN's five landmarks (facenet-pytorch, weights shipped inside
   its wheel): the eye centres are MTCNN's two eye points and the mouth centre is the mean of its
   two mouth corners -- exactly the three quantities the FFHQ rule uses.
-* Identity: the paper's L_face is an ArcFace identity loss (Deng et al., 2019); dclip uses
-  facenet-pytorch's InceptionResnetV1 trained on VGGFace2 (a face-recognition embedding with
-  weights that are easy to obtain) in the same role: 1 - cosine of the embeddings of a fixed face
-  box of the aligned 256 px image.
+* Identity: the paper's L_face is an ArcFace identity loss (Deng et al., 2019): 1 - cosine of the
+  embeddings of a fixed face box of the aligned 256 px image. Two networks fill that role:
+  ArcFace IR-SE50 (:mod:`dclip.arcface`, ``model_ir_se50.pth``, the authors' network) and
+  facenet-pytorch's InceptionResnetV1 trained on VGGFace2 (weights that are easier to obtain).
+  :func:`load_identity_model` picks ArcFace when its file is on the machine; every identity
+  function takes either network.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from .weights import resolve_file
 
 __all__ = [
     "NoFaceError", "VGGFACE2_FILE", "VGGFACE2_URL", "FACE_BOX", "detect_landmarks", "ffhq_quad",
-    "align_face", "load_face_model", "face_embedding", "identity_loss", "identity_similarity",
+    "align_face", "load_face_model", "face_box", "face_embedding", "identity_loss", "identity_similarity",
+    "FACENET_NAME", "identity_name", "load_identity_model",
 ]
 
 #: facenet-pytorch's VGGFace2 InceptionResnetV1 weights (the URL facenet-pytorch itself uses).
@@ -40,6 +43,9 @@ VGGFACE2_URL = f"https://github.com/timesler/facenet-pytorch/releases/download/v
 FACE_BOX = (35 / 256, 223 / 256, 32 / 256, 220 / 256)
 
 _FACENET_SIZE = 160  # InceptionResnetV1's input size
+
+#: How tables name the facenet network.
+FACENET_NAME = "facenet VGGFace2"
 
 
 class NoFaceError(ValueError):
@@ -209,23 +215,66 @@ def load_face_model(device: str | torch.device = "cpu", weights: str | os.PathLi
     return model
 
 
-def _face_crop(x: torch.Tensor) -> torch.Tensor:
-    """The :data:`FACE_BOX` region of aligned images, resized to 160 px (bilinear, antialiased)."""
+def face_box(x: torch.Tensor) -> torch.Tensor:
+    """The :data:`FACE_BOX` region of aligned faces (rows 35:223, columns 32:220 at 256 px)."""
     height, width = x.shape[-2:]
     top, bottom = round(FACE_BOX[0] * height), round(FACE_BOX[1] * height)
     left, right = round(FACE_BOX[2] * width), round(FACE_BOX[3] * width)
-    box = x[..., top:bottom, left:right]
-    return F.interpolate(box, size=(_FACENET_SIZE, _FACENET_SIZE), mode="bilinear",
+    return x[..., top:bottom, left:right]
+
+
+def identity_name(face_model: torch.nn.Module) -> str:
+    """The network's name for table columns: ``ArcFace IR-SE50`` or ``facenet VGGFace2``."""
+    from .arcface import ARCFACE_NAME, ArcFace
+
+    return ARCFACE_NAME if isinstance(face_model, ArcFace) else FACENET_NAME
+
+
+def load_identity_model(device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str]:
+    """The identity network for the paper's ID numbers: ``(model, note)``.
+
+    ArcFace IR-SE50 (:func:`dclip.arcface.load_arcface`, the paper's network) when
+    ``model_ir_se50.pth`` is on this machine, with ``note == ""``; otherwise facenet's VGGFace2
+    model (:func:`load_face_model`) and a note saying so and how to get ArcFace.
+
+    Raises:
+        WeightsNotFoundError: neither file is on this machine (the message names both).
+    """
+    from .arcface import ARCFACE_FILE, ARCFACE_NAME, load_arcface
+    from .weights import WeightsNotFoundError
+
+    try:
+        return load_arcface(device=device), ""
+    except WeightsNotFoundError as arcface_missing:
+        try:
+            model = load_face_model(device)
+        except WeightsNotFoundError as facenet_missing:
+            raise WeightsNotFoundError(f"no identity network on this machine:\n\n{arcface_missing}\n\n"
+                                       f"{facenet_missing}") from None
+    return model, (f"identity (ID) is measured with {FACENET_NAME}, not the paper's {ARCFACE_NAME}: "
+                   f"'{ARCFACE_FILE}' is not in the weights folder (see dclip.arcface.load_arcface); its "
+                   "similarities are on another scale than the paper's.")
+
+
+def _face_crop(x: torch.Tensor) -> torch.Tensor:
+    """The :data:`FACE_BOX` region of aligned images, resized to 160 px (bilinear, antialiased)."""
+    return F.interpolate(face_box(x), size=(_FACENET_SIZE, _FACENET_SIZE), mode="bilinear",
                          align_corners=False, antialias=True)
 
 
 def face_embedding(face_model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Unit identity embeddings (N, 512) of aligned faces ``x`` in [-1, 1], (N, 3, H, W).
 
-    Crops :data:`FACE_BOX`, resizes to 160 px, applies facenet's fixed standardisation
-    ((v - 127.5) / 128 on 0..255 values, i.e. ``x * 127.5 / 128``), embeds and L2-normalises.
+    With an :class:`dclip.arcface.ArcFace` model: :func:`dclip.arcface.arcface_embedding` (the
+    authors' crop and pooling). With facenet: crops :data:`FACE_BOX`, resizes to 160 px, applies
+    facenet's fixed standardisation ((v - 127.5) / 128 on 0..255 values, i.e. ``x * 127.5 / 128``),
+    embeds and L2-normalises.
     Differentiable w.r.t. ``x``.
     """
+    from .arcface import ArcFace, arcface_embedding
+
+    if isinstance(face_model, ArcFace):
+        return arcface_embedding(face_model, x)
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected aligned faces of shape (N, 3, H, W) in [-1, 1], got {tuple(x.shape)}")
     device = next(face_model.parameters()).device

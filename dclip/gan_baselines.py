@@ -5,13 +5,17 @@ StyleCLIP (latent optimisation, :mod:`dclip.styleclip`) and StyleGAN-NADA (:mod:
 originals, the GAN inversions and the edits -- all in the diffusion model's 256 px framing, in
 [-1, 1], so the metrics used for DiffusionCLIP (MAE / LPIPS / SSIM, S_dir, identity) apply as they are.
 
-Both methods start from the same optimisation-based W+ projection (:mod:`dclip.gan_inversion`,
-Table 1's "Optimization" row); the paper used the encoders of the original papers instead (e4e for
-StyleCLIP, ReStyle-pSp for StyleGAN-NADA) -- see :data:`dclip.gan_inversion.E4E_NOT_INCLUDED`.
+Two GAN inversions (Table 1's GAN rows):
 
-:func:`load_gan_baselines` loads the real models (FFHQ StyleGAN2, CLIP ViT-B/32 and ViT-B/16, the
-identity network, LPIPS) and reports every missing file at once. :class:`GanBaselineSettings` has a
-``paper()`` instance (the baselines' published defaults) and a ``smoke()`` one (a few steps).
+* ``"StyleCLIP"`` starts from the e4e encoder (:mod:`dclip.gan_e4e`), as the paper's StyleCLIP did;
+* ``"StyleCLIP (optimisation)"`` and ``"StyleGAN-NADA"`` start from one optimisation-based W+
+  projection (:mod:`dclip.gan_inversion`, Table 1's "Optimization" row). The paper's NADA used a
+  ReStyle-pSp encoder, which dclip does not include (:data:`RESTYLE_NOT_INCLUDED`).
+
+Without an encoder the e4e row is left out. :func:`load_gan_baselines` loads the real models (FFHQ
+StyleGAN2, the e4e encoder, CLIP ViT-B/32 and ViT-B/16, the identity network, LPIPS) and reports every
+missing file at once. :class:`GanBaselineSettings` has a ``paper()`` instance (the baselines'
+published defaults) and a ``smoke()`` one (a few steps).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .clip_loss import Clip, load_clip
-from .faces import load_face_model
+from .faces import load_identity_model
 from .gan_framing import frame_photos, to_diffusion_frame
 from .gan_inversion import Projection, ProjectionConfig, project, render
 from .nada import NadaConfig, nada_finetune
@@ -31,11 +35,22 @@ from .styleclip import StyleClipConfig, styleclip_edit
 from .stylegan2 import load_stylegan2
 from .weights import WeightsNotFoundError
 
-__all__ = ["GanBaselineSettings", "GAN_SETTINGS", "BaselineOutput", "METHODS", "BASELINE_CLIPS",
-           "run_gan_baselines", "invert_faces", "load_gan_baselines"]
+__all__ = ["GanBaselineSettings", "GAN_SETTINGS", "BaselineOutput", "METHODS", "STYLECLIP", "STYLECLIP_OPTIMISATION",
+           "NADA", "E4E_INVERSION", "OPTIMISATION_INVERSION", "RESTYLE_NOT_INCLUDED", "BASELINE_CLIPS",
+           "run_gan_baselines", "invert_faces", "encode_faces", "load_gan_baselines"]
 
-#: Result keys of :func:`run_gan_baselines`.
-METHODS = ("StyleCLIP", "StyleGAN-NADA")
+#: Result keys of :func:`run_gan_baselines`, in order.
+STYLECLIP, STYLECLIP_OPTIMISATION, NADA = "StyleCLIP", "StyleCLIP (optimisation)", "StyleGAN-NADA"
+METHODS = (STYLECLIP, STYLECLIP_OPTIMISATION, NADA)
+
+#: :attr:`BaselineOutput.inversion` names (Table 1's GAN rows).
+E4E_INVERSION, OPTIMISATION_INVERSION = "e4e", "optimisation (W+)"
+
+#: What the paper's StyleGAN-NADA started from instead (shown by the notebook).
+RESTYLE_NOT_INCLUDED = (
+    "StyleCLIP starts from the e4e encoder, as in the paper; StyleGAN-NADA and a second StyleCLIP row, "
+    "'StyleCLIP (optimisation)', start from the optimisation-based W+ projection (Table 1's 'Optimization' "
+    "row): the paper's NADA used a ReStyle-pSp encoder, which dclip does not include.")
 
 #: open_clip names of the baselines' CLIP models: StyleCLIP's ViT-B/32 (first), NADA adds ViT-B/16.
 BASELINE_CLIPS = (("ViT-B-32-quickgelu", "openai"), ("ViT-B-16-quickgelu", "openai"))
@@ -84,12 +99,14 @@ GAN_SETTINGS = {"paper": GanBaselineSettings.paper(), "smoke": GanBaselineSettin
 class BaselineOutput(NamedTuple):
     """One method's faces, each ``(N, 3, 256, 256)`` in [-1, 1] on the CPU.
 
-    ``edited`` maps each ``(source, target)`` prompt to its edits.
+    ``edited`` maps each ``(source, target)`` prompt to its edits; ``inversion`` names the GAN
+    inversion ``inverted`` came from (:data:`E4E_INVERSION` or :data:`OPTIMISATION_INVERSION`).
     """
 
     originals: Tensor
     inverted: Tensor
     edited: dict[tuple[str, str], Tensor]
+    inversion: str = OPTIMISATION_INVERSION
 
 
 def _prompt_pairs(prompts) -> list[tuple[str, str]]:
@@ -119,6 +136,18 @@ def invert_faces(faces_256: Tensor, *, generator, latent_avg: Tensor | None = No
     return projection, inverted
 
 
+@torch.no_grad()
+def encode_faces(faces_256: Tensor, *, generator, encoder) -> tuple[Projection, Tensor]:
+    """e4e inversion: ``(codes with the generator's stored noise, inverted faces at 256 px)``.
+
+    ``encoder`` maps aligned faces to W+ (:func:`dclip.gan_e4e.load_e4e`); the codes are rendered
+    with ``generator`` and its stored noise maps, as pSp decodes (``randomize_noise=False``).
+    """
+    device = generator.input.input.device
+    w_plus = encoder(faces_256.to(device, torch.float32)).to(device)
+    return Projection(w_plus, None), _to_256(render(generator, w_plus, None))
+
+
 def _styleclip(generator, projection, pairs, clip, face_model, settings, progress) -> dict:
     edited = {}
     for source, target in pairs:
@@ -141,10 +170,10 @@ def _nada(generator, projection, pairs, clips, settings, progress) -> dict:
 
 
 def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, latent_avg: Tensor | None = None,
-                      clips: Sequence[Clip], face_model=None, perceptual: PerceptualFn | None = None,
+                      clips: Sequence[Clip], encoder=None, face_model=None, perceptual: PerceptualFn | None = None,
                       settings: GanBaselineSettings = GAN_SETTINGS["paper"],
                       progress: bool | None = None) -> dict[str, BaselineOutput]:
-    """Invert the faces once, then edit them with StyleCLIP and StyleGAN-NADA for every prompt.
+    """Invert the faces (e4e and W+ projection), then edit them with StyleCLIP and StyleGAN-NADA per prompt.
 
     Args:
         photos: the faces DiffusionCLIP edits: an ``(N, 3, S, S)`` tensor of FFHQ/CelebA-HQ-aligned
@@ -155,48 +184,59 @@ def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, 
         generator, latent_avg: the StyleGAN2 generator and its mean latent
             (:func:`dclip.stylegan2.load_stylegan2`).
         clips: CLIP models; ``clips[0]`` drives StyleCLIP (ViT-B/32 in the paper), all of them NADA.
-        face_model: identity network for StyleCLIP's ID term (:func:`dclip.faces.load_face_model`).
+        encoder: the e4e encoder for ``generator`` (:func:`dclip.gan_e4e.load_e4e`); ``None`` leaves
+            the ``"StyleCLIP"`` (e4e) result out.
+        face_model: identity network for StyleCLIP's ID term (:func:`dclip.faces.load_identity_model`).
         perceptual: ``f(x, y) -> (N,)`` for the projection; default: LPIPS-alex
             (:func:`dclip.perceptual.load_lpips`).
         settings: :meth:`GanBaselineSettings.paper` or :meth:`GanBaselineSettings.smoke` (or your own).
         progress: tqdm bars (default ``$DCLIP_PROGRESS``).
 
     Returns:
-        ``{"StyleCLIP": BaselineOutput, "StyleGAN-NADA": BaselineOutput}``; both share ``originals`` and
-        ``inverted``; each ``edited[(source, target)]`` is ``(N, 3, 256, 256)``.
+        ``{"StyleCLIP": ..., "StyleCLIP (optimisation)": ..., "StyleGAN-NADA": ...}`` of
+        :class:`BaselineOutput` (:data:`METHODS` order); the last two share ``inverted``; each
+        ``edited[(source, target)]`` is ``(N, 3, 256, 256)``.
     """
     pairs = _prompt_pairs(prompts)
     if not clips:
         raise ValueError("run_gan_baselines needs at least one CLIP model (clips=[...])")
     if settings.lambda_id and face_model is None:
-        raise ValueError("StyleCLIP's identity term needs face_model=... (dclip.faces.load_face_model()), "
+        raise ValueError("StyleCLIP's identity term needs face_model=... (dclip.faces.load_identity_model()), "
                          "or settings with lambda_id=0")
     _, originals = frame_photos(photos, generator.size)
     originals = originals.clamp(-1, 1).float().cpu()
+    out = {}
+    if encoder is not None:
+        codes, encoded = encode_faces(originals, generator=generator, encoder=encoder)
+        out[STYLECLIP] = BaselineOutput(originals, encoded, _styleclip(generator, codes, pairs, clips[0], face_model,
+                                                                       settings, progress), E4E_INVERSION)
     projection, inverted = invert_faces(originals, generator=generator, latent_avg=latent_avg,
                                         perceptual=perceptual, settings=settings, progress=progress)
-    return {
-        "StyleCLIP": BaselineOutput(originals, inverted, _styleclip(generator, projection, pairs, clips[0],
-                                                                    face_model, settings, progress)),
-        "StyleGAN-NADA": BaselineOutput(originals, inverted, _nada(generator, projection, pairs, clips,
-                                                                   settings, progress)),
-    }
+    out[STYLECLIP_OPTIMISATION] = BaselineOutput(
+        originals, inverted, _styleclip(generator, projection, pairs, clips[0], face_model, settings, progress))
+    out[NADA] = BaselineOutput(originals, inverted, _nada(generator, projection, pairs, clips, settings, progress))
+    return out
 
 
-def load_gan_baselines(device: str | torch.device = "cpu") -> dict:
+def load_gan_baselines(device: str | torch.device = "cpu", *, face_model=None) -> dict:
     """The real models, as keyword arguments for :func:`run_gan_baselines`.
 
-    Returns ``{"generator", "latent_avg", "clips", "face_model", "perceptual"}``: the FFHQ 1024 px
-    StyleGAN2 (``stylegan2-ffhq-config-f.pt``), OpenAI CLIP ViT-B/32 and ViT-B/16, the VGGFace2 identity
-    network and LPIPS-alex (``alexnet-owt-7be5be79.pth``).
+    Returns ``{"generator", "latent_avg", "encoder", "clips", "face_model", "perceptual"}``: the FFHQ
+    1024 px StyleGAN2 (``stylegan2-ffhq-config-f.pt``), the e4e encoder (``e4e_ffhq_encode.pt``),
+    OpenAI CLIP ViT-B/32 and ViT-B/16, the identity network (``face_model`` if given, else
+    :func:`dclip.faces.load_identity_model`: ArcFace IR-SE50 when available, as StyleCLIP used) and
+    LPIPS-alex (``alexnet-owt-7be5be79.pth``).
 
     Raises:
         WeightsNotFoundError: one message listing every file that is missing (offline).
     """
+    from .gan_e4e import load_e4e
+
     loaders = [("generator", lambda: load_stylegan2(device=device)),
+               ("encoder", lambda: load_e4e(device=device)),
                *[(f"clip {name}", lambda name=name, tag=tag: load_clip(name, tag, device=device))
                  for name, tag in BASELINE_CLIPS],
-               ("face_model", lambda: load_face_model(device=device)),
+               ("face_model", lambda: face_model if face_model is not None else load_identity_model(device)[0]),
                ("perceptual", lambda: perceptual_distance(load_lpips(device=device)))]
     loaded, missing = {}, []
     for key, load in loaders:

@@ -18,7 +18,7 @@ noise follow only that image's loss, as if projected alone (up to the random dra
 averages its MSE and noise terms over the batch instead.
 
 The paper's GAN baselines used encoders (e4e for StyleCLIP, ReStyle-pSp for StyleGAN-NADA); dclip
-uses this projector for both -- see :data:`E4E_NOT_INCLUDED`.
+runs StyleCLIP from e4e (:mod:`dclip.gan_e4e`) and from this projector, and NADA from this projector.
 """
 from __future__ import annotations
 
@@ -32,20 +32,10 @@ from .gan_framing import resize_faces
 from .perceptual import PerceptualFn
 
 __all__ = ["ProjectionConfig", "Projection", "project", "latent_statistics", "noise_regularization",
-           "normalize_noise_", "render", "E4E_NOT_INCLUDED", "invert_e4e", "COMPARE_SIZE"]
+           "normalize_noise_", "render", "COMPARE_SIZE"]
 
 #: Largest side at which renders and targets are compared (rosinality's projector: 256 px).
 COMPARE_SIZE = 256
-
-#: Why Table 1's encoder row is not reproduced (shown by the notebook).
-E4E_NOT_INCLUDED = (
-    "e4e not included: the paper's Table 1 also lists encoder-based inversion with e4e "
-    "(Tov et al., 2021; e4e_ffhq_encode.pt: MAE 0.092, LPIPS 0.221, SSIM 0.742), and its Fig. 5 uses "
-    "e4e for StyleCLIP and ReStyle-pSp for StyleGAN-NADA. dclip has no implementation of those "
-    "ResNet-IR-SE50 encoders, and their architecture could not be checked against the real "
-    "checkpoint offline; both GAN baselines here start from the optimisation-based projection "
-    "(Table 1's 'Optimization' row) instead, which reconstructs better than either encoder.")
-
 
 @dataclass(frozen=True)
 class ProjectionConfig:
@@ -71,10 +61,11 @@ class ProjectionConfig:
 @dataclass
 class Projection:
     """A projection result: W+ codes ``(N, n_latent, style_dim)``, per-image noise maps (one
-    ``(N, 1, r, r)`` tensor per styled layer) and the total loss at every step."""
+    ``(N, 1, r, r)`` tensor per styled layer; ``None``: the generator's stored ones, as for e4e codes)
+    and the total loss at every step."""
 
     w_plus: Tensor
-    noise: list[Tensor]
+    noise: list[Tensor] | None
     history: list[float] = field(default_factory=list)
 
 
@@ -188,8 +179,3 @@ def _step(generator, optimizer, w_plus, noises, target, perceptual, config, t, s
     optimizer.step()
     normalize_noise_(noises)
     return loss.item()
-
-
-def invert_e4e(*args, **kwargs):
-    """Encoder-based inversion (e4e) is not part of dclip; raises NotImplementedError explaining why."""
-    raise NotImplementedError(E4E_NOT_INCLUDED)

@@ -20,8 +20,8 @@ TABLE1_RECONSTRUCTION: dict[int, dict[str, float]] = {
 }
 
 #: Table 1, the GAN inversions the baselines start from, on CelebA-HQ: name -> {"mae", "lpips", "ssim"}.
-#: "Optimization" is the StyleGAN2 projector dclip runs (:mod:`dclip.gan_inversion`); "e4e" is the
-#: encoder the paper's StyleCLIP used, which dclip does not include.
+#: "Optimization" is the StyleGAN2 projector (:mod:`dclip.gan_inversion`); "e4e" is the encoder the
+#: paper's StyleCLIP used (:mod:`dclip.gan_e4e`).
 TABLE1_GAN_INVERSION: dict[str, dict[str, float]] = {
     "Optimization": {"mae": 0.061, "lpips": 0.126, "ssim": 0.875},
     "e4e": {"mae": 0.092, "lpips": 0.221, "ssim": 0.742},

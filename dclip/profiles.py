@@ -2,7 +2,7 @@
 
 A profile is a frozen record of literal settings. Two are real:
 
-* ``paper``: the pretrained 256² diffusion models, OpenAI CLIP ViT-B/16, the VGGFace2 face model,
+* ``paper``: the pretrained 256² diffusion models, OpenAI CLIP ViT-B/16, ArcFace IR-SE50 (else VGGFace2),
   LPIPS on ImageNet AlexNet, and the paper's hyper-parameters (Sec. 4: S_inv = 40 and S_gen = 6
   while fine-tuning, 40/40 at test time, lr 1e-6, the attribute's own t0). Needs a CUDA GPU.
 * ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.clip_loss.tiny_clip`, a random face
@@ -35,7 +35,7 @@ class Profile:
     unet: str | None            # UNet preset for every domain; None = the domain's own pretrained model
     clip: str                   # "tiny" or an open_clip architecture name
     clip_pretrained: str | None  # open_clip pretrained tag ("openai") when ``clip`` is a name
-    face_pretrained: bool       # VGGFace2 weights for the identity metric (else random)
+    face_pretrained: bool       # pretrained identity network, ArcFace or VGGFace2 (else a random facenet)
     lpips_pretrained: bool      # ImageNet AlexNet backbone for LPIPS (else random)
     align_faces: bool           # FFHQ-align the shipped sample portraits (MTCNN)
     image_size: int

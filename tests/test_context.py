@@ -118,6 +118,10 @@ def test_gan_models_follow_the_profile(quick_context):
     assert models["generator"].size == quick_context.profile.image_size  # a tiny random StyleGAN2
     assert models["clips"] == [quick_context.clip] and models["face_model"] is quick_context.face_model
     assert models["latent_avg"].shape == (models["generator"].style_dim,)
+    assert models["encoder"].decoder is models["generator"]  # a seeded tiny e4e for the tiny StyleGAN2
+    assert models["encoder"](torch.zeros(1, 3, 32, 32)).shape == (1, models["generator"].n_latent,
+                                                                  models["generator"].style_dim)
+    assert quick_context.identity_network == "facenet VGGFace2 (random)"
     x = torch.zeros(1, 3, 32, 32)
     assert models["perceptual"](x, x).shape == (1,)
     assert quick_context.gan_settings == GAN_SETTINGS["smoke"]
@@ -128,10 +132,12 @@ def test_paper_profile_loads_the_real_gan_models(monkeypatch):
     from dclip.profiles import get_profile
 
     loaded = []
-    monkeypatch.setattr(gan, "load_gan_baselines", lambda device: loaded.append(device) or {"generator": "G"})
+    monkeypatch.setattr(gan, "load_gan_baselines",
+                        lambda device, face_model: loaded.append((device, face_model)) or {"generator": "G"})
     ctx = Context(dataclasses.replace(get_profile("paper"), device="cpu"))
+    ctx.face_model = "the context's identity network"  # its cached value; one network for every ID
     assert ctx.gan_models() == {"generator": "G"} and ctx.gan_models() is ctx.gan_models()
-    assert loaded == [torch.device("cpu")] and ctx.gan_settings == gan.GAN_SETTINGS["paper"]
+    assert loaded == [(torch.device("cpu"), ctx.face_model)] and ctx.gan_settings == gan.GAN_SETTINGS["paper"]
     with pytest.raises(ValueError, match="unknown gan 'big'"):
         Context(dataclasses.replace(get_profile("smoke"), gan="big")).gan_models()
 
@@ -262,3 +268,16 @@ def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
     quick_context.latents(faces, 401, steps=2)  # another S_inv is another inversion
     assert computed[-1] == (401, 2)
     assert quick_context.latent(faces, 401) is alone
+
+
+def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_network, monkeypatch, tmp_path):
+    from dclip.faces import VGGFACE2_FILE, load_face_model
+    from dclip.profiles import get_profile
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(load_face_model(pretrained=False).state_dict(), tmp_path / VGGFACE2_FILE)
+    monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path))  # facenet's file only, no model_ir_se50.pth
+    ctx = Context(dataclasses.replace(get_profile("paper"), device="cpu"), output_dir=str(tmp_path / "figures"))
+    assert ctx.identity_network == "facenet VGGFace2"
+    assert any("not the paper's ArcFace IR-SE50" in note and "model_ir_se50.pth" in note for note in ctx.notes)

@@ -79,6 +79,7 @@ def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatc
         ("DiffusionCLIP", "tanned"), ("DiffusionCLIP", "makeup"), ("Flip", "tanned"), ("Flip", "makeup"),
         ("DiffusionCLIP", "church_golden")]
     assert study.rows[0]["id"] is not None and study.rows[4]["id"] is None  # identity on faces only
+    assert study.rows[0]["id_net"] == "facenet VGGFace2 (random)" and study.rows[4]["id_net"] is None
     assert all(-1 <= r["s_dir"] <= 1 for r in study.rows)
     summary = {(r["method"], r["domain"]): r for r in study.extra["summary"]}
     assert summary[("DiffusionCLIP", "celeba_hq")]["paper_s_dir"] == 0.17
@@ -89,6 +90,7 @@ def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatc
     assert study.col_labels == ["original", "Flip", "DiffusionCLIP\nreconstruction", "DiffusionCLIP"]
     assert study.grid[2][1] is None and study.captions[2] == ["", "n/a", "", ""]
     assert not any("e4e" in note for note in quick_context.notes)  # no GAN baselines asked for
+    assert summary[("Flip", "celeba_hq")]["id_net"] == "facenet VGGFace2 (random)"
 
 
 GAN_QUICK = dict(projection_steps=2, styleclip_steps=1, nada_iterations=1)
@@ -96,7 +98,6 @@ GAN_QUICK = dict(projection_steps=2, styleclip_steps=1, nada_iterations=1)
 
 def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
     import dclip.gan_baselines as gan
-    from dclip.gan_inversion import E4E_NOT_INCLUDED
 
     runs = []
     real_run = gan.run_gan_baselines
@@ -110,53 +111,59 @@ def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
     names = ["tanned", "pixar", "church_golden"]
     study = experiments.manipulation_study(quick_context, names, gan_baselines=True)
 
-    # one GAN run (one inversion) for both methods and both face prompts; none for the church
+    # one GAN run (e4e + one projection) for every method and both face prompts; none for the church
     assert runs == [[("face", "tanned face"), ("Human", "3D render in the style of Pixar")]]
     assert experiments.GAN_METHODS == gan.METHODS
     assert [(r["method"], r["attribute"]) for r in study.rows] == [
         ("DiffusionCLIP", "tanned"), ("DiffusionCLIP", "pixar"), ("StyleCLIP", "tanned"), ("StyleCLIP", "pixar"),
+        ("StyleCLIP (optimisation)", "tanned"), ("StyleCLIP (optimisation)", "pixar"),
         ("StyleGAN-NADA", "tanned"), ("StyleGAN-NADA", "pixar"), ("DiffusionCLIP", "church_golden")]
     assert all(isinstance(r["s_dir"], float) and (r["id"] is None) == (r["domain"] != "celeba_hq")
                for r in study.rows)
 
     # Table 3 beside the paper: the paper's prompts only; Pixar is "other", without paper numbers
     summary = {(r["method"], r["domain"], r["prompts"]): r for r in study.extra["summary"]}
-    assert set(summary) == {(m, "celeba_hq", p) for m in ("DiffusionCLIP", "StyleCLIP", "StyleGAN-NADA")
+    assert set(summary) == {(m, "celeba_hq", p) for m in ("DiffusionCLIP", *gan.METHODS)
                             for p in ("Table 3", "other")} | {("DiffusionCLIP", "lsun_church", "Table 3")}
     assert (summary[("StyleCLIP", "celeba_hq", "Table 3")]["paper_s_dir"],
             summary[("StyleCLIP", "celeba_hq", "Table 3")]["paper_id"]) == (0.13, 0.35)
     assert summary[("StyleGAN-NADA", "celeba_hq", "Table 3")]["paper_id"] == 0.42
     assert summary[("DiffusionCLIP", "lsun_church", "Table 3")]["paper_s_dir"] == 0.20
     assert summary[("StyleCLIP", "celeba_hq", "other")]["paper_s_dir"] is None
+    assert summary[("StyleCLIP (optimisation)", "celeba_hq", "Table 3")]["paper_s_dir"] is None  # the paper's is e4e
 
-    # Table 1 beside the paper: the shared GAN inversion, e4e (paper only), DiffusionCLIP per t0
+    # Table 1 beside the paper, measured: e4e, the shared projection, DiffusionCLIP per t0
     recon = [(r["method"], r["inversion"], r["domain"], r["t0"]) for r in study.extra["reconstruction"]]
-    assert recon == [("StyleCLIP / StyleGAN-NADA", "optimisation (W+)", "celeba_hq", None),
-                     ("(paper's StyleCLIP)", "e4e (not included)", "celeba_hq", None),
+    assert recon == [("StyleCLIP", "e4e", "celeba_hq", None),
+                     ("StyleCLIP (optimisation) / StyleGAN-NADA", "optimisation (W+)", "celeba_hq", None),
                      ("DiffusionCLIP", "DDIM", "celeba_hq", 201), ("DiffusionCLIP", "DDIM", "celeba_hq", 601),
                      ("DiffusionCLIP", "DDIM", "lsun_church", 401)]
-    optimisation, e4e, _, at_601, church = study.extra["reconstruction"]
+    e4e, optimisation, _, at_601, church = study.extra["reconstruction"]
     assert optimisation["paper_mae"] == 0.061 and 0 < optimisation["mae"] and 0 < optimisation["ssim"] <= 1
-    assert e4e["mae"] is None and (e4e["paper_mae"], e4e["paper_lpips"], e4e["paper_ssim"]) == (0.092, 0.221, 0.742)
+    assert (e4e["paper_mae"], e4e["paper_lpips"], e4e["paper_ssim"]) == (0.092, 0.221, 0.742)
+    assert 0 < e4e["mae"] and e4e["mae"] != optimisation["mae"] and 0 < e4e["lpips"]
     assert at_601["paper_mae"] == 0.024 and church["paper_mae"] is None  # the authors' 601 is Table 1's 600
 
     # images at the test images' size; no GAN images for the church
-    for key in ("GAN inversion/celeba_hq", "StyleCLIP/pixar", "StyleGAN-NADA/tanned",
+    for key in ("GAN inversion (e4e)/celeba_hq", "GAN inversion (optimisation (W+))/celeba_hq", "StyleCLIP/pixar",
+                "StyleCLIP (optimisation)/tanned", "StyleGAN-NADA/tanned",
                 "DiffusionCLIP reconstruction/tanned", "DiffusionCLIP/church_golden"):
         assert study.images[key].shape == (2, 3, 32, 32), key
-    assert "StyleCLIP/church_golden" not in study.images and "GAN inversion/lsun_church" not in study.images
+    assert "StyleCLIP/church_golden" not in study.images and "GAN inversion (e4e)/lsun_church" not in study.images
 
-    # Fig. 5's layout: original | GAN inversion | StyleCLIP | StyleGAN-NADA | reconstruction | DiffusionCLIP
-    assert study.col_labels == ["original", "GAN\ninversion", "StyleCLIP", "StyleGAN-NADA",
-                                "DiffusionCLIP\nreconstruction", "DiffusionCLIP"]
+    # Fig. 5's layout: original | both GAN inversions | the three GAN edits | reconstruction | DiffusionCLIP
+    assert study.col_labels == ["original", "GAN inversion\n(e4e)", "GAN inversion\n(optimisation (W+))", "StyleCLIP",
+                                "StyleCLIP\n(optimisation)", "StyleGAN-NADA", "DiffusionCLIP\nreconstruction",
+                                "DiffusionCLIP"]
     assert study.row_labels == ["tanned 1", "tanned 2", "pixar 1", "pixar 2", "church_golden 1", "church_golden 2"]
-    assert all(len(row) == 6 for row in study.grid)
-    assert torch.equal(study.grid[1][1], study.images["GAN inversion/celeba_hq"][1])
-    assert study.grid[4][1:4] == [None, None, None] and study.grid[4][4] is not None
-    assert study.captions[4] == ["", "n/a: faces only", "n/a: faces only", "n/a: faces only", "", ""]
+    assert all(len(row) == 8 for row in study.grid)
+    assert torch.equal(study.grid[1][1], study.images["GAN inversion (e4e)/celeba_hq"][1])
+    assert torch.equal(study.grid[1][2], study.images["GAN inversion (optimisation (W+))/celeba_hq"][1])
+    assert study.grid[4][1:6] == [None] * 5 and study.grid[4][6] is not None
+    assert study.captions[4] == ["", *["n/a: faces only"] * 5, "", ""]
 
     # the notes say what the paper did instead, and why churches have no GAN column
-    assert E4E_NOT_INCLUDED in quick_context.notes
+    assert gan.RESTYLE_NOT_INCLUDED in quick_context.notes
     assert any(note.startswith("lsun_church: no GAN baseline") for note in quick_context.notes)
 
     # the registered hooks read the same run: no second inversion

@@ -16,8 +16,8 @@ from dclip.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBasel
                                  run_gan_baselines)
 from dclip.gan_common import frozen, ramped_lr
 from dclip.gan_framing import align_for_generator, frame_photos, resize_faces, to_diffusion_frame
-from dclip.gan_inversion import (E4E_NOT_INCLUDED, ProjectionConfig, invert_e4e, noise_regularization,
-                                 normalize_noise_, project, render)
+from dclip.gan_e4e import tiny_e4e
+from dclip.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
 from dclip.images import sample_photo, sample_photos, to_pil, to_tensor
 from dclip.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
 from dclip.perceptual import BACKBONES, load_lpips, perceptual_distance
@@ -169,12 +169,6 @@ def test_projection_without_lpips_needs_no_perceptual_model(gan):
         project(generator, target, perceptual=None, config=ProjectionConfig(steps=1))
 
 
-def test_e4e_is_explained_not_faked():
-    with pytest.raises(NotImplementedError, match="e4e not included"):
-        invert_e4e(torch.zeros(1, 3, 256, 256))
-    assert "Table 1" in E4E_NOT_INCLUDED and "e4e_ffhq_encode.pt" in E4E_NOT_INCLUDED
-
-
 # ------------------------------------------------------------------------------------------ StyleCLIP
 
 def test_styleclip_lowers_its_clip_loss(gan, clip):
@@ -272,22 +266,30 @@ def test_nada_averages_several_clip_models(gan, clip):
 
 # ------------------------------------------------------------------------------------------ entry point
 
-def test_run_gan_baselines_returns_256px_faces_for_both_methods(no_network, gan, clip, face_model, perceptual):
+def test_run_gan_baselines_returns_256px_faces_for_every_method(no_network, gan, clip, face_model, perceptual):
     generator, latent_avg = gan
     photos = sample_photos(("grace_hopper", "astronaut"), size=256)
     settings = GanBaselineSettings(projection_steps=5, styleclip_steps=2, nada_iterations=2)
     prompts = [("face", "smiling face"), ("photo", "sketch")]
+    encoder = tiny_e4e(generator, seed=0)
     out = run_gan_baselines(photos, prompts, generator=generator, latent_avg=latent_avg, clips=[clip],
-                            face_model=face_model, perceptual=perceptual, settings=settings)
-    assert tuple(out) == METHODS
+                            encoder=encoder, face_model=face_model, perceptual=perceptual, settings=settings)
+    assert tuple(out) == METHODS == ("StyleCLIP", "StyleCLIP (optimisation)", "StyleGAN-NADA")
+    assert [r.inversion for r in out.values()] == ["e4e", "optimisation (W+)", "optimisation (W+)"]
     for method, result in out.items():
         assert isinstance(result, BaselineOutput)
-        originals, inverted, edited = result
+        originals, inverted, edited, _ = result
         torch.testing.assert_close(originals, photos)
         assert inverted.shape == (2, 3, 256, 256) and list(edited) == prompts
         for x in (inverted, *edited.values()):
             assert x.shape == (2, 3, 256, 256) and x.device.type == "cpu" and x.abs().max() <= 1
-    assert out["StyleCLIP"].inverted is out["StyleGAN-NADA"].inverted  # one shared inversion
+    assert out["StyleCLIP (optimisation)"].inverted is out["StyleGAN-NADA"].inverted  # one shared projection
+    # StyleCLIP's start is the e4e code rendered with the generator's stored noise, as pSp decodes
+    _, decoded = encoder.invert(resize_faces(photos, 32))
+    torch.testing.assert_close(out["StyleCLIP"].inverted, to_diffusion_frame(decoded).clamp(-1, 1))
+    without_encoder = run_gan_baselines(photos, prompts[:1], generator=generator, latent_avg=latent_avg, clips=[clip],
+                                        face_model=face_model, perceptual=perceptual, settings=settings)
+    assert tuple(without_encoder) == ("StyleCLIP (optimisation)", "StyleGAN-NADA")
     with pytest.raises(ValueError, match="source, target"):
         run_gan_baselines(photos, [("face",)], generator=generator, clips=[clip])
     with pytest.raises(ValueError, match="face_model"):  # before any optimisation starts
@@ -339,8 +341,9 @@ def test_load_gan_baselines_offline_lists_every_missing_file(no_network, offline
     with pytest.raises(WeightsNotFoundError) as err:
         load_gan_baselines()
     message = str(err.value)
-    for name in ("stylegan2-ffhq-config-f.pt", "timm/vit_base_patch32_clip_224.openai",
-                 "timm/vit_base_patch16_clip_224.openai", faces.VGGFACE2_FILE, BACKBONES["alex"][0]):
+    for name in ("stylegan2-ffhq-config-f.pt", "e4e_ffhq_encode.pt", "timm/vit_base_patch32_clip_224.openai",
+                 "timm/vit_base_patch16_clip_224.openai", "model_ir_se50.pth", faces.VGGFACE2_FILE,
+                 BACKBONES["alex"][0]):
         assert name in message
 
 

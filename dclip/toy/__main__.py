@@ -1,0 +1,36 @@
+"""``python -m dclip.toy train {ddpm,clip,judge} [--steps N] [--out DIR]``: (re)train the toy models."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import train
+
+    trainers = {"ddpm": (train.train_ddpm, "DDPM_SETTINGS"), "clip": (train.train_clip, "CLIP_SETTINGS"),
+                "judge": (train.train_judge, "JUDGE_SETTINGS")}
+    parser = argparse.ArgumentParser(prog="python -m dclip.toy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train one toy model (or all) and write it with its JSON sidecar")
+    p.add_argument("model", choices=[*trainers, "all"])
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
+    p.add_argument("--out", type=Path, default=train.MODELS_DIR, help="folder for <name>.safetensors/.json "
+                   "(default: the shipped models' folder)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    names = list(trainers) if args.model == "all" else [args.model]
+    for name in names:
+        fn, settings_name = trainers[name]
+        settings = getattr(train, settings_name)
+        if args.steps is not None:
+            settings = replace(settings, steps=args.steps)
+        meta = fn(settings, args.out, progress=args.progress)
+        print(f"{name}: {meta['steps_done']} steps, {meta['cpu_seconds']} s CPU, final {meta['history'][-1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: setup test test-fast test-notebooks figures notebook-outputs lab bench clean
+.PHONY: setup test test-fast test-notebooks figures notebook-outputs toy-models lab bench clean
 
 setup: $(STAMP)
 
@@ -19,15 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name dclip --display-name "Python (dclip)" >/dev/null
 	touch $@
 
-# Unit tests, then every notebook at the smoke profile under nbval. Offline on purpose.
+# Unit tests, then every notebook at the toy profile under nbval. Offline on purpose.
 test: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests
 	$(MAKE) --no-print-directory test-notebooks
 
-# nbval runs each notebook with its stored defaults ("auto"), forced to the smoke profile; only the
+# nbval runs each notebook with its stored defaults ("auto"), forced to the toy profile; only the
 # cells marked "# NBVAL_CHECK_OUTPUT" are compared. Figures go to .cache/, not the source tree.
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=smoke DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=toy DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
 		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/
 
 test-fast: setup
@@ -36,9 +36,13 @@ test-fast: setup
 figures: setup
 	$(PY) -m dclip.figures --profile $(PROFILE)
 
-# Re-run every notebook at the smoke profile and store only the outputs nbval checks.
+# Re-run every notebook at the toy profile and store only the outputs nbval checks.
 notebook-outputs: setup
 	HF_HUB_OFFLINE=1 $(PY) -m dclip.figures --store-outputs
+
+# Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/toy/models/ on the CPU (see README).
+toy-models: setup
+	$(PY) -m dclip.toy train all
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -54,9 +54,8 @@ def load_toy_clip(device: str | torch.device = "cpu", folder: Path = MODELS_DIR)
     from ..clip_loss import _wrap
 
     meta = sidecar("toy_clip", folder)
-    with torch.device("meta"):
-        model = open_clip.CLIP(**meta.get("clip_config", CLIP_CONFIG))
-    model.load_state_dict(_float_state(model_file("toy_clip", folder)), strict=True, assign=True)
+    model = open_clip.CLIP(**meta.get("clip_config", CLIP_CONFIG))  # (its attention mask is a non-saved buffer)
+    model.load_state_dict(_float_state(model_file("toy_clip", folder)), strict=True)
     return _wrap(model.to(device), _tokenizer(), meta["mean"], meta["std"], device, "toy-clip")
 
 

@@ -258,6 +258,17 @@ class Context:
         self.note(f"toy profile: test images are {n} held-out toy faces (seeds {HELD_OUT_SEED}+).")
         return face_set(HELD_OUT_SEED, n)[0]
 
+    def unseen_images(self, portraits: torch.Tensor) -> torch.Tensor:
+        """Inputs from outside the model's domain for Fig. 7a: the portraits themselves (the paper's inputs
+        are artworks already), or at the toy profile the same held-out toy faces drawn as sketches (a style
+        the toy DDPM never saw)."""
+        if not self.profile.is_toy or self.image_dirs.get("celeba_hq"):
+            return portraits
+        from .toy.domain import HELD_OUT_SEED, face_set
+
+        self.note("toy profile: the unseen-domain inputs are the test faces drawn as sketches.")
+        return face_set(HELD_OUT_SEED, len(portraits), "sketch")[0].to(portraits.device)
+
     def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
         """The fine-tuning images: ``train_dir`` (the paper: 50 training images), else the test inputs
         (at the toy profile: other toy faces than the test images)."""

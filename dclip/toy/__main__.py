@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
     p.add_argument("--out", type=Path, default=train.MODELS_DIR, help="folder for <name>.safetensors/.json "
                    "(default: the shipped models' folder)")
+    p.add_argument("--init", type=Path, default=None, help="clip only: continue from this toy CLIP file")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     names = list(trainers) if args.model == "all" else [args.model]
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = getattr(train, settings_name)
         if args.steps is not None:
             settings = replace(settings, steps=args.steps)
-        meta = fn(settings, args.out, progress=args.progress)
+        extra = {"init": args.init} if args.init is not None and name == "clip" else {}
+        meta = fn(settings, args.out, progress=args.progress, **extra)
         print(f"{name}: {meta['steps_done']} steps, {meta['cpu_seconds']} s CPU, final {meta['history'][-1]}")
     return 0
 

@@ -276,7 +276,7 @@ def clip_zero_shot(clip, n: int = 300, start: int = domain.HELD_OUT_SEED) -> dic
 
 
 def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_clip", *,
-               progress: bool | None = None) -> dict:
+               progress: bool | None = None, init: Path | None = None) -> dict:
     """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
     (face, caption) pairs in every style. Images go through :func:`dclip.clip_loss.encode_images`, the
     preprocessing every dclip loss uses. Shipped in fp16."""
@@ -286,12 +286,18 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, n
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     clip = build_clip(settings.seed)
+    if init is not None:  # continue from a saved toy CLIP (its sidecar is kept under "init")
+        from safetensors.torch import load_file
+
+        clip.model.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
     model = clip.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     history, window, started = [], [], time.process_time()
     meta = {"model": "toy CLIP (open_clip.CLIP)", "clip_config": CLIP_CONFIG, "settings": asdict(settings),
             "domain": domain_record(), "styles": list(domain.STYLES), "tokenizer": "open_clip SimpleTokenizer",
             "mean": list(clip.mean), "std": list(clip.std)}
+    if init is not None:
+        meta["init"] = json.loads(Path(init).with_suffix(".json").read_text())
     bar = progress_bar(range(settings.steps), desc="toy CLIP", progress=progress)
     for step in bar:
         for group in opt.param_groups:

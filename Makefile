@@ -19,15 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name dclip --display-name "Python (dclip)" >/dev/null
 	touch $@
 
-# Unit tests, then every notebook at the toy profile under nbval. Offline on purpose.
+# Unit tests, then every notebook under nbval. Offline on purpose.
 test: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests
 	$(MAKE) --no-print-directory test-notebooks
 
-# nbval runs each notebook with its stored defaults ("auto"), forced to the toy profile; only the
-# cells marked "# NBVAL_CHECK_OUTPUT" are compared. Figures go to .cache/, not the source tree.
+# nbval runs each notebook with its stored defaults ("auto"), forced to NBVAL_PROFILE (the profile the
+# stored outputs were made at: dclip.figures.STORED_PROFILE); only the cells marked "# NBVAL_CHECK_OUTPUT"
+# are compared. Figures go to .cache/, not the source tree.
+NBVAL_PROFILE ?= smoke
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=toy DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=$(NBVAL_PROFILE) DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
 		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/
 
 test-fast: setup
@@ -36,7 +38,7 @@ test-fast: setup
 figures: setup
 	$(PY) -m dclip.figures --profile $(PROFILE)
 
-# Re-run every notebook at the toy profile and store only the outputs nbval checks.
+# Re-run every notebook at dclip.figures.STORED_PROFILE and store only the outputs nbval checks.
 notebook-outputs: setup
 	HF_HUB_OFFLINE=1 $(PY) -m dclip.figures --store-outputs
 

@@ -78,14 +78,16 @@ def test_strip_outputs_keeps_only_checked_cells():
     assert nb.cells[3].outputs[0].text == "kept\n" and nb.cells[3].execution_count == 3
 
 
-def test_store_outputs_runs_at_the_toy_profile(tmp_path, monkeypatch):
+def test_store_outputs_runs_at_the_stored_profile(tmp_path, monkeypatch):
+    from dclip.figures import STORED_PROFILE
+
     monkeypatch.delenv("DCLIP_PROFILE", raising=False)
     path = tmp_path / "00_toy.ipynb"
     nbformat.write(_toy_notebook(), path)
     store_outputs(path, kernel="python3", timeout=60)
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[2].outputs == []
-    assert nb.cells[3].outputs[0].text == "auto toy\n"
+    assert nb.cells[3].outputs[0].text == f"auto {STORED_PROFILE}\n"
 
 
 def test_run_notebook_injects_the_profile(tmp_path):

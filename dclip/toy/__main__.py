@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the shipped models' folder)")
     p.add_argument("--init", type=Path, default=None, help="clip only: continue from this toy CLIP file")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    q = sub.add_parser("sheet", help="draw the toy world figure (faces, reconstructions, samples) to figures/toy/")
+    q.add_argument("--out", type=Path, default=None, help="folder (default: the repository's figures/toy)")
     args = parser.parse_args(argv)
+    if args.command == "sheet":
+        return _sheet(args.out)
     names = list(trainers) if args.model == "all" else [args.model]
     for name in names:
         fn, settings_name = trainers[name]
@@ -31,6 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         extra = {"init": args.init} if args.init is not None and name == "clip" else {}
         meta = fn(settings, args.out, progress=args.progress, **extra)
         print(f"{name}: {meta['steps_done']} steps, {meta['cpu_seconds']} s CPU, final {meta['history'][-1]}")
+    return 0
+
+
+def _sheet(out: Path | None) -> int:
+    from ..outputs import figures_dir, save_figure, save_table
+    from ..profiles import get_profile
+    from .sheet import toy_world_figure
+
+    folder = out or figures_dir(get_profile("toy"))
+    fig, rows = toy_world_figure()
+    path = save_figure(fig, folder, "00_toy_world")
+    save_table(rows, folder, "00_toy_world")
+    print(f"wrote {path}: {rows}")
     return 0
 
 

@@ -218,6 +218,8 @@ CLIP_CONFIG = dict(
 
 @dataclass(frozen=True)
 class ClipSettings:
+    # The shipped CLIP: these settings, then 400 more steps continuing from it (``--init``, same settings;
+    # its sidecar keeps the first run under "init"). Expression was the slowest attribute to learn.
     steps: int = 1000
     batch_size: int = 96       # image-caption pairs per step, styles round-robin
     lr: float = 1e-3           # AdamW with a linear warm-up, then cosine decay to lr / 10

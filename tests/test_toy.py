@@ -186,3 +186,20 @@ def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx)
     mixed = edit_multi(toy_ctx.unet(), [smile, glasses], faces, t0, {0: [0.5, 0.5]}, n_inv=p.n_inv, n_gen=p.n_gen)
     singles = [both(toy_ctx.edit(m, faces, t0)) for m in (smile, glasses)]
     assert both(mixed) > max(singles), (both(mixed), singles)
+
+
+def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
+    """The notebooks' path at the toy profile (steps cut down): stand-in attributes, judge columns, no GAN."""
+    from dclip import experiments
+    from dclip.context import Context
+    from dclip.profiles import get_profile
+
+    p = dataclasses.replace(get_profile("toy"), n_inv=4, n_gen=4, n_test=2, n_train=2, n_iter=1, n_inv_train=4,
+                            n_gen_train=2, project_repeats=1, project_steps=2, num_threads=0)
+    ctx = Context(p, output_dir=str(tmp_path))
+    names = ctx.attribute_names(["makeup", "pixar", "church_golden"])
+    assert names == ["glasses", "pixel_art"]
+    study = experiments.manipulation_study(ctx, names, gan_baselines=True)
+    assert [r["attribute"] for r in study.rows] == names and all(0 <= r["hit"] <= 1 for r in study.rows)
+    assert any("need the paper profile" in n for n in ctx.notes)
+    assert torch.equal(ctx.images(), _held_out(2)) and ctx.unseen_images(ctx.images()).shape == (2, 3, 32, 32)

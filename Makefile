@@ -8,8 +8,8 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: setup git-filter test test-fast test-notebooks test-portable notebook-spread figures notebook-outputs lab \
-	bench clean
+.PHONY: setup git-filter test test-fast test-notebooks test-portable notebook-spread figures notebook-outputs \
+	toy-models lab bench clean
 
 setup: $(STAMP)
 
@@ -40,10 +40,12 @@ test: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest -rs tests
 	$(MAKE) --no-print-directory test-notebooks
 
-# nbval runs each notebook with its stored defaults ("auto"), forced to the smoke profile; only the
-# cells marked "# NBVAL_CHECK_OUTPUT" are compared. Figures go to .cache/, not the source tree.
+# nbval runs each notebook with its stored defaults ("auto"), forced to NBVAL_PROFILE (the profile the
+# stored outputs were made at: dclip.figures.CHECKED_PROFILE); only the cells marked "# NBVAL_CHECK_OUTPUT"
+# are compared. Figures go to .cache/, not the source tree.
+NBVAL_PROFILE ?= smoke
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=smoke DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=$(NBVAL_PROFILE) DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
 		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/
 
 test-fast: setup
@@ -52,7 +54,7 @@ test-fast: setup
 figures: setup
 	$(PY) -m dclip.figures --profile $(PROFILE)
 
-# Re-run every notebook at the smoke profile and store only the outputs nbval checks.
+# Re-run every notebook at dclip.figures.CHECKED_PROFILE and store only the outputs nbval checks.
 # Then check they are portable: `make notebook-spread` (and `make test-portable` before committing).
 notebook-outputs: setup
 	HF_HUB_OFFLINE=1 $(PY) -m dclip.figures --store-outputs
@@ -65,6 +67,10 @@ notebook-spread: setup
 # `make test` once per simulated CPU (this machine as is, AVX2, plain SSE on one thread), with wall times.
 test-portable: setup
 	$(PY) -m dclip.portability test
+
+# Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/toy/models/ on the CPU (see README).
+toy-models: setup
+	$(PY) -m dclip.toy train all
 
 # JupyterLab refuses to run as root without --allow-root (the usual user in containers).
 lab: setup

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Attribute", "ATTRIBUTES", "attribute"]
+__all__ = ["Attribute", "ATTRIBUTES", "attribute", "TOY_STAND_INS", "toy_stand_in"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ ATTRIBUTES: dict[str, Attribute] = {
     "super_saiyan": Attribute("Human", "Super saiyan", 601),
     "gogh": Attribute("photo", "painting by Gogh", 601),
     "sketch": Attribute("photo", "sketch", 601),
+    # The toy world's own (dclip.toy: synthetic cartoon faces; the toy CLIP knows these words)
+    "glasses": Attribute("person", "person with glasses", 301, use_id=True),
+    "pixel_art": Attribute("photo", "pixel art", 601),
     # Dog face (AFHQ)
     "dog_bear": Attribute("Dog", "Bear", 501, domain="afhq_dog"),
     "dog_fox": Attribute("Dog", "Fox", 501, domain="afhq_dog"),
@@ -51,6 +54,22 @@ ATTRIBUTES: dict[str, Attribute] = {
     # Bedroom (LSUN)
     "bedroom_golden": Attribute("Bedroom", "Golden Bedroom", 401, domain="lsun_bedroom"),
 }
+
+
+#: At the toy profile each paper attribute is replaced by the toy world's closest edit (the toy faces have
+#: no makeup, curls or churches): same kind of change -- a local in-domain edit, a colour, a new style.
+#: Attributes missing here (other domains) are left out at the toy profile.
+TOY_STAND_INS: dict[str, str] = {
+    "smiling": "smiling", "angry": "angry", "tanned": "tanned", "gray_hair": "gray_hair", "glasses": "glasses",
+    "makeup": "glasses", "curly_hair": "gray_hair", "old": "gray_hair",
+    "sketch": "sketch", "pixel_art": "pixel_art", "pixar": "pixel_art", "gogh": "sketch", "neanderthal": "angry",
+    "super_saiyan": "pixel_art",
+}
+
+
+def toy_stand_in(name: str) -> str | None:
+    """The toy world's stand-in for the paper attribute ``name`` (``None``: nothing like it at the toy profile)."""
+    return TOY_STAND_INS.get(name)
 
 
 def attribute(name: str) -> Attribute:

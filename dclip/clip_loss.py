@@ -194,10 +194,18 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
         weights: a local open_clip state-dict file (``.safetensors``/``.bin``/``.pt``) to load
             instead of the tag's download.
 
+    ``name="toy"`` is the toy CLIP trained on dclip's synthetic faces, shipped with dclip
+    (:func:`dclip.toy.models.load_toy_clip`; ``pretrained`` and ``weights`` are ignored).
+
     Raises:
         WeightsNotFoundError: offline and the tag's weights are not cached (no minute of retries).
     """
     import open_clip
+
+    if name == "toy":
+        from .toy.models import load_toy_clip
+
+        return load_toy_clip(device)
 
     if weights is not None:
         checkpoint = str(resolve_file(weights, filename=Path(weights).name, what=f"CLIP model {name}"))

@@ -97,12 +97,41 @@ class Context:
 
     @cached_property
     def clip(self):
-        """CLIP: OpenAI ViT-B/16 at the paper profile, :func:`tiny_clip` at the smoke profile."""
+        """CLIP: OpenAI ViT-B/16 at the paper profile, the toy CLIP at the toy profile, :func:`tiny_clip`
+        at the smoke profile."""
         from .clip_loss import load_clip, tiny_clip
 
         if self.profile.clip == "tiny":
             return tiny_clip(seed=self.profile.seed, device=self.device)
         return load_clip(self.profile.clip, self.profile.clip_pretrained, device=self.device)
+
+    @cached_property
+    def judge(self):
+        """The toy world's judge classifier (:func:`dclip.toy.models.load_judge`); toy profile only."""
+        if not self.profile.is_toy:
+            raise RuntimeError(f"the judge scores toy-world edits only; profile '{self.profile.name}' has none. "
+                               "Use profile = 'toy'.")
+        from .toy.models import load_judge
+
+        return load_judge(self.device)
+
+    def attribute_names(self, names) -> list[str]:
+        """``names`` as this profile edits them: unchanged, or at the toy profile each paper attribute's
+        toy stand-in (:data:`dclip.attributes.TOY_STAND_INS`, said in a note; those without one are left out)."""
+        if not self.profile.is_toy:
+            return list(names)
+        from .attributes import toy_stand_in
+
+        out = []
+        for name in names:
+            stand_in = toy_stand_in(name)
+            if stand_in is None:
+                self.note(f"toy profile: '{name}' has no toy stand-in and is left out.")
+            elif stand_in not in out:
+                if stand_in != name:
+                    self.note(f"toy profile: '{name}' is played by the toy edit '{stand_in}'.")
+                out.append(stand_in)
+        return out
 
     @cached_property
     def face_model(self) -> torch.nn.Module:
@@ -150,6 +179,9 @@ class Context:
 
     def _load_gan_models(self) -> dict:
         kind = self.profile.gan
+        if kind == "none":
+            raise RuntimeError(f"profile '{self.profile.name}' has no GAN baselines (no StyleGAN2 of the toy faces); "
+                               "the StyleCLIP and StyleGAN-NADA columns need the paper profile.")
         if kind == "pretrained":
             from .gan_baselines import load_gan_baselines
 
@@ -226,22 +258,54 @@ class Context:
             self._images[key] = self._load_images(domain, n, folder)
         return self._images[key].clone()
 
-    def _load_images(self, domain: str, n: int, folder: str) -> torch.Tensor:
+    def _load_images(self, domain: str, n: int, folder: str, *, train: bool = False) -> torch.Tensor:
         from .images import load_folder
 
         if folder:
             return load_folder(folder, size=self.profile.image_size, limit=n).to(self.device)
+        if self.profile.is_toy:
+            return self._toy_images(n, train).to(self.device)
         return self._sample_images(domain, n).to(self.device)
 
+    def _toy_images(self, n: int, train: bool) -> torch.Tensor:
+        """Toy faces: held-out seeds for test images, training seeds for fine-tuning images."""
+        from .toy.domain import HELD_OUT_SEED, face_set
+
+        if train:
+            self.note(f"toy profile: fine-tuning on {n} training-seed toy faces.")
+            return face_set(HELD_OUT_SEED // 2, n)[0]
+        self.note(f"toy profile: test images are {n} held-out toy faces (seeds {HELD_OUT_SEED}+).")
+        return face_set(HELD_OUT_SEED, n)[0]
+
+    def unseen_images(self, portraits: torch.Tensor) -> torch.Tensor:
+        """Inputs from outside the model's domain for Fig. 7a: the portraits themselves (the paper's inputs
+        are artworks already), or at the toy profile the same held-out toy faces drawn as sketches (a style
+        the toy DDPM never saw)."""
+        if not self.profile.is_toy or self.image_dirs.get("celeba_hq"):
+            return portraits
+        from .toy.domain import HELD_OUT_SEED, face_set
+
+        self.note("toy profile: the unseen-domain inputs are the test faces drawn as sketches.")
+        return face_set(HELD_OUT_SEED, len(portraits), "sketch")[0].to(portraits.device)
+
     def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
-        """The fine-tuning images: ``train_dir`` (the paper: 50 training images), else the test inputs."""
-        return self.images(domain, self.profile.n_train, folder=self.train_dirs.get(domain, ""))
+        """The fine-tuning images: ``train_dir`` (the paper: 50 training images), else the test inputs
+        (at the toy profile: other toy faces than the test images)."""
+        folder = self.train_dirs.get(domain, "")
+        if self.profile.is_toy and not self._folder(domain, folder):
+            key = ("train", self.profile.n_train)
+            if key not in self._images:
+                self._images[key] = self._load_images(domain, self.profile.n_train, "", train=True)
+            return self._images[key].clone()
+        return self.images(domain, self.profile.n_train, folder=folder)
 
     def n_train_images(self, domain: str = "celeba_hq") -> int:
         """How many images :meth:`train_images` gives, counted without reading them."""
         from .images import image_files
 
         n, folder = self.profile.n_train, self._folder(domain, self.train_dirs.get(domain, ""))
+        if not folder and self.profile.is_toy:
+            return n
         names = image_files(folder) if folder else SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])
         return len(names[:n])
 
@@ -259,7 +323,7 @@ class Context:
         attr, p = _as_attribute(item), self.profile
         return recipe("paper", attr.source, attr.target, t0=int(t0 or attr.t0), n_gen=p.n_gen_train,
                       n_iter=p.n_iter, lr=p.lr, lambda_l1=0.3 if attr.use_l1 else 0.0,
-                      lambda_id=0.1 if attr.use_id else 0.0, seed=p.seed)
+                      lambda_id=0.1 if attr.use_id and not p.is_toy else 0.0, seed=p.seed)
 
     def _cache_dir(self) -> Path | None:
         return repo_root() / ".cache" / "dclip" if self.profile.disk_cache else None

@@ -73,6 +73,20 @@ class EditSet:
     edited: torch.Tensor
 
 
+def judged(ctx, originals: torch.Tensor, edited: torch.Tensor, name: str) -> dict:
+    """At the toy profile, the judge's verdict on an edit towards attribute ``name``
+    (:func:`dclip.toy.judging.judge_edit`): ``hit`` (target seen) and ``kept`` (other attributes kept);
+    ``{}`` at other profiles or for edits the judge cannot read."""
+    if not ctx.profile.is_toy:
+        return {}
+    from .toy.judging import JUDGE_TARGETS, judge_edit
+
+    if name not in JUDGE_TARGETS:
+        return {"hit": None, "kept": None}
+    verdict = judge_edit(ctx.judge, originals, edited, name)
+    return {"hit": verdict["hit"], "kept": verdict["kept"]}
+
+
 def mean(values: torch.Tensor) -> float:
     """The mean of a metric's per-image values as a Python float."""
     return float(values.float().mean())
@@ -280,7 +294,7 @@ def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
         face = s.domain == "celeba_hq"
         ident = mean(metrics.identity_similarity(ctx.face_model, s.originals, s.edited)) if face else None
         rows.append({"method": s.method, "domain": s.domain, "attribute": s.attribute, "s_dir": s_dir, "id": ident,
-                     "id_net": ctx.identity_network if face else None})
+                     "id_net": ctx.identity_network if face else None, **judged(ctx, s.originals, s.edited, s.attribute)})
     return rows
 
 
@@ -378,6 +392,10 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
     (e4e) | GAN inversion (optimisation (W+)) | StyleCLIP | StyleCLIP (optimisation) | StyleGAN-NADA |
     (other baselines) | DiffusionCLIP reconstruction | DiffusionCLIP.
     """
+    if gan_baselines and ctx.profile.gan == "none":
+        ctx.note(f"profile '{ctx.profile.name}' has no StyleGAN2 of its images: the StyleCLIP and StyleGAN-NADA "
+                 "columns need the paper profile.")
+        gan_baselines = False
     others = [b for b in baselines if not (gan_baselines and b in GAN_METHODS)]
     groups = _by_domain(attributes)
     if gan_baselines:
@@ -474,7 +492,7 @@ def t0_ablation(ctx, attributes: Sequence[str], t0s: Sequence[int] = (300, 500, 
             study.images[f"{name}_{t0}"] = edited.cpu()
             s_dir = mean(metrics.directional_similarity(ctx.clip, originals, edited, attr.source, attr.target))
             study.rows.append({"attribute": name, "t0": int(t0), "s_dir": s_dir,
-                               "mae": mean(metrics.mae(originals, edited))})
+                               "mae": mean(metrics.mae(originals, edited)), **judged(ctx, originals, edited, name)})
         study.grid.append([originals[0].cpu()] + [study.images[f"{name}_{t0}"][0] for t0 in t0s])
         study.row_labels.append(name)
     study.col_labels = ["original"] + [f"t0={t0}" for t0 in t0s]
@@ -508,7 +526,8 @@ def latent_vs_finetune(ctx, attributes: Sequence[str]) -> Study:
             study.rows.append({"attribute": name, "method": method,
                                "s_dir": mean(metrics.directional_similarity(ctx.clip, originals, edited,
                                                                             attr.source, attr.target)),
-                               "mae": mean(metrics.mae(originals, edited))})
+                               "mae": mean(metrics.mae(originals, edited)),
+                               **judged(ctx, originals, edited.detach(), name)})
     domain = attribute(attributes[0]).domain
     for i in range(min(2, len(study.images[f"original_{domain}"]))):
         for key, method in (("latent", "latent optimisation"), ("finetune", "fine-tuning")):
@@ -529,8 +548,9 @@ def _s_dir(ctx, originals, edited, attr: Attribute) -> float:
 
 
 def _translate(ctx, study: Study, key: str, label: str, name: str, inputs: torch.Tensor, seed: int,
-               **kwargs) -> None:
-    """Fig. 7a/b: project ``inputs`` into the face domain (K noising + denoising rounds), then edit."""
+               portraits: torch.Tensor, **kwargs) -> None:
+    """Fig. 7a/b: project ``inputs`` into the face domain (K noising + denoising rounds), then edit.
+    The judge (toy profile) compares the result with ``portraits``, the faces the inputs were made from."""
     from .edit import unseen_to_unseen
 
     p, target = ctx.profile, attribute(name)
@@ -538,7 +558,8 @@ def _translate(ctx, study: Study, key: str, label: str, name: str, inputs: torch
                                       repeats=p.project_repeats, project_steps=p.project_steps, n_inv=p.n_inv,
                                       n_gen=p.n_gen, generator=ctx.generator(seed), **kwargs)
     study.images.update({f"{key}/projected": projected.cpu(), f"{key}/edited": out.cpu()})
-    study.rows.append({"application": label, "prompt": name, "s_dir": _s_dir(ctx, inputs, out, target)})
+    study.rows.append({"application": label, "prompt": name, "s_dir": _s_dir(ctx, inputs, out, target),
+                       **judged(ctx, portraits, out, name)})
 
 
 def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gammas: dict | None,
@@ -561,9 +582,28 @@ def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gamma
         single = ctx.edit(model, portraits, t0, "celeba_hq")
         study.images[f"c/{name}"] = single.cpu()
         study.rows.append({"application": "single attribute", "prompt": name,
-                           "s_dir": _s_dir(ctx, portraits, single, a)})
+                           "s_dir": _s_dir(ctx, portraits, single, a), **judged(ctx, portraits, single, name)})
         study.rows.append({"application": "multi-attribute mix", "prompt": name,
-                           "s_dir": _s_dir(ctx, portraits, mixed, a)})
+                           "s_dir": _s_dir(ctx, portraits, mixed, a), **judged(ctx, portraits, mixed, name)})
+    if ctx.profile.is_toy:
+        study.rows.extend(_both_rows(ctx, study, names))
+
+
+def _both_rows(ctx, study: Study, names: Sequence[str]) -> list[dict]:
+    """Toy profile: how often the judge sees all mixed attributes at once, for each single model and the mix."""
+    from .toy.judging import judge_target
+
+    targets = [judge_target(n) for n in names]
+
+    def rate(x):
+        verdicts = ctx.judge.predict(x.cpu())
+        return sum(all(v[h] == val for h, val in targets) for v in verdicts) / len(verdicts)
+
+    label = " + ".join(names)
+    return [*({"application": "all attributes at once", "prompt": f"{n} alone", "s_dir": None,
+               "hit": rate(study.images[f"c/{n}"]), "kept": None} for n in names),
+            {"application": "all attributes at once", "prompt": f"mix {label}", "s_dir": None,
+             "hit": rate(study.images["c/mixed"]), "kept": None}]
 
 
 def novel_applications(ctx, portraits: torch.Tensor, *, unseen: str = "pixar", stroke_target: str = "gogh",
@@ -580,13 +620,15 @@ def novel_applications(ctx, portraits: torch.Tensor, *, unseen: str = "pixar", s
     from .edit import stroke_paint
 
     study = Study(images={"portrait": portraits.cpu()})
-    _translate(ctx, study, "a", "unseen -> unseen", unseen, portraits, 1, t0_project=t0_project)
+    unseen_inputs = ctx.unseen_images(portraits)
+    study.images["a/input"] = unseen_inputs.cpu()
+    _translate(ctx, study, "a", "unseen -> unseen", unseen, unseen_inputs, 1, portraits, t0_project=t0_project)
     study.images["b/stroke"] = stroke_paint(portraits, n_segments=n_segments).cpu()
     _translate(ctx, study, "b", "stroke -> unseen", stroke_target, study.images["b/stroke"].to(portraits.device), 2,
-               t0_project=t0_project)
+               portraits, t0_project=t0_project)
     _mix(ctx, study, portraits, multi, gammas, multi_t0)
     first = lambda key: study.images[key][0]  # noqa: E731
-    study.grid = [[first("portrait"), first("a/projected"), first("a/edited")],
+    study.grid = [[first("a/input"), first("a/projected"), first("a/edited")],
                   [first("portrait"), first("b/stroke"), first("b/projected"), first("b/edited")],
                   [first("portrait")] + [first(f"c/{name}") for name in multi] + [first("c/mixed")]]
     study.captions = [["portrait", "projected", unseen], ["portrait", "stroke", "projected", stroke_target],

@@ -3,7 +3,8 @@
 Sources understood (the layout of a file is recognised from its state dict's keys):
 
 * a preset name (:data:`PRESETS`): ``celeba_hq``, ``lsun_church``, ``lsun_bedroom``, ``afhq_dog``,
-  and ``tiny`` (random weights, 32 px, for tests and the CPU smoke profile);
+  ``tiny`` (random weights, 32 px, for tests and the CPU smoke profile) and ``toy`` (the DDPM trained on
+  dclip's synthetic cartoon faces that ships with dclip, 32 px: the CPU ``toy`` profile, see :mod:`dclip.toy`);
 * a file in the ermongroup/ddim ``Model`` layout (``celeba_hq.ckpt``, ``church_outdoor.ckpt``,
   ``bedroom.ckpt``, every DiffusionCLIP fine-tuned ``.pth``), in the guided-diffusion (ADM) layout
   (``afhq_dog_4m.pt``), or in diffusers' own key names (dclip's fine-tuned ``.safetensors``);
@@ -73,6 +74,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "https://drive.google.com/file/d/14OG_o3aa8Hxmfu36IIRyOgRwEP6ngLdo/view", None,
            "ILVR's ADM on AFHQ-dog 256² (learned variance)"),
     Preset("tiny", "ddim", _TINY, description="random weights, 32 px: tests and the CPU smoke profile"),
+    Preset("toy", "shipped", {}, "toy_ddpm.safetensors",
+           description="DDPM trained on dclip's synthetic cartoon faces, 32 px, shipped with dclip (toy profile)"),
 ]}
 
 
@@ -198,6 +201,10 @@ def _from_diffusers(source: str) -> UNet2DModel:
 
 
 def _from_preset(preset: Preset) -> UNet2DModel:
+    if preset.layout == "shipped":  # package data, e.g. the toy DDPM
+        from .toy.models import load_toy_unet
+
+        return load_toy_unet()
     module = _LAYOUTS[preset.layout]
     if preset.filename is None:  # the random-weight test preset
         return build_unet(module.unet_kwargs(preset.config))

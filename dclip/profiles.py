@@ -5,6 +5,11 @@ A profile is a frozen record of literal settings. Two are real:
 * ``paper``: the pretrained 256² diffusion models, OpenAI CLIP ViT-B/16, ArcFace IR-SE50 (else VGGFace2),
   LPIPS on ImageNet AlexNet, and the paper's hyper-parameters (Sec. 4: S_inv = 40 and S_gen = 6
   while fine-tuning, 40/40 at test time, lr 1e-6, the attribute's own t0). Needs a CUDA GPU.
+* ``toy``: the miniature world that ships with dclip (:mod:`dclip.toy`): a DDPM, a CLIP and a judge
+  classifier trained on synthetic 32 px cartoon faces, on the CPU. The paper's method, code path and
+  settings (S_inv/S_gen 40/6 while training, 40/40 at test) on small models and images, so every
+  notebook shows its claim in minutes; the paper's attributes are replaced by toy stand-ins
+  (:data:`dclip.attributes.TOY_STAND_INS`) and edits are scored by the judge.
 * ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.clip_loss.tiny_clip`, a random face
   model and a random LPIPS backbone at 32 px, with a handful of images and steps, on the CPU.
   Every notebook runs end to end in well under a minute; the numbers mean nothing about the paper.
@@ -15,16 +20,17 @@ LPIPS models; ``tiny``: :func:`dclip.stylegan2.tiny_stylegan2` with the profile'
 and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.gan_baselines.GAN_SETTINGS`).
 
 ``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
-``smoke`` (with a printed explanation) elsewhere.
+``toy`` (with a one-line explanation) elsewhere.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-__all__ = ["Profile", "PROFILES", "get_profile", "SMOKE_STAMP"]
+__all__ = ["Profile", "PROFILES", "get_profile", "SMOKE_STAMP", "TOY_STAMP"]
 
 SMOKE_STAMP = "smoke profile: tiny untrained models, not the paper's result"
+TOY_STAMP = "toy profile: miniature models trained on synthetic faces"
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,16 @@ class Profile:
     disk_cache: bool            # keep latents and fine-tuned models under .cache/ between runs
     gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
     gan_settings: str           # their steps: a key of dclip.gan_baselines.GAN_SETTINGS ("paper", "smoke")
+    world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
+                                # stand-in attributes and the judge (see dclip.attributes.TOY_STAND_INS)
 
     @property
     def is_smoke(self) -> bool:
         return self.name == "smoke"
+
+    @property
+    def is_toy(self) -> bool:
+        return self.world == "toy"
 
     def unet_for(self, domain: str) -> str:
         """The UNet preset that stands for a domain (``celeba_hq``, ``lsun_church``, ...)."""
@@ -83,6 +95,12 @@ PROFILES: dict[str, Profile] = {
         n_gen=10, n_inv_train=8, n_gen_train=3, n_iter=2, lr=2e-4, latent_opt_iterations=4, latent_opt_lr=0.05,
         project_repeats=2, project_steps=3, device="cpu", num_threads=1, seed=0, stamp=SMOKE_STAMP,
         figures_subdir="smoke", disk_cache=False, gan="tiny", gan_settings="smoke"),
+    "toy": Profile(
+        name="toy", unet="toy", clip="toy", clip_pretrained=None, face_pretrained=False,
+        lpips_pretrained=False, align_faces=False, image_size=32, n_test=8, n_ablation=2, n_train=8, n_inv=40,
+        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=3, lr=2e-4, latent_opt_iterations=20, latent_opt_lr=0.05,
+        project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
+        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy"),
 }
 
 
@@ -95,17 +113,16 @@ def _auto() -> tuple[str, str]:
 
     if torch.cuda.is_available():
         return "paper", f"a CUDA GPU is available ({torch.cuda.get_device_name(0)})"
-    return "smoke", ("no CUDA GPU here, so the notebook runs the CPU smoke profile: tiny random-weight models "
-                     "at 32 px that check the code path, not the paper's numbers. Run it on a GPU machine "
-                     "with the pretrained weights (or set profile = 'paper') for the real figures")
+    return "toy", ("no CUDA GPU here, so the notebook runs the CPU toy profile: the paper's method on miniature "
+                   "models trained on synthetic 32 px faces (profile = 'paper' on a GPU for the real figures)")
 
 
 def get_profile(name: str = "auto", *, verbose: bool = True) -> Profile:
-    """The profile called ``name`` (``paper``, ``smoke`` or ``auto``); ``auto`` says what it chose."""
+    """The profile called ``name`` (``paper``, ``toy``, ``smoke`` or ``auto``); ``auto`` says what it chose."""
     if name == "auto":
         name, why = _auto()
         if verbose:
             print(f"profile 'auto' -> '{name}': {why}.")
     if name not in PROFILES:
-        raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper' or 'smoke'.")
+        raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper', 'toy' or 'smoke'.")
     return PROFILES[name]

@@ -78,9 +78,19 @@ class Editor:
         self.image, self._latent = x.to(self.ctx.device), None
 
     def load_sample(self, name: str) -> None:
-        """A shipped sample photo (see :data:`dclip.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces."""
-        from .images import sample_photo
+        """A shipped sample photo (see :data:`dclip.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces.
 
+        At the toy profile a photo is outside the toy DDPM's world: the sample is then a held-out toy face
+        (the photo's position in the list picks which)."""
+        from .images import SAMPLE_PHOTOS, sample_photo
+
+        if getattr(self.ctx.profile, "is_toy", False):
+            from .toy.domain import HELD_OUT_SEED, face_set
+
+            index = list(SAMPLE_PHOTOS).index(name) if name in SAMPLE_PHOTOS else 0
+            self.ctx.note(f"toy profile: the sample '{name}' is held-out toy face {index}.")
+            self.set_image(face_set(HELD_OUT_SEED + index, 1)[0])
+            return
         self.set_image(self._prepare(sample_photo(name)))
 
     def load_bytes(self, data: bytes) -> str:

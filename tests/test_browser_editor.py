@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from dclip.figures import CHECKED_PROFILE
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "06_live_editor.ipynb"
 ARTIFACTS = REPO / ".cache" / "browser-test"
@@ -85,7 +87,7 @@ class Lab:
                "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "ws"),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                # what `make test-notebooks` runs the notebooks at; figures stay out of the source tree
-               "DCLIP_PROFILE": "smoke", "DCLIP_PROGRESS": "0", "HF_HUB_OFFLINE": "1",
+               "DCLIP_PROFILE": CHECKED_PROFILE, "DCLIP_PROGRESS": "0", "HF_HUB_OFFLINE": "1",
                "DCLIP_FIGURES_DIR": str(base / "figures")}
         jupyter = Path(sys.executable).parent / "jupyter"
         cmd = [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",

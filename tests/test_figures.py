@@ -115,14 +115,16 @@ def test_git_filter_keeps_only_the_checked_outputs(tmp_path):
     assert stored.cells[3].outputs[0].text == "auto smoke\n" and "widgets" not in stored.metadata
 
 
-def test_store_outputs_runs_at_the_smoke_profile(tmp_path, monkeypatch):
+def test_store_outputs_runs_at_the_stored_profile(tmp_path, monkeypatch):
+    from dclip.figures import CHECKED_PROFILE
+
     monkeypatch.delenv("DCLIP_PROFILE", raising=False)
     path = tmp_path / "00_toy.ipynb"
     nbformat.write(_toy_notebook(), path)
     store_outputs(path, kernel="python3", timeout=60)
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[2].outputs == []
-    assert nb.cells[3].outputs[0].text == "auto smoke\n"
+    assert nb.cells[3].outputs[0].text == f"auto {CHECKED_PROFILE}\n"
 
 
 def test_run_notebook_injects_the_profile(tmp_path):

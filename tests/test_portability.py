@@ -44,7 +44,8 @@ def test_simulated_cpus_are_the_settings_the_makefile_documents():
 
 def test_nbval_runs_at_the_profile_the_notebooks_store():
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"test-notebooks:.*\n.*DCLIP_PROFILE=(\w+)", makefile).group(1) == CHECKED_PROFILE
+    assert re.search(r"NBVAL_PROFILE \?= (\w+)", makefile).group(1) == CHECKED_PROFILE
+    assert re.search(r"test-notebooks:.*\n.*DCLIP_PROFILE=\$\(NBVAL_PROFILE\)", makefile)
 
 
 def test_table_spread_is_the_largest_change_per_numeric_column_and_group():

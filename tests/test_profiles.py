@@ -44,14 +44,24 @@ def test_auto_follows_the_environment_variable(monkeypatch, capsys):
     assert "DCLIP_PROFILE=smoke" in capsys.readouterr().out
 
 
-def test_auto_without_cuda_explains_the_smoke_choice(monkeypatch, capsys):
+def test_auto_without_cuda_explains_the_toy_choice(monkeypatch, capsys):
     import torch
 
     monkeypatch.delenv("DCLIP_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert get_profile("auto").name == "smoke"
+    assert get_profile("auto").name == "toy"
     out = capsys.readouterr().out
-    assert "no CUDA GPU" in out and "not the paper's numbers" in out
+    assert "no CUDA GPU" in out and "toy profile" in out and len(out.strip().splitlines()) == 1
+
+
+def test_toy_profile_runs_the_trained_miniature_on_the_cpu():
+    from dclip.profiles import TOY_STAMP
+
+    p = get_profile("toy")
+    assert p.unet_for("celeba_hq") == "toy" and p.clip == "toy" and p.is_toy and not p.is_smoke
+    assert (p.n_inv_train, p.n_gen_train, p.n_inv, p.n_gen) == (40, 6, 40, 40)  # the paper's steps
+    assert p.device == "cpu" and p.image_size == 32 and p.stamp == TOY_STAMP and p.figures_subdir == "toy"
+    assert p.gan == "none" and not get_profile("smoke").is_toy
 
 
 def test_auto_with_cuda_is_the_paper_profile(monkeypatch):
@@ -64,5 +74,5 @@ def test_auto_with_cuda_is_the_paper_profile(monkeypatch):
 
 
 def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(ValueError, match="'auto', 'paper' or 'smoke'"):
+    with pytest.raises(ValueError, match="'auto', 'paper', 'toy' or 'smoke'"):
         get_profile("fast")

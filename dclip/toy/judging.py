@@ -1,0 +1,48 @@
+"""Scoring edits with the judge: did the target attribute appear, and did the others stay?
+
+The judge (:class:`dclip.toy.train.Judge`) reads every attribute and the style of the originals and of
+the edits. For an edit towards ``attribute`` (a name of :data:`JUDGE_TARGETS`):
+
+* **hit rate**: the fraction of edited images whose judged ``head`` is the target value;
+* **kept rate**: over the attributes the edit does not name, the fraction of (image, attribute) whose
+  judged value is the same before and after (colour heads are not read on sketches, which have no colour).
+"""
+from __future__ import annotations
+
+import torch
+
+from .train import COLOUR_HEADS
+
+__all__ = ["JUDGE_TARGETS", "judge_target", "judge_edit"]
+
+#: attribute preset -> (judge head, value it should read after the edit)
+JUDGE_TARGETS: dict[str, tuple[str, str]] = {
+    "smiling": ("expression", "smiling"), "angry": ("expression", "frowning"), "tanned": ("skin", "tan"),
+    "gray_hair": ("hair", "gray"), "glasses": ("glasses", "yes"), "sketch": ("style", "sketch"),
+    "pixel_art": ("style", "pixel art"), "photo": ("style", "photo"),
+}
+
+
+def judge_target(name: str) -> tuple[str, str]:
+    try:
+        return JUDGE_TARGETS[name]
+    except KeyError:
+        raise ValueError(f"the judge has no target for '{name}'; judged edits: {sorted(JUDGE_TARGETS)}.") from None
+
+
+def _kept_heads(head: str, value: str) -> list[str]:
+    from .domain import ATTRIBUTES
+
+    heads = [h for h in ATTRIBUTES if h != head]
+    return [h for h in heads if not (value == "sketch" and h in COLOUR_HEADS)]
+
+
+def judge_edit(judge, originals: torch.Tensor, edited: torch.Tensor, name: str) -> dict:
+    """``{"hit": target hit rate, "kept": other attributes kept, "hit_before": target rate in the originals}``."""
+    head, value = judge_target(name)
+    before, after = judge.predict(originals.cpu()), judge.predict(edited.cpu())
+    kept_heads = _kept_heads(head, value)
+    hits = [a[head] == value for a in after]
+    kept = [b[h] == a[h] for b, a in zip(before, after) for h in kept_heads]
+    return {"hit": sum(hits) / len(hits), "kept": sum(kept) / max(1, len(kept)),
+            "hit_before": sum(b[head] == value for b in before) / len(before)}

@@ -1,0 +1,470 @@
+"""Training the toy world's models on the CPU: the DDPM, the CLIP and the judge.
+
+Each trainer draws fresh faces from :mod:`dclip.toy.domain` at every step (training seeds only,
+below ``HELD_OUT_SEED``), is seeded end to end, shows a tqdm bar, and writes ``<name>.safetensors``
+plus a ``<name>.json`` sidecar (settings, the domain's version and hash, CPU time, final metrics).
+It saves every ``save_every`` steps too, so a stopped run leaves a usable model.
+
+Settings live in one block of literals per model (:data:`DDPM_SETTINGS`, :data:`CLIP_SETTINGS`,
+:data:`JUDGE_SETTINGS`); ``python -m dclip.toy train <model> --steps N`` overrides the step count.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..atomic import atomic_write
+from ..ddim import DEFAULT_SCHEDULE
+from ..progress import progress_bar
+from . import domain
+
+__all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "save_model", "MODELS_DIR", "domain_record",
+           "draw_batch"]
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+# -- the DDPM --------------------------------------------------------------------------------------
+
+#: diffusers UNet2DModel keywords of the toy DDPM (1.1 M parameters; attention at 8 px).
+DDPM_UNET_CONFIG = dict(
+    sample_size=domain.SIZE, in_channels=3, out_channels=3, block_out_channels=(32, 64, 64), layers_per_block=1,
+    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=None,
+)
+
+
+@dataclass(frozen=True)
+class DdpmSettings:
+    steps: int = 400           # optimizer steps (269 s CPU on one thread; more steps give cleaner samples)
+    batch_size: int = 32       # fresh photo-style faces per step
+    lr: float = 5e-4           # Adam, after a linear warm-up
+    warmup: int = 50
+    ema_decay: float = 0.995   # the shipped weights are the EMA (debiased: see debiased_ema)
+    seed: int = 0
+    threads: int = 1           # torch CPU threads (1 is fastest on a busy 2-core machine)
+    save_every: int = 100
+
+
+DDPM_SETTINGS = DdpmSettings()
+
+
+def draw_batch(step: int, batch_size: int, *, seed: int, styles=("photo",)) -> tuple[torch.Tensor, list, list]:
+    """Training batch ``step``: faces with seeds ``[seed, step * batch_size + i]`` (all below HELD_OUT_SEED),
+    style ``i`` taken round-robin from ``styles``. Returns (images in [-1, 1], records, styles)."""
+    start = step * batch_size
+    if start + batch_size > domain.HELD_OUT_SEED:
+        raise ValueError("the training run would reach the held-out seeds; use fewer steps or a smaller batch.")
+    records = domain.faces(start, batch_size, seed=seed)
+    chosen = [styles[(start + i) % len(styles)] for i in range(batch_size)]
+    images = domain.to_tensor([domain.render(f, s) for f, s in zip(records, chosen)])
+    return images, records, chosen
+
+
+def domain_record() -> dict:
+    """What a shipped model records about the images it was trained on."""
+    return {"version": domain.DOMAIN_VERSION, "hash": domain.domain_hash(), "size": domain.SIZE}
+
+
+def save_model(model: torch.nn.Module, folder: Path, name: str, meta: dict, *, half: bool = False) -> Path:
+    """``<folder>/<name>.safetensors`` (fp16 when ``half``) and its ``.json`` sidecar, atomically."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+               for k, v in model.state_dict().items()}
+    path = atomic_write(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    text = json.dumps(meta, indent=1, default=str)
+    atomic_write(folder / f"{name}.json", lambda tmp: tmp.write_text(text))
+    return path
+
+
+def _ddpm_loss(model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Ho et al.'s simple loss: ||ε − ε_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t)||², t uniform over the T steps."""
+    alphas = DEFAULT_SCHEDULE.alphas_cumprod.float()
+    t = torch.randint(0, len(alphas), (x0.shape[0],), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    a = alphas[t].view(-1, 1, 1, 1)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    return F.mse_loss(model(x_t, t.float()).sample, noise)
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
+def debiased_ema(ema: torch.nn.Module, init: torch.nn.Module, decay: float, steps: int) -> torch.nn.Module:
+    """The EMA without its start: (EMA_n − dⁿ·θ_0) / (1 − dⁿ), a weighted mean of the trained weights only.
+
+    After n = 400 steps at d = 0.995 the plain EMA still holds 13 % of the random initial weights θ_0; this
+    removes them (Adam's bias correction, with θ_0 in place of zero)."""
+    import copy
+
+    out, w = copy.deepcopy(ema), decay ** steps
+    with torch.no_grad():
+        for o, i in zip(out.parameters(), init.parameters()):
+            o.sub_(w * i).div_(1.0 - w)
+    return out
+
+
+def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_ddpm", *,
+               progress: bool | None = None) -> dict:
+    """Train the toy DDPM (photo-style faces only; the paper's linear schedule, T = 1000, ε-prediction).
+
+    Returns the sidecar dict; ``history`` holds the loss averaged over each ``save_every`` steps.
+    """
+    import copy
+
+    from diffusers import UNet2DModel
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    model = UNet2DModel(**DDPM_UNET_CONFIG).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    init = copy.deepcopy(ema)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    generator = torch.Generator().manual_seed(settings.seed)
+    history, window, started = [], [], time.process_time()
+    meta = {"model": "toy DDPM (diffusers UNet2DModel)", "unet_config": DDPM_UNET_CONFIG,
+            "schedule": "linear beta 1e-4..0.02, T=1000, epsilon prediction", "settings": asdict(settings),
+            "domain": domain_record(), "styles": ["photo"]}
+    bar = progress_bar(range(settings.steps), desc="toy DDPM", progress=progress)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup)
+        x0, _, _ = draw_batch(step, settings.batch_size, seed=settings.seed)
+        loss = _ddpm_loss(model, x0, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _ema_update(ema, model, settings.ema_decay)
+        window.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(window):.4f}")
+        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
+            history.append({"step": step + 1, "loss": float(np.mean(window))})
+            window = []
+            meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - started, 1), history=history)
+            save_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out, name, meta)
+    return meta
+
+
+# -- captions ----------------------------------------------------------------------------------------
+
+_STYLE_WORDS = {
+    "photo": ("a photo of {}", "a photograph of {}", "a picture of {}", "a portrait photo of {}"),
+    "sketch": ("a sketch of {}", "a pencil sketch of {}", "a line drawing of {}", "a drawing of {}"),
+    "pixel art": ("pixel art of {}", "a pixel art image of {}", "a pixelated picture of {}", "8-bit pixel art of {}"),
+}
+_NEUTRAL = ("{}", "a {}", "an image of {}", "the {}")
+_PHRASES = {
+    "skin": {"light": ("light skin", "pale skin"), "tan": ("tan skin", "tanned skin"),
+             "dark": ("dark skin", "dark brown skin")},
+    "hair": {"black": ("black hair",), "blond": ("blond hair", "blonde hair"), "red": ("red hair", "ginger hair"),
+             "gray": ("gray hair", "grey hair")},
+    "glasses": {"yes": ("glasses", "eyeglasses"), "no": ("no glasses",)},
+    "background": {c: (f"a {c} background",) for c in domain.ATTRIBUTES["background"]},
+}
+_EXPRESSION = {"neutral": ("neutral", "expressionless"), "smiling": ("smiling", "happy"),
+               "frowning": ("frowning", "angry")}
+
+
+def _one(rng: np.random.Generator, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def caption(face: domain.Face, style: str, rng: np.random.Generator) -> str:
+    """A varied caption of ``face`` in ``style``: each attribute is named with probability 0.6, the style
+    with probability 0.8 (0.5 for photos), in a random order of phrases."""
+    noun = _one(rng, ("face", "person", "cartoon face"))
+    if rng.random() < 0.6:
+        noun = f"{_one(rng, _EXPRESSION[face.expression])} {noun}"
+    extras = []
+    visible = ("glasses",) if style == "sketch" else ("hair", "skin", "glasses")  # a sketch has no colours
+    for name in visible:
+        if rng.random() < 0.6:
+            extras.append(_one(rng, _PHRASES[name][getattr(face, name)]))
+    rng.shuffle(extras)
+    text = f"{noun} with {' and '.join(extras)}" if extras else noun
+    if style != "sketch" and rng.random() < 0.4:
+        text += f" on {_PHRASES['background'][face.background][0]}"
+    if rng.random() < (0.5 if style == "photo" else 0.8):
+        return _one(rng, _STYLE_WORDS[style]).format(_article(text))
+    return _one(rng, _NEUTRAL).format(text)
+
+
+def _article(text: str) -> str:
+    return f"an {text}" if text[0] in "aeiou" else f"a {text}"
+
+
+# -- the CLIP ------------------------------------------------------------------------------------------
+
+#: open_clip.CLIP keywords of the toy CLIP (a ViT on 32 px, 4 px patches; the standard BPE vocabulary
+#: with a 32-token context, which every caption and every ImageNet template fits).
+CLIP_CONFIG = dict(
+    embed_dim=64, quick_gelu=True,
+    vision_cfg=dict(image_size=domain.SIZE, layers=3, width=64, head_width=32, patch_size=4),
+    text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=3),
+)
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    # The shipped CLIP: these settings, then 400 more steps continuing from it (``--init``, same settings;
+    # its sidecar keeps the first run under "init"). Expression was the slowest attribute to learn.
+    steps: int = 1000
+    batch_size: int = 96       # image-caption pairs per step, styles round-robin
+    lr: float = 1e-3           # AdamW with a linear warm-up, then cosine decay to lr / 10
+    warmup: int = 50
+    weight_decay: float = 0.05
+    seed: int = 1
+    threads: int = 1
+    save_every: int = 100
+
+
+CLIP_SETTINGS = ClipSettings()
+
+
+def clip_tokenizer():
+    """The standard CLIP BPE tokenizer (open_clip's SimpleTokenizer, vocabulary shipped with open_clip),
+    padding to the toy CLIP's context length."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer(context_length=CLIP_CONFIG["text_cfg"]["context_length"])
+
+
+def _cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def build_clip(seed: int = 0):
+    """A random toy CLIP wrapped as :class:`dclip.clip_loss.Clip` (trainable; not frozen)."""
+    import open_clip
+
+    from ..clip_loss import Clip, _OPENAI_MEAN, _OPENAI_STD
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(**CLIP_CONFIG)
+    return Clip(model=model, tokenizer=clip_tokenizer(), image_size=domain.SIZE, mean=_OPENAI_MEAN,
+                std=_OPENAI_STD, device=torch.device("cpu"), name="toy-clip")
+
+
+def clip_zero_shot(clip, n: int = 300, start: int = domain.HELD_OUT_SEED) -> dict:
+    """Zero-shot accuracy on ``n`` held-out faces: each attribute on photos (prompt "a photo of a face
+    with ..."), the style over all styles. Returns {attribute or "style": accuracy}."""
+    from ..clip_loss import encode_images
+
+    prompts = {
+        "skin": [f"a photo of a face with {v} skin" for v in domain.ATTRIBUTES["skin"]],
+        "hair": [f"a photo of a face with {v} hair" for v in domain.ATTRIBUTES["hair"]],
+        "expression": [f"a photo of a {_EXPRESSION[v][0]} face" for v in domain.ATTRIBUTES["expression"]],
+        "glasses": ["a photo of a face with no glasses", "a photo of a face with glasses"],
+        "background": [f"a photo of a face on a {v} background" for v in domain.ATTRIBUTES["background"]],
+        "style": [f"{_STYLE_WORDS[s][0].format('a face')}" for s in domain.STYLES],
+    }
+    x, records = domain.face_set(start, n)
+    with torch.no_grad():
+        photo = encode_images(clip, x)
+        result = {}
+        for name, texts in prompts.items():
+            text = F.normalize(clip.model.encode_text(clip.tokenizer(texts)).float(), dim=-1)
+            if name == "style":
+                hits = []
+                for k, style in enumerate(domain.STYLES):
+                    xs = x if style == "photo" else domain.to_tensor([domain.render(f, style) for f in records])
+                    hits.append((encode_images(clip, xs) @ text.T).argmax(1) == k)
+                result[name] = float(torch.cat(hits).float().mean())
+            else:
+                truth = torch.tensor([domain.ATTRIBUTES[name].index(getattr(f, name)) for f in records])
+                result[name] = float(((photo @ text.T).argmax(1) == truth).float().mean())
+    return result
+
+
+def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_clip", *,
+               progress: bool | None = None, init: Path | None = None) -> dict:
+    """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
+    (face, caption) pairs in every style. Images go through :func:`dclip.clip_loss.encode_images`, the
+    preprocessing every dclip loss uses. Shipped in fp16."""
+    from ..clip_loss import encode_images
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    clip = build_clip(settings.seed)
+    if init is not None:  # continue from a saved toy CLIP (its sidecar is kept under "init")
+        from safetensors.torch import load_file
+
+        clip.model.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
+    model = clip.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    history, window, started = [], [], time.process_time()
+    meta = {"model": "toy CLIP (open_clip.CLIP)", "clip_config": CLIP_CONFIG, "settings": asdict(settings),
+            "domain": domain_record(), "styles": list(domain.STYLES), "tokenizer": "open_clip SimpleTokenizer",
+            "mean": list(clip.mean), "std": list(clip.std)}
+    if init is not None:
+        meta["init"] = json.loads(Path(init).with_suffix(".json").read_text())
+    bar = progress_bar(range(settings.steps), desc="toy CLIP", progress=progress)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
+        x, records, styles = draw_batch(step, settings.batch_size, seed=settings.seed, styles=domain.STYLES)
+        rng = np.random.default_rng([settings.seed, 7, step])
+        tokens = clip.tokenizer([caption(f, s, rng) for f, s in zip(records, styles)])
+        image = encode_images(clip, x)
+        text = F.normalize(model.encode_text(tokens), dim=-1)
+        logits = model.logit_scale.exp() * image @ text.T
+        labels = torch.arange(len(x))
+        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, np.log(100))
+        window.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(window):.3f}")
+        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
+            history.append({"step": step + 1, "loss": float(np.mean(window))})
+            window = []
+            meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - started, 1), history=history)
+            if step + 1 == settings.steps:
+                model.eval()
+                meta["zero_shot_held_out"] = clip_zero_shot(clip)
+            save_model(model, out, name, meta, half=True)
+    return meta
+
+
+# -- the judge ---------------------------------------------------------------------------------------
+
+#: The judge's heads: every attribute and the style. Colour heads are not trained (nor read) on sketches.
+JUDGE_HEADS: dict[str, tuple[str, ...]] = {**domain.ATTRIBUTES, "style": domain.STYLES}
+COLOUR_HEADS = ("skin", "hair", "background")
+
+
+class Judge(torch.nn.Module):
+    """A small CNN with one classification head per attribute and one for the style.
+
+    Independent of the toy CLIP (a convolutional network, other seed, cross-entropy on the true labels):
+    it only scores edits and is never a loss, so an edit cannot pass by fooling the CLIP it optimised.
+    Input: images in [-1, 1], (N, 3, 32, 32).
+    """
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+
+        def block(cin, cout):
+            return torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.BatchNorm2d(cout),
+                                       torch.nn.ReLU(), torch.nn.Conv2d(cout, cout, 3, padding=1),
+                                       torch.nn.BatchNorm2d(cout), torch.nn.ReLU())
+
+        self.features = torch.nn.Sequential(block(3, width), torch.nn.MaxPool2d(2), block(width, 2 * width),
+                                            torch.nn.MaxPool2d(2), block(2 * width, 4 * width),
+                                            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.heads = torch.nn.ModuleDict({name: torch.nn.Linear(4 * width, len(values))
+                                          for name, values in JUDGE_HEADS.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.features(x)
+        return {name: head(h) for name, head in self.heads.items()}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> list[dict[str, str]]:
+        """The judged attributes and style of each image, as values of :data:`JUDGE_HEADS`."""
+        logits = self(x.float().clamp(-1, 1))
+        indices = {name: out.argmax(1).tolist() for name, out in logits.items()}
+        return [{name: JUDGE_HEADS[name][indices[name][i]] for name in JUDGE_HEADS} for i in range(len(x))]
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 20
+    seed: int = 2
+    threads: int = 1
+    save_every: int = 100
+
+
+JUDGE_SETTINGS = JudgeSettings()
+
+
+def _degrade(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Augmentation towards what diffusion edits look like: a random blur strength and pixel noise."""
+    n = x.shape[0]
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    w = torch.rand(n, 1, 1, 1, generator=generator) * (torch.rand(n, 1, 1, 1, generator=generator) < 0.5)
+    sigma = 0.08 * torch.rand(n, 1, 1, 1, generator=generator)
+    return ((1 - w) * x + w * blurred + sigma * torch.randn(x.shape, generator=generator)).clamp(-1, 1)
+
+
+def _labels(records, styles) -> dict[str, torch.Tensor]:
+    """Class indices per head; -100 (ignored) for colour heads on sketches."""
+    out = {}
+    for name, values in JUDGE_HEADS.items():
+        if name == "style":
+            out[name] = torch.tensor([values.index(s) for s in styles])
+        else:
+            out[name] = torch.tensor([-100 if (s == "sketch" and name in COLOUR_HEADS) else values.index(getattr(f, name))
+                                      for f, s in zip(records, styles)])
+    return out
+
+
+def judge_accuracy(judge: Judge, n: int = 300, start: int = domain.HELD_OUT_SEED) -> dict:
+    """Held-out accuracy per head: attributes on photos, the style over all styles."""
+    x, records = domain.face_set(start, n)
+    photo = judge.predict(x)
+    result = {name: float(np.mean([p[name] == getattr(f, name) for p, f in zip(photo, records)]))
+              for name in domain.ATTRIBUTES}
+    hits = []
+    for style in domain.STYLES:
+        xs = x if style == "photo" else domain.to_tensor([domain.render(f, style) for f in records])
+        hits += [p["style"] == style for p in judge.predict(xs)]
+    result["style"] = float(np.mean(hits))
+    return result
+
+
+def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_judge", *,
+                progress: bool | None = None) -> dict:
+    """Train the judge with cross-entropy per head on fresh faces in every style (degraded at random)."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    judge = Judge().train()
+    opt = torch.optim.AdamW(judge.parameters(), lr=settings.lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(settings.seed)
+    history, window, started = [], [], time.process_time()
+    meta = {"model": "toy judge (CNN classifier)", "heads": {k: list(v) for k, v in JUDGE_HEADS.items()},
+            "settings": asdict(settings), "domain": domain_record(), "styles": list(domain.STYLES)}
+    bar = progress_bar(range(settings.steps), desc="toy judge", progress=progress)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
+        x, records, styles = draw_batch(step, settings.batch_size, seed=settings.seed, styles=domain.STYLES)
+        logits, labels = judge(_degrade(x, generator)), _labels(records, styles)
+        loss = sum(F.cross_entropy(logits[k], labels[k], ignore_index=-100) for k in JUDGE_HEADS)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        window.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(window):.3f}")
+        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
+            history.append({"step": step + 1, "loss": float(np.mean(window))})
+            window = []
+            meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - started, 1), history=history)
+            if step + 1 == settings.steps:
+                judge.eval()
+                meta["accuracy_held_out"] = judge_accuracy(judge)
+            save_model(judge, out, name, meta)
+    return meta

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dclip precompute | finetune | edit`` for batch runs without Jupyter.
+"""Command line: ``python -m dclip precompute | finetune | edit | cache`` for batch runs without Jupyter.
 
 Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for the paper's models):
 
@@ -64,7 +64,8 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                    help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
     p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
     p.add_argument("--face-weights", default=None, help="local facenet VGGFace2 weight file (offline use)")
-    p.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
+    p.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
+                   "disk cache, see `python -m dclip cache`)")
     p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
 
 
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("precompute", help="invert training images to t0 and cache the latents")
     _add_common(pre)
     _add_images(pre)
-    pre.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
+    pre.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
+                     "disk cache, see `python -m dclip cache`)")
     pre.add_argument("--out", default=None, help="also write a grid original | reconstruction to this PNG")
     fin = sub.add_parser("finetune", help="fine-tune the model with the directional CLIP loss")
     _add_common(fin)
@@ -91,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--gammas", default=None,
                     help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
     ed.add_argument("--out", required=True, help="output image path (PNG)")
+    cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
+    cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
+                       help="list: location, entries and sizes; clear: remove every entry (default: list)")
     return parser
 
 
@@ -134,13 +139,28 @@ def _load_model(args):
     return load_unet(args.model, config=args.model_config).to(args.device)
 
 
+def _latents_cache(args) -> Path:
+    """``--cache``, else the disk cache's latents folder (kept within its size limit afterwards)."""
+    from .cache import section
+
+    return Path(args.cache) if args.cache else section("latents")
+
+
+def _bound_cache(args) -> None:
+    if not args.cache:
+        from .cache import enforce_limit
+
+        enforce_limit()
+
+
 def _precompute(args) -> None:
     from .latents import precompute
 
     model = _load_model(args)
     t0 = args.t0 or 400
     images = _load_images(args, _image_size(model))
-    latents = precompute(model, images, t0, args.n_inv, cache_dir=args.cache, progress=args.progress)
+    latents = precompute(model, images, t0, args.n_inv, cache_dir=_latents_cache(args), progress=args.progress)
+    _bound_cache(args)
     err = (latents.x_rec - latents.x0).abs().mean().item()
     print(f"{len(latents)} images inverted to t0={t0} with S_inv={args.n_inv}; reconstruction MAE {err:.4f}")
     if args.out:
@@ -184,7 +204,9 @@ def _finetune(args) -> None:
 
         face_model = load_face_model(device=args.device, weights=args.face_weights)
     images = _load_images(args, _image_size(model))
-    latents = precompute(model, images, config.t0, args.n_inv, cache_dir=args.cache, progress=args.progress)
+    latents = precompute(model, images, config.t0, args.n_inv, cache_dir=_latents_cache(args),
+                         progress=args.progress)
+    _bound_cache(args)
     result = finetune(model, latents, clip, config, face_model=face_model, progress=args.progress)
     path = save_finetuned(result, args.out, base=args.model)
     first, last = result.history[0]["loss"], result.history[-1]["loss"]
@@ -221,9 +243,16 @@ def _edit(args) -> None:
     print(f"wrote {save_image(torch.cat([x0, x], 3), args.out)} (original | edited)")
 
 
+def _cache(action: str) -> None:
+    from .cache import main as cache_main
+
+    cache_main(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit}[args.command]
+    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit,
+               "cache": lambda a: _cache(a.action)}[args.command]
     try:
         command(args)
     except (ValueError, FileNotFoundError) as err:  # WeightsNotFoundError is a FileNotFoundError

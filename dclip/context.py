@@ -21,7 +21,7 @@ import torch
 
 from .attributes import Attribute, attribute
 from .latents import Latents, fingerprint
-from .outputs import figures_dir, repo_root, save_figure, save_table
+from .outputs import figures_dir, save_figure, save_table
 from .profiles import Profile, get_profile
 
 __all__ = ["Context", "SAMPLE_SETS"]
@@ -243,7 +243,10 @@ class Context:
                       lambda_id=0.1 if attr.use_id else 0.0, seed=p.seed)
 
     def _cache_dir(self) -> Path | None:
-        return repo_root() / ".cache" / "dclip" if self.profile.disk_cache else None
+        """The disk cache (:func:`dclip.cache.cache_root`) when the profile keeps one, else None."""
+        from .cache import cache_root
+
+        return cache_root() if self.profile.disk_cache else None
 
     def _cache_key(self, model, x0: torch.Tensor, t0: int, steps: int, **options) -> str:
         """:func:`dclip.latents.cache_key` of ``model`` (whose weights are hashed once per session)."""
@@ -257,8 +260,8 @@ class Context:
         test-time S_inv) DDIM steps and reconstructed with as many (:func:`dclip.latents.precompute`).
 
         Computed once per session per (model, images, t0, steps), so edits, reconstructions and
-        fine-tunes that share them invert once; with the profile's ``disk_cache`` also kept under
-        ``.cache/dclip/latents``, as :func:`precompute` would with ``cache_dir``.
+        fine-tunes that share them invert once; with the profile's ``disk_cache`` also kept in the disk
+        cache's ``latents/`` folder (:mod:`dclip.cache`), as :func:`precompute` would with ``cache_dir``.
         """
         steps = int(steps or self.profile.n_inv)
         key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), steps)
@@ -271,8 +274,13 @@ class Context:
         from .latents import precompute
 
         cache = self._cache_dir()
-        return precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
-                          cache_dir=cache / "latents" if cache is not None else None)
+        latents = precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
+                             cache_dir=cache / "latents" if cache is not None else None)
+        if cache is not None:
+            from .cache import enforce_limit
+
+            enforce_limit()
+        return latents
 
     def latent(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq") -> torch.Tensor:
         """x_t0 of ``x0`` under the domain's original model at the profile's test-time S_inv, once per
@@ -293,7 +301,7 @@ class Context:
 
         ``item`` is an :data:`~dclip.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
         overrides the attribute's return step (Fig. 8b). With the profile's ``disk_cache`` the model is
-        also kept under ``.cache/dclip/finetuned`` and reused by later sessions.
+        also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.cache`) for later sessions.
         """
         attr = _as_attribute(item)
         config = self.finetune_config(attr, t0)
@@ -305,17 +313,20 @@ class Context:
 
     def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
         """Load the fine-tuned model from the disk cache, or train it on the shared training latents."""
+        from .cache import enforce_limit, is_complete, touch
         from .finetune import finetune, load_finetuned, save_finetuned
 
         base, images = self.unet(domain), self.train_images(domain)
         path = self._finetuned_path(base, images, config)
-        if path is not None and path.is_file():
+        if path is not None and is_complete(path):  # weights and sidecar both written
+            touch(path)
             return load_finetuned(path, base=base)
         latents = self.latents(images, config.t0, domain, self.profile.n_inv_train, progress=progress)
         face = self.face_model if config.lambda_id > 0 else None
         result = finetune(base, latents, self.clip, config, face_model=face, progress=progress, callback=callback)
         if path is not None:
             save_finetuned(result, path, base=self.profile.unet_for(domain))
+            enforce_limit(keep=(path,))
         return result.model
 
     def _finetuned_path(self, base, images: torch.Tensor, config) -> Path | None:

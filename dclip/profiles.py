@@ -57,7 +57,7 @@ class Profile:
     seed: int
     stamp: str                  # written on every figure; "" for real results
     figures_subdir: str         # figures/<subdir>; "" for the real figures
-    disk_cache: bool            # keep latents and fine-tuned models under .cache/ between runs
+    disk_cache: bool            # keep latents and fine-tuned models in the disk cache (dclip.cache)
     gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
     gan_settings: str           # their steps: a key of dclip.gan_baselines.GAN_SETTINGS ("paper", "smoke")
 

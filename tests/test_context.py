@@ -64,10 +64,10 @@ def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatc
     import dclip.context
     import dclip.finetune
 
-    monkeypatch.setattr(dclip.context, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     profile = dataclasses.replace(quick_profile, disk_cache=True)
     first = Context(profile).finetune("gogh")
-    assert len(list((tmp_path / ".cache" / "dclip" / "finetuned").glob("*.safetensors"))) == 1
+    assert len(list((tmp_path / "dclip-cache" / "finetuned").glob("*.safetensors"))) == 1
 
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model should have been loaded")
@@ -206,7 +206,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
     import dclip.context
     from dclip.latents import cache_key, fingerprint
 
-    monkeypatch.setattr(dclip.context, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
     base, images = ctx.unet("celeba_hq"), ctx.train_images("celeba_hq")
     weights = []
@@ -221,7 +221,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
     ctx.finetune("pixar")
     assert len(weights) == 1
     # the files precompute(cache_dir=...) and the earlier Context wrote: still found by later sessions
-    cache = tmp_path / ".cache" / "dclip"
+    cache = tmp_path / "dclip-cache"
     steps = ctx.profile.n_inv_train
     assert sorted(p.name for p in (cache / "latents").iterdir()) == sorted(
         f"latents-{cache_key(base, images, t0, steps)}.pt" for t0 in (301, 601))

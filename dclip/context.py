@@ -22,7 +22,7 @@ import torch
 from .attributes import Attribute, attribute
 from .latents import Latents, fingerprint
 from .outputs import figures_dir, save_figure, save_table
-from .profiles import Profile, get_profile
+from .profiles import Profile, customise, get_profile
 
 __all__ = ["Context", "SAMPLE_SETS"]
 
@@ -47,8 +47,9 @@ class Context:
         missing: shipped sample photos / the test images); ``image_dir`` and ``train_dir`` are the
         CelebA-HQ entries. ``output_dir`` overrides the figures root (see :func:`figures_dir`)."""
         if profile.device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"profile '{profile.name}' runs on a CUDA GPU and none is available here; "
-                               "use profile = 'smoke' (CPU) or 'auto'.")
+            raise RuntimeError(f"profile '{profile.name}' runs on a CUDA GPU and none is available here. Use "
+                               "profile = 'smoke' (or 'auto'), or run the real models on the CPU, slowly: "
+                               "device = 'cpu' (or DCLIP_DEVICE=cpu), with n_images = 1 and few steps.")
         if profile.num_threads:
             torch.set_num_threads(profile.num_threads)
         torch.manual_seed(profile.seed)
@@ -68,9 +69,18 @@ class Context:
         self._inverted: dict[tuple, torch.Tensor] = {}
 
     @classmethod
-    def create(cls, profile: str = "auto", **kwargs) -> "Context":
-        """A context for the profile called ``profile`` (``auto`` prints what it chose)."""
-        return cls(get_profile(profile), **kwargs)
+    def create(cls, profile: str = "auto", *, device: str = "", n_images: int = 0, n_steps: int = 0,
+               n_train: int = 0, n_train_steps: int = 0, latent_steps: int = 0, gan_steps: int = 0,
+               **kwargs) -> "Context":
+        """A context for the profile called ``profile`` (``auto`` prints what it chose), with the
+        device and amount of work a notebook's parameters ask for (:func:`dclip.profiles.customise`;
+        ``""``/``0``: the profile's). ``gan_steps`` caps each GAN-baseline optimisation's steps."""
+        chosen = customise(get_profile(profile), device=device, n_images=n_images, n_steps=n_steps, n_train=n_train,
+                           n_train_steps=n_train_steps, latent_steps=latent_steps)
+        ctx = cls(chosen, **kwargs)
+        if gan_steps:
+            ctx.gan_settings = ctx.gan_settings.capped(int(gan_steps))
+        return ctx
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -81,7 +91,28 @@ class Context:
         name = self.profile.unet_for(domain)
         if name not in self._unets:
             self._unets[name] = load_unet(name).to(self.device)
+            if self.device.type == "cpu" and self.profile.image_size >= 128:
+                print(self.expected_time(self._unets[name]))
         return self._unets[name]
+
+    def expected_time(self, model: torch.nn.Module) -> str:
+        """What the profile's settings cost with ``model`` on this device: one UNet evaluation is timed
+        and multiplied by the evaluations of a fine-tune (eq. 10) and of an edit (eqs. 12-13)."""
+        import time
+
+        p, x = self.profile, torch.zeros(1, 3, self.profile.image_size, self.profile.image_size, device=self.device)
+        with torch.no_grad():
+            start = time.perf_counter()
+            model(x, torch.tensor([500], device=self.device))
+            step = time.perf_counter() - start
+        # latents: S_inv + S_inv (inversion and reconstruction) per image; each update: S_gen steps
+        # forward and backward (about 3 evaluations each); an edit: S_inv + S_gen
+        finetune = (2 * p.n_inv_train * p.n_train + 3 * p.n_gen_train * p.n_train * p.n_iter) * step
+        edit = (p.n_inv + p.n_gen) * step
+        return (f"expected time on {self.device}: one {p.image_size} px UNet evaluation takes {step:.1f} s here, "
+                f"so about {finetune / 60:.0f} min per fine-tune ({p.n_train} image(s), S_inv {p.n_inv_train}, "
+                f"S_gen {p.n_gen_train}) and {edit / 60:.1f} min per edited image (S_inv/S_gen {p.n_inv}/{p.n_gen}); "
+                "a notebook runs several of each (fewer with n_images, n_steps, n_train, n_train_steps).")
 
     def fingerprint(self, model: torch.nn.Module) -> str:
         """:func:`dclip.latents.fingerprint` of ``model``'s weights, hashed once per model object.

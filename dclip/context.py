@@ -92,25 +92,27 @@ class Context:
         if name not in self._unets:
             self._unets[name] = load_unet(name).to(self.device)
             if self.device.type == "cpu" and self.profile.image_size >= 128:
-                print(self.expected_time(self._unets[name]))
+                print(self.expected_time(self._unets[name], domain))
         return self._unets[name]
 
-    def expected_time(self, model: torch.nn.Module) -> str:
+    def expected_time(self, model: torch.nn.Module, domain: str = "celeba_hq") -> str:
         """What the profile's settings cost with ``model`` on this device: one UNet evaluation is timed
-        and multiplied by the evaluations of a fine-tune (eq. 10) and of an edit (eqs. 12-13)."""
+        and multiplied by the evaluations of a fine-tune (eq. 10) on the domain's training images and
+        of an edit (eqs. 12-13)."""
         import time
 
         p, x = self.profile, torch.zeros(1, 3, self.profile.image_size, self.profile.image_size, device=self.device)
+        n_train = self.n_train_images(domain)
         with torch.no_grad():
             start = time.perf_counter()
             model(x, torch.tensor([500], device=self.device))
             step = time.perf_counter() - start
         # latents: S_inv + S_inv (inversion and reconstruction) per image; each update: S_gen steps
         # forward and backward (about 3 evaluations each); an edit: S_inv + S_gen
-        finetune = (2 * p.n_inv_train * p.n_train + 3 * p.n_gen_train * p.n_train * p.n_iter) * step
+        finetune = (2 * p.n_inv_train * n_train + 3 * p.n_gen_train * n_train * p.n_iter) * step
         edit = (p.n_inv + p.n_gen) * step
         return (f"expected time on {self.device}: one {p.image_size} px UNet evaluation takes {step:.1f} s here, "
-                f"so about {finetune / 60:.0f} min per fine-tune ({p.n_train} image(s), S_inv {p.n_inv_train}, "
+                f"so about {finetune / 60:.0f} min per fine-tune ({n_train} image(s), S_inv {p.n_inv_train}, "
                 f"S_gen {p.n_gen_train}) and {edit / 60:.1f} min per edited image (S_inv/S_gen {p.n_inv}/{p.n_gen}); "
                 "a notebook runs several of each (fewer with n_images, n_steps, n_train, n_train_steps).")
 

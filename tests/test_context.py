@@ -102,9 +102,10 @@ def test_paper_profile_runs_on_the_cpu_when_asked(monkeypatch, tmp_path):
 def test_expected_time_is_printed_before_long_work_on_the_cpu(quick_profile, tmp_path):
     import dataclasses
 
-    ctx = Context(dataclasses.replace(quick_profile, n_train=2, n_iter=1), output_dir=str(tmp_path))
+    ctx = Context(dataclasses.replace(quick_profile, n_train=50, n_iter=1), output_dir=str(tmp_path))
     text = ctx.expected_time(ctx.unet("celeba_hq"))
     assert text.startswith("expected time on cpu: one 32 px UNet evaluation takes") and "per fine-tune" in text
+    assert "(2 image(s)," in text  # the training images there are (two sample portraits), not n_train
 
 
 def test_results_are_written_to_the_profiles_folder(quick_context, capsys):

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -34,7 +35,9 @@ def standin_root(tmp_path_factory):
     kept = os.environ.get("DCLIP_STANDINS", "")
     root = Path(kept) if kept else tmp_path_factory.mktemp("paper-standins")
     standins.build(root)
-    return root
+    yield root
+    if not kept:  # ~2.5 GB: not left for pytest's kept temporary folders
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _run(code: str, env: dict, timeout: int = 900, context=()) -> str:

@@ -8,8 +8,8 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300
 
-.PHONY: setup git-filter test test-fast test-notebooks test-portable notebook-spread figures notebook-outputs \
-	toy-models lab bench clean
+.PHONY: setup git-filter test test-fast test-notebooks test-portable notebook-spread paper-standins figures \
+	notebook-outputs toy-models lab bench clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,14 @@ test-notebooks: setup
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests -x -q
+
+# All six notebooks at the paper profile on stand-in weights in the real file layouts (random values;
+# tests/standins.py), CPU, one image, fewest steps, ~3 GB in $(STANDINS). About 20 minutes on 2 free
+# cores; notebook 02's GAN baselines at 1024 px need ~15 GB of RAM. For whoever changes the notebooks or
+# the loaders. `make test` runs notebook 01 of it.
+STANDINS ?= $(or $(TMPDIR),/tmp)/dclip-standins
+paper-standins: setup
+	DCLIP_PROGRESS=0 $(PY) tests/standins.py notebooks $(STANDINS)
 
 figures: setup
 	$(PY) -m dclip.figures --profile $(PROFILE)

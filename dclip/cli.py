@@ -1,4 +1,4 @@
-"""Command line: ``python -m dclip precompute | finetune | edit`` for batch runs without Jupyter.
+"""Command line: ``python -m dclip precompute | finetune | edit | cache`` for batch runs without Jupyter.
 
 Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for the paper's models):
 
@@ -78,7 +78,8 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arcface-weights", default=None,
                    help="local ArcFace IR-SE50 file (model_ir_se50.pth), the authors' identity network; without "
                         "it ArcFace is used when that file is in $DCLIP_WEIGHTS, else facenet VGGFace2")
-    p.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
+    p.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
+                   "disk cache, see `python -m dclip cache`)")
     p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
 
 
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("precompute", help="invert training images to t0 and cache the latents")
     _add_common(pre)
     _add_images(pre)
-    pre.add_argument("--cache", default=".cache/latents", help="latent cache folder (default: %(default)s)")
+    pre.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
+                     "disk cache, see `python -m dclip cache`)")
     pre.add_argument("--batch-size", type=int, default=None, help="images per UNet call (default: 8)")
     pre.add_argument("--out", default=None, help="also write a grid original | reconstruction to this PNG")
     fin = sub.add_parser("finetune", help="fine-tune the model with the directional CLIP loss")
@@ -112,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--gammas", default=None,
                     help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
     ed.add_argument("--out", required=True, help="output image path (PNG); a folder with --images")
+    cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
+    cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
+                       help="list: location, entries and sizes; clear: remove every entry (default: list)")
     return parser
 
 
@@ -168,6 +173,21 @@ def _load_model(args):
     return load_unet(args.model, config=args.model_config).to(args.device)
 
 
+def _latents_cache(args) -> Path:
+    """``--cache``, else the disk cache's latents folder (kept within its size limit afterwards)."""
+    from .cache import section
+
+    return Path(args.cache) if args.cache else section("latents")
+
+
+def _bound_cache(args) -> None:
+    """Keep the default disk cache within its size limit (rank 0 only under torchrun)."""
+    if not args.cache and distributed.is_main():
+        from .cache import enforce_limit
+
+        enforce_limit()
+
+
 def _precompute(args) -> None:
     """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
     its own share (:func:`dclip.distributed.shard`); images already cached are read, not redone."""
@@ -181,7 +201,8 @@ def _precompute(args) -> None:
     err = elements = computed = 0.0
     pairs = []
     for chunk in _chunks(distributed.shard(len(items)), args.batch_size or 8):
-        latents, n_new = precompute_each(model, _load(items, chunk, size), t0, args.n_inv, cache_dir=args.cache,
+        latents, n_new = precompute_each(model, _load(items, chunk, size), t0, args.n_inv,
+                                         cache_dir=_latents_cache(args),
                                          batch_size=args.batch_size, progress=args.progress, weights=weights)
         err += (latents.x_rec - latents.x0).abs().double().sum().item()
         elements += latents.x0.numel()
@@ -190,8 +211,9 @@ def _precompute(args) -> None:
             pairs += [(i, latents.x0[j], latents.x_rec[j]) for j, i in enumerate(chunk)]
     err, elements, computed = distributed.all_sum([err, elements, computed]).tolist()
     distributed.print_main(f"{len(items)} images inverted to t0={t0} with S_inv={args.n_inv} ({int(computed)} now, "
-                           f"{len(items) - int(computed)} from the cache {args.cache}); "
+                           f"{len(items) - int(computed)} from the cache {_latents_cache(args)}); "
                            f"reconstruction MAE {err / elements:.4f}")
+    _bound_cache(args)
     if args.out:
         pairs = sorted((p for part in distributed.gather(pairs) for p in part), key=lambda p: p[0])
         if distributed.is_main():
@@ -257,11 +279,12 @@ def _finetune(args) -> None:
         config = configs[None]
         data_parallel = distributed.world_size() > 1
         mine = distributed.batch_share(len(items), config.batch_size) if data_parallel else range(len(items))
-        latents, _ = precompute_each(model, _load(items, mine, size), config.t0, args.n_inv, cache_dir=args.cache,
-                                     progress=args.progress, weights=weights)
+        latents, _ = precompute_each(model, _load(items, mine, size), config.t0, args.n_inv,
+                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights)
         result = _finetune_one(model, latents, clip, config, face_model, args, data_parallel)
         if distributed.is_main():
             _report(result, _save(result, args.out, args))
+        _bound_cache(args)
         return
     names = list(configs)
     distributed.print_main(f"fine-tuning {len(names)} attributes on {distributed.world_size()} rank(s): "
@@ -271,10 +294,11 @@ def _finetune(args) -> None:
     images = _load(items, range(len(items)), size) if mine else None
     for name in mine:
         config = configs[name]
-        latents, _ = precompute_each(model, images, config.t0, args.n_inv, cache_dir=args.cache,
-                                     progress=args.progress, weights=weights)
+        latents, _ = precompute_each(model, images, config.t0, args.n_inv,
+                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights)
         result = _finetune_one(model, latents, clip, config, face_model, args, False)
         _report(result, _save(result, Path(args.out) / name, args), prefix=distributed.rank_tag())
+    _bound_cache(args)
 
 
 def _load_clip(args):
@@ -360,12 +384,19 @@ def _edit(args) -> None:
                            f"({int(skipped)} were already there)")
 
 
+def _cache(action: str) -> None:
+    from .cache import main as cache_main
+
+    cache_main(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's
     device. A user error prints one line naming the rank and returns 2: torchrun then stops the other
     ranks and the job fails."""
     args = build_parser().parse_args(argv)
-    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit}[args.command]
+    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit,
+               "cache": lambda a: _cache(a.action)}[args.command]
     try:
         args.device = str(distributed.rank_device(args.device))
         with distributed.process_group(args.device):

@@ -21,8 +21,8 @@ import torch
 
 from .attributes import Attribute, attribute
 from .latents import Latents, fingerprint
-from .outputs import figures_dir, repo_root, save_figure, save_table
-from .profiles import Profile, get_profile
+from .outputs import figures_dir, save_figure, save_table
+from .profiles import Profile, customise, get_profile
 
 __all__ = ["Context", "SAMPLE_SETS"]
 
@@ -47,8 +47,9 @@ class Context:
         missing: shipped sample photos / the test images); ``image_dir`` and ``train_dir`` are the
         CelebA-HQ entries. ``output_dir`` overrides the figures root (see :func:`figures_dir`)."""
         if profile.device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"profile '{profile.name}' runs on a CUDA GPU and none is available here; "
-                               "use profile = 'smoke' (CPU) or 'auto'.")
+            raise RuntimeError(f"profile '{profile.name}' runs on a CUDA GPU and none is available here. Use "
+                               "profile = 'smoke' (or 'auto'), or run the real models on the CPU, slowly: "
+                               "device = 'cpu' (or DCLIP_DEVICE=cpu), with n_images = 1 and few steps.")
         if profile.num_threads:
             torch.set_num_threads(profile.num_threads)
         torch.manual_seed(profile.seed)
@@ -68,9 +69,18 @@ class Context:
         self._inverted: dict[tuple, torch.Tensor] = {}
 
     @classmethod
-    def create(cls, profile: str = "auto", **kwargs) -> "Context":
-        """A context for the profile called ``profile`` (``auto`` prints what it chose)."""
-        return cls(get_profile(profile), **kwargs)
+    def create(cls, profile: str = "auto", *, device: str = "", n_images: int = 0, n_steps: int = 0,
+               n_train: int = 0, n_train_steps: int = 0, latent_steps: int = 0, gan_steps: int = 0,
+               **kwargs) -> "Context":
+        """A context for the profile called ``profile`` (``auto`` prints what it chose), with the
+        device and amount of work a notebook's parameters ask for (:func:`dclip.profiles.customise`;
+        ``""``/``0``: the profile's). ``gan_steps`` caps each GAN-baseline optimisation's steps."""
+        chosen = customise(get_profile(profile), device=device, n_images=n_images, n_steps=n_steps, n_train=n_train,
+                           n_train_steps=n_train_steps, latent_steps=latent_steps)
+        ctx = cls(chosen, **kwargs)
+        if gan_steps:
+            ctx.gan_settings = ctx.gan_settings.capped(int(gan_steps))
+        return ctx
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -81,7 +91,30 @@ class Context:
         name = self.profile.unet_for(domain)
         if name not in self._unets:
             self._unets[name] = load_unet(name).to(self.device)
+            if self.device.type == "cpu" and self.profile.image_size >= 128:
+                print(self.expected_time(self._unets[name], domain))
         return self._unets[name]
+
+    def expected_time(self, model: torch.nn.Module, domain: str = "celeba_hq") -> str:
+        """What the profile's settings cost with ``model`` on this device: one UNet evaluation is timed
+        and multiplied by the evaluations of a fine-tune (eq. 10) on the domain's training images and
+        of an edit (eqs. 12-13)."""
+        import time
+
+        p, x = self.profile, torch.zeros(1, 3, self.profile.image_size, self.profile.image_size, device=self.device)
+        n_train = self.n_train_images(domain)
+        with torch.no_grad():
+            start = time.perf_counter()
+            model(x, torch.tensor([500], device=self.device))
+            step = time.perf_counter() - start
+        # latents: S_inv + S_inv (inversion and reconstruction) per image; each update: S_gen steps
+        # forward and backward (about 3 evaluations each); an edit: S_inv + S_gen
+        finetune = (2 * p.n_inv_train * n_train + 3 * p.n_gen_train * n_train * p.n_iter) * step
+        edit = (p.n_inv + p.n_gen) * step
+        return (f"expected time on {self.device}: one {p.image_size} px UNet evaluation takes {step:.1f} s here, "
+                f"so about {finetune / 60:.0f} min per fine-tune ({n_train} image(s), S_inv {p.n_inv_train}, "
+                f"S_gen {p.n_gen_train}) and {edit / 60:.1f} min per edited image (S_inv/S_gen {p.n_inv}/{p.n_gen}); "
+                "a notebook runs several of each (fewer with n_images, n_steps, n_train, n_train_steps).")
 
     def fingerprint(self, model: torch.nn.Module) -> str:
         """:func:`dclip.latents.fingerprint` of ``model``'s weights, hashed once per model object.
@@ -326,7 +359,10 @@ class Context:
                       lambda_id=0.1 if attr.use_id and not p.is_toy else 0.0, seed=p.seed)
 
     def _cache_dir(self) -> Path | None:
-        return repo_root() / ".cache" / "dclip" if self.profile.disk_cache else None
+        """The disk cache (:func:`dclip.cache.cache_root`) when the profile keeps one, else None."""
+        from .cache import cache_root
+
+        return cache_root() if self.profile.disk_cache else None
 
     def _cache_key(self, model, x0: torch.Tensor, t0: int, steps: int, **options) -> str:
         """:func:`dclip.latents.cache_key` of ``model`` (whose weights are hashed once per session)."""
@@ -340,8 +376,8 @@ class Context:
         test-time S_inv) DDIM steps and reconstructed with as many (:func:`dclip.latents.precompute`).
 
         Computed once per session per (model, images, t0, steps), so edits, reconstructions and
-        fine-tunes that share them invert once; with the profile's ``disk_cache`` also kept under
-        ``.cache/dclip/latents``, as :func:`precompute` would with ``cache_dir``.
+        fine-tunes that share them invert once; with the profile's ``disk_cache`` also kept in the disk
+        cache's ``latents/`` folder (:mod:`dclip.cache`), as :func:`precompute` would with ``cache_dir``.
         """
         steps = int(steps or self.profile.n_inv)
         key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), steps)
@@ -354,8 +390,13 @@ class Context:
         from .latents import precompute
 
         cache = self._cache_dir()
-        return precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
-                          cache_dir=cache / "latents" if cache is not None else None)
+        latents = precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
+                             cache_dir=cache / "latents" if cache is not None else None)
+        if cache is not None:
+            from .cache import enforce_limit
+
+            enforce_limit()
+        return latents
 
     def latent(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq") -> torch.Tensor:
         """x_t0 of ``x0`` under the domain's original model at the profile's test-time S_inv, once per
@@ -376,7 +417,7 @@ class Context:
 
         ``item`` is an :data:`~dclip.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
         overrides the attribute's return step (Fig. 8b). With the profile's ``disk_cache`` the model is
-        also kept under ``.cache/dclip/finetuned`` and reused by later sessions.
+        also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.cache`) for later sessions.
         """
         attr = _as_attribute(item)
         config = self.finetune_config(attr, t0)
@@ -388,17 +429,20 @@ class Context:
 
     def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
         """Load the fine-tuned model from the disk cache, or train it on the shared training latents."""
+        from .cache import enforce_limit, is_complete, touch
         from .finetune import finetune, load_finetuned, save_finetuned
 
         base, images = self.unet(domain), self.train_images(domain)
         path = self._finetuned_path(base, images, config)
-        if path is not None and path.is_file():
+        if path is not None and is_complete(path):  # weights and sidecar both written
+            touch(path)
             return load_finetuned(path, base=base)
         latents = self.latents(images, config.t0, domain, self.profile.n_inv_train, progress=progress)
         face = self.face_model if config.lambda_id > 0 else None
         result = finetune(base, latents, self.clip, config, face_model=face, progress=progress, callback=callback)
         if path is not None:
             save_finetuned(result, path, base=self.profile.unet_for(domain))
+            enforce_limit(keep=(path,))
         return result.model
 
     def _finetuned_path(self, base, images: torch.Tensor, config) -> Path | None:

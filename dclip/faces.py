@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .weights import resolve_file
+from .weights import resolve_library_file
 
 __all__ = [
     "NoFaceError", "VGGFACE2_FILE", "VGGFACE2_URL", "FACE_BOX", "detect_landmarks", "ffhq_quad",
-    "align_face", "load_face_model", "face_box", "face_embedding", "identity_loss", "identity_similarity",
-    "FACENET_NAME", "identity_name", "load_identity_model",
+    "align_face", "vggface2_file", "load_face_model", "face_box", "face_embedding", "identity_loss",
+    "identity_similarity", "FACENET_NAME", "identity_name", "load_identity_model",
 ]
 
 #: facenet-pytorch's VGGFace2 InceptionResnetV1 weights (the URL facenet-pytorch itself uses).
@@ -189,23 +190,42 @@ def align_face(image: Image.Image, size: int = 256, landmarks: np.ndarray | None
 # Identity
 # ----------------------------------------------------------------------------------------------
 
+def _facenet_download(url: str, dest: Path) -> None:
+    """facenet-pytorch's own download (``InceptionResnetV1(pretrained="vggface2")`` fetches the same way)."""
+    from facenet_pytorch.models.utils.download import download_url_to_file
+
+    from .progress import progress_enabled
+
+    download_url_to_file(url, str(dest), progress=progress_enabled(None))
+
+
+def vggface2_file(weights: str | os.PathLike | None = None) -> Path:
+    """The VGGFace2 file: ``weights``, ``$DCLIP_WEIGHTS``, facenet-pytorch's cache
+    (``$TORCH_HOME/checkpoints``, where ``InceptionResnetV1(pretrained="vggface2")`` keeps it), else
+    downloaded there with facenet-pytorch's downloader when GitHub answers."""
+    from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
+
+    return resolve_library_file(weights, filename=VGGFACE2_FILE, url=VGGFACE2_URL,
+                                library_cache=Path(get_torch_home()) / "checkpoints" / VGGFACE2_FILE,
+                                download=_facenet_download, what="face identity model (VGGFace2)")
+
+
 def load_face_model(device: str | torch.device = "cpu", weights: str | os.PathLike | None = None,
                     pretrained: bool = True) -> torch.nn.Module:
     """facenet-pytorch InceptionResnetV1 (VGGFace2), eval mode, frozen; 512-d unit embeddings.
 
-    The weight file ``20180402-114759-vggface2.pt`` is found with :func:`dclip.weights.resolve_file`
-    (``weights`` path, then ``$DCLIP_WEIGHTS``) instead of facenet's own download into torch hub.
+    The weight file ``20180402-114759-vggface2.pt`` is found with :func:`vggface2_file`: the
+    ``weights`` path, ``$DCLIP_WEIGHTS``, facenet-pytorch's own cache ``$TORCH_HOME/checkpoints``,
+    else downloaded there by facenet-pytorch's downloader. It is read with ``weights_only=True``.
     ``pretrained=False`` gives random weights (tests).
 
     Raises:
-        WeightsNotFoundError: pretrained weights requested but the file is not on this machine.
+        WeightsNotFoundError: pretrained weights requested, the file is not on this machine and
+            its host cannot be reached.
     """
     from facenet_pytorch import InceptionResnetV1
 
-    path = None
-    if pretrained:  # find the file first, so a missing one fails before any work
-        path = resolve_file(weights, filename=VGGFACE2_FILE, url=VGGFACE2_URL,
-                            what="face identity model (VGGFace2)")
+    path = vggface2_file(weights) if pretrained else None  # a missing file fails before any work
     model = InceptionResnetV1(pretrained=None, classify=False)
     if path is not None:
         state = torch.load(path, map_location="cpu", weights_only=True)

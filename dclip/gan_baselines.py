@@ -19,7 +19,7 @@ published defaults) and a ``smoke()`` one (a few steps).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 import torch
@@ -80,6 +80,12 @@ class GanBaselineSettings:
     def smoke(cls) -> "GanBaselineSettings":
         """A few steps of each, for CPU smoke runs with tiny models."""
         return cls(projection_steps=20, styleclip_steps=10, nada_iterations=5)
+
+    def capped(self, steps: int) -> "GanBaselineSettings":
+        """These settings with each optimisation limited to ``steps`` steps (a quick CPU look)."""
+        return replace(self, projection_steps=min(self.projection_steps, steps),
+                       styleclip_steps=min(self.styleclip_steps, steps),
+                       nada_iterations=min(self.nada_iterations, steps))
 
     def projection(self) -> ProjectionConfig:
         return ProjectionConfig(steps=self.projection_steps, lr=self.projection_lr, seed=self.seed)

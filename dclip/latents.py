@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write
+from .cache import touch
 from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop, loop_key, model_token
 from .fast import FastPath, device_of, resolve, session
 from .progress import progress_enabled
@@ -113,6 +114,7 @@ def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_d
         key = cache_key(model, images, t0, steps, exact, autocast=fast.autocast, weights=weights)
         path = Path(cache_dir) / f"latents-{key}.pt"
         if path.is_file():
+            touch(path)  # the disk cache's least-recently-used clock
             return Latents.from_dict(torch.load(path, map_location="cpu", weights_only=True))
     latents = _compute(model, images, t0, steps, batch_size, exact, progress, fast)
     if path is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,14 +183,42 @@ def _from_file(path: Path, config) -> UNet2DModel:
     return _from_layout_state_dict(state_dict, layout, config, str(path))
 
 
+_SAFETENSORS, _BIN = "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"
+
+
+def _hub_has_safetensors(repo_id: str) -> bool:
+    """Whether a Hub diffusers repo holds safetensors weights, asked of the HF cache first.
+
+    The paper's ``google/ddpm-ema-*-256`` copies hold only ``diffusion_pytorch_model.bin`` (read with
+    ``weights_only=True``); telling diffusers so spares its "error occurred while trying to fetch ...
+    safetensors" / "defaulting to unsafe serialization" messages on every successful load.
+    """
+    from huggingface_hub import file_exists, try_to_load_from_cache
+
+    safe = try_to_load_from_cache(repo_id, _SAFETENSORS)
+    if isinstance(safe, str):
+        return True
+    if safe is not None or isinstance(try_to_load_from_cache(repo_id, _BIN), str):
+        return False  # the cache recorded that the Hub has no safetensors, or holds the .bin copy
+    if hub_reachable():
+        return file_exists(repo_id, _SAFETENSORS)
+    return True  # offline with nothing cached: the load below fails with the offline message
+
+
 def _from_diffusers(source: str) -> UNet2DModel:
-    """A diffusers folder on disk, or a Hub id through the HF cache (no retries when offline)."""
+    """A diffusers folder on disk, or a Hub id through the HF cache (no retries when offline).
+
+    The weights format (safetensors or ``.bin``) is decided before loading and passed to diffusers
+    as ``use_safetensors``, so a repository with only ``.bin`` loads without a spurious error.
+    """
     folder = Path(source).expanduser()
     if folder.is_dir():
         sub = "unet" if (folder / "unet" / "config.json").is_file() else None
-        return UNet2DModel.from_pretrained(folder, subfolder=sub, low_cpu_mem_usage=False).eval()
+        safe = (folder / (sub or "") / _SAFETENSORS).is_file()
+        return _pretrained(folder, subfolder=sub, use_safetensors=safe)
+    safe = _hub_has_safetensors(source)
     try:
-        return UNet2DModel.from_pretrained(source, local_files_only=True, low_cpu_mem_usage=False).eval()
+        return _pretrained(source, local_files_only=True, use_safetensors=safe)
     except (OSError, ValueError):
         pass
     if not hub_reachable():
@@ -197,7 +226,15 @@ def _from_diffusers(source: str) -> UNet2DModel:
             f"the diffusers model '{source}' is not in the HF Hub cache and the Hub cannot be reached "
             f"(offline).\n  fix: on a machine with network run `hf download {source}` and copy the cache "
             "(~/.cache/huggingface), or pass a local folder or checkpoint file.")
-    return UNet2DModel.from_pretrained(source, low_cpu_mem_usage=False).eval()
+    return _pretrained(source, use_safetensors=safe)
+
+
+def _pretrained(source, **kwargs) -> UNet2DModel:
+    """``UNet2DModel.from_pretrained`` in eval mode, without the deprecation notice diffusers' config
+    loader triggers in huggingface_hub on every call (it passes ``local_dir_use_symlinks``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+        return UNet2DModel.from_pretrained(source, low_cpu_mem_usage=False, **kwargs).eval()
 
 
 def _from_preset(preset: Preset) -> UNet2DModel:

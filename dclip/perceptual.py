@@ -1,11 +1,13 @@
-"""LPIPS (Zhang et al., 2018) without torchvision downloads, for the GAN projector (Table 1).
+"""LPIPS (Zhang et al., 2018) with its ImageNet backbone found or downloaded the way torchvision does.
 
 The ``lpips`` package ships its small linear calibration layers (``weights/v0.1/alex.pth``) in its
-wheel, but builds its backbone with ``torchvision.models.alexnet(pretrained=True)``, which downloads
-ImageNet weights on first use. Here the backbone is built with random weights and the ImageNet file
-(``alexnet-owt-7be5be79.pth``, or ``vgg16-397923af.pth`` for ``net="vgg"``) is found through
-:func:`dclip.weights.resolve_file` -- an explicit path, ``$DCLIP_WEIGHTS``, or torch hub's own cache --
-and loaded with ``weights_only=True``. ``pretrained=False`` keeps the random backbone (tests, smoke).
+wheel, and builds its backbone with torchvision, which downloads the ImageNet weights
+(``alexnet-owt-7be5be79.pth``, or ``vgg16-397923af.pth`` for ``net="vgg"``) into torch hub's
+cache, ``$TORCH_HOME/hub/checkpoints``. Here the backbone is built with random weights and the file
+is found with :func:`dclip.weights.resolve_library_file`: an explicit path, ``$DCLIP_WEIGHTS``, torch
+hub's cache, else downloaded into that cache with torch hub's own downloader (SHA-256 prefix checked,
+as torchvision does) when the host answers -- offline, a :class:`~dclip.weights.WeightsNotFoundError`
+at once. It is read with ``weights_only=True``. ``pretrained=False`` keeps the random backbone.
 
 :func:`perceptual_distance` wraps a model as the per-image callable the projector takes.
 """
@@ -19,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .weights import resolve_file
+from .weights import resolve_library_file
 
 __all__ = ["BACKBONES", "load_lpips", "perceptual_distance", "PerceptualFn"]
 
@@ -33,14 +35,22 @@ BACKBONES = {
 PerceptualFn = Callable[[Tensor, Tensor], Tensor]
 
 
+def _torch_hub_download(url: str, dest: Path) -> None:
+    """torchvision's download: ``torch.hub.load_state_dict_from_url`` into ``dest``'s folder, hash checked."""
+    from .progress import progress_enabled
+
+    torch.hub.load_state_dict_from_url(url, model_dir=str(dest.parent), map_location="cpu",
+                                       progress=progress_enabled(None), check_hash=True, file_name=dest.name,
+                                       weights_only=True)
+
+
 def _backbone_file(net: str, weights) -> Path:
-    """The ImageNet backbone file: ``weights``, ``$DCLIP_WEIGHTS``, then torch hub's checkpoint cache."""
+    """The ImageNet backbone file: ``weights``, ``$DCLIP_WEIGHTS``, torch hub's checkpoint cache, else
+    downloaded there (when the host answers)."""
     filename, url = BACKBONES[net]
-    if weights is None:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-        if cached.is_file():
-            return cached
-    return resolve_file(weights, filename=filename, url=url, what=f"LPIPS {net} backbone (ImageNet)")
+    return resolve_library_file(weights, filename=filename, url=url,
+                                library_cache=Path(torch.hub.get_dir()) / "checkpoints" / filename,
+                                download=_torch_hub_download, what=f"LPIPS {net} backbone (ImageNet)")
 
 
 def _load_backbone(model, net: str, path: Path) -> None:
@@ -65,11 +75,13 @@ def load_lpips(net: str = "alex", *, pretrained: bool = True, weights: str | os.
         net: ``"alex"`` (the usual LPIPS metric) or ``"vgg"`` (rosinality's projector uses VGG).
         pretrained: load the ImageNet backbone; ``False`` keeps it random (the linear layers,
             shipped inside the ``lpips`` wheel, are always the calibrated ones).
-        weights: the backbone file, if not in ``$DCLIP_WEIGHTS`` or torch hub's cache.
+        weights: the backbone file, if not in ``$DCLIP_WEIGHTS`` or torch hub's cache (where it is
+            otherwise downloaded).
         device: where the model lives.
 
     Raises:
-        WeightsNotFoundError: ``pretrained`` and the backbone file is nowhere on this machine.
+        WeightsNotFoundError: ``pretrained``, the backbone file is nowhere on this machine and its
+            host cannot be reached.
     """
     if net not in BACKBONES:
         raise ValueError(f"LPIPS net must be one of {sorted(BACKBONES)}, got '{net}'")

@@ -21,13 +21,18 @@ and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.gan_bas
 
 ``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
 ``toy`` (with a one-line explanation) elsewhere.
+
+:func:`customise` changes a profile for one run: the device (a notebook's ``device`` parameter or
+``$DCLIP_DEVICE``; ``cpu`` runs even the paper profile, slowly) and the amount of work (images,
+DDIM steps, training images, optimisation steps), so that the real models can be seen working on
+one image on a machine without a GPU.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["Profile", "PROFILES", "get_profile", "SMOKE_STAMP", "TOY_STAMP"]
+__all__ = ["Profile", "PROFILES", "get_profile", "customise", "resolve_device", "SMOKE_STAMP", "TOY_STAMP"]
 
 SMOKE_STAMP = "smoke profile: tiny untrained models, not the paper's result"
 TOY_STAMP = "toy profile: miniature models trained on synthetic faces"
@@ -63,7 +68,7 @@ class Profile:
     seed: int
     stamp: str                  # written on every figure; "" for real results
     figures_subdir: str         # figures/<subdir>; "" for the real figures
-    disk_cache: bool            # keep latents and fine-tuned models under .cache/ between runs
+    disk_cache: bool            # keep latents and fine-tuned models in the disk cache (dclip.cache)
     gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
     gan_settings: str           # their steps: a key of dclip.gan_baselines.GAN_SETTINGS ("paper", "smoke")
     world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
@@ -126,3 +131,37 @@ def get_profile(name: str = "auto", *, verbose: bool = True) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper', 'toy' or 'smoke'.")
     return PROFILES[name]
+
+
+def resolve_device(device: str = "", default: str = "cpu") -> str:
+    """The torch device to run on: ``device`` when given (not ``""``/``"auto"``), else ``$DCLIP_DEVICE``,
+    else ``default`` (the profile's)."""
+    for choice in (device, os.environ.get("DCLIP_DEVICE", "")):
+        choice = (choice or "").strip()
+        if choice and choice != "auto":
+            return choice
+    return default
+
+
+def customise(profile: Profile, *, device: str = "", n_images: int = 0, n_steps: int = 0, n_train: int = 0,
+              n_train_steps: int = 0, latent_steps: int = 0) -> Profile:
+    """``profile`` with its device and amount of work changed; ``""``/``0`` keep the profile's value.
+
+    Args:
+        device: torch device (see :func:`resolve_device`; ``$DCLIP_DEVICE`` applies when empty).
+        n_images: test images per experiment (``n_test``), also in the S_inv x S_gen study.
+        n_steps: S_inv = S_gen at test time (the paper: 40).
+        n_train: training images per fine-tune; with the paper's one pass, also the number of updates.
+        n_train_steps: S_inv of the training latents and S_gen while fine-tuning (the paper: 40 and 6).
+        latent_steps: Adam steps of the latent-optimisation baseline (Fig. 9) and DDIM steps per
+            round of the forward-noising projection (Sec. 3.2).
+    """
+    changes: dict = {"device": resolve_device(device, profile.device)}
+    for value, fields in [(n_images, ("n_test", "n_ablation")), (n_steps, ("n_inv", "n_gen")),
+                          (n_train, ("n_train",)), (n_train_steps, ("n_inv_train", "n_gen_train")),
+                          (latent_steps, ("latent_opt_iterations", "project_steps"))]:
+        if int(value) < 0:
+            raise ValueError(f"{fields[0]} override must be >= 0 (0 keeps the profile's), got {value}.")
+        if value:
+            changes.update({field: int(value) for field in fields})
+    return replace(profile, **changes)

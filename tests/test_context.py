@@ -64,10 +64,10 @@ def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatc
     import dclip.context
     import dclip.finetune
 
-    monkeypatch.setattr(dclip.context, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     profile = dataclasses.replace(quick_profile, disk_cache=True)
     first = Context(profile).finetune("gogh")
-    assert len(list((tmp_path / ".cache" / "dclip" / "finetuned").glob("*.safetensors"))) == 1
+    assert len(list((tmp_path / "dclip-cache" / "finetuned").glob("*.safetensors"))) == 1
 
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model should have been loaded")
@@ -81,8 +81,31 @@ def test_paper_profile_without_a_gpu_says_what_to_do(monkeypatch):
     from dclip.profiles import get_profile
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="smoke"):
+    monkeypatch.delenv("DCLIP_DEVICE", raising=False)
+    with pytest.raises(RuntimeError, match="smoke") as err:
         Context(get_profile("paper"))
+    assert "device = 'cpu'" in str(err.value) and "DCLIP_DEVICE=cpu" in str(err.value)
+
+
+def test_paper_profile_runs_on_the_cpu_when_asked(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("DCLIP_DEVICE", raising=False)
+    ctx = Context.create("paper", device="cpu", n_images=1, n_steps=2, gan_steps=3, output_dir=str(tmp_path))
+    assert ctx.device == torch.device("cpu") and ctx.profile.name == "paper" and ctx.profile.n_test == 1
+    assert ctx.profile.image_size == 256 and ctx.profile.clip == "ViT-B-16-quickgelu"
+    s = ctx.gan_settings
+    assert (s.projection_steps, s.styleclip_steps, s.nada_iterations) == (3, 3, 3)
+    monkeypatch.setenv("DCLIP_DEVICE", "cpu")
+    assert Context.create("paper", output_dir=str(tmp_path)).device == torch.device("cpu")
+
+
+def test_expected_time_is_printed_before_long_work_on_the_cpu(quick_profile, tmp_path):
+    import dataclasses
+
+    ctx = Context(dataclasses.replace(quick_profile, n_train=50, n_iter=1), output_dir=str(tmp_path))
+    text = ctx.expected_time(ctx.unet("celeba_hq"))
+    assert text.startswith("expected time on cpu: one 32 px UNet evaluation takes") and "per fine-tune" in text
+    assert "(2 image(s)," in text  # the training images there are (two sample portraits), not n_train
 
 
 def test_results_are_written_to_the_profiles_folder(quick_context, capsys):
@@ -212,7 +235,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
     import dclip.context
     from dclip.latents import cache_key, fingerprint
 
-    monkeypatch.setattr(dclip.context, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
     base, images = ctx.unet("celeba_hq"), ctx.train_images("celeba_hq")
     weights = []
@@ -227,7 +250,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
     ctx.finetune("pixar")
     assert len(weights) == 1
     # the files precompute(cache_dir=...) and the earlier Context wrote: still found by later sessions
-    cache = tmp_path / ".cache" / "dclip"
+    cache = tmp_path / "dclip-cache"
     steps = ctx.profile.n_inv_train
     assert sorted(p.name for p in (cache / "latents").iterdir()) == sorted(
         f"latents-{cache_key(base, images, t0, steps)}.pt" for t0 in (301, 601))

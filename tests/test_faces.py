@@ -1,5 +1,7 @@
 """Face landmarks, FFHQ alignment and the identity loss (eq. 11)."""
 
+from pathlib import Path
+
 import matplotlib.cbook
 import numpy as np
 import pytest
@@ -135,3 +137,44 @@ def test_load_face_model_from_file(face_model, tmp_path):
     loaded = faces.load_face_model(weights=path)
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
     torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
+
+
+def _vggface2_file(face_model, path):
+    state = dict(face_model.state_dict())
+    state["logits.weight"] = torch.zeros(8631, 512)
+    state["logits.bias"] = torch.zeros(8631)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
+def test_vggface2_in_facenets_own_cache_is_used(face_model, no_network, monkeypatch, tmp_path):
+    monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _vggface2_file(face_model, tmp_path / "torch" / "checkpoints" / faces.VGGFACE2_FILE)
+    loaded = faces.load_face_model()
+    torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
+
+
+def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model, monkeypatch, tmp_path):
+    import facenet_pytorch.models.utils.download as facenet_download
+
+    import dclip.weights
+
+    monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("DCLIP_OFFLINE", raising=False)
+    monkeypatch.setattr(dclip.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):  # facenet's downloader, minus the network
+        calls.append((url, dst))
+        _vggface2_file(face_model, Path(dst))
+
+    monkeypatch.setattr(facenet_download, "download_url_to_file", fake_download)
+    loaded = faces.load_face_model()
+    assert calls == [(faces.VGGFACE2_URL, str(tmp_path / "torch" / "checkpoints" / faces.VGGFACE2_FILE))]
+    torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
+    faces.load_face_model()
+    assert len(calls) == 1  # cached now

@@ -128,3 +128,53 @@ def test_preset_file_in_weights_folder_is_used(offline):
 def test_presets_describe_the_paper_models():
     assert {"celeba_hq", "lsun_church", "lsun_bedroom", "afhq_dog", "tiny"} <= set(PRESETS)
     assert PRESETS["afhq_dog"].layout == "adm" and PRESETS["celeba_hq"].config["ch"] == 128
+
+
+# ------------------------------------------------------------------------ the google/ddpm-* Hub copies
+
+@pytest.fixture
+def hf_cache(offline, monkeypatch):
+    """The HF Hub cache in ``offline``/hf (set on the already imported huggingface_hub)."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(offline / "hf"))
+    return offline / "hf"
+
+
+def _put_2022_repo(offline, hf_cache, repo_id):
+    """A google/ddpm-ema-*-256 repository in its 2022 format (tiny config) in the HF cache layout."""
+    from standins import GOOGLE_DDPM_TINY, ddpm_2022_state, hf_cache_put, write_ddpm_2022_folder
+
+    state = ddpm_2022_state(GOOGLE_DDPM_TINY, seed=3)
+    folder = offline / "raw" / repo_id
+    write_ddpm_2022_folder(folder, GOOGLE_DDPM_TINY, state)
+    hf_cache_put(hf_cache, repo_id, {p.name: p for p in folder.iterdir()})
+    return state
+
+
+def test_google_ddpm_copy_in_the_hf_cache_loads_quietly(hf_cache, offline, capfd):
+    from standins import current_names
+
+    state = _put_2022_repo(offline, hf_cache, "google/ddpm-ema-bedroom-256")
+    assert any(k.endswith("attentions.0.query.weight") for k in state)  # the 2022 names, renamed on load
+    capfd.readouterr()
+    for source in ("lsun_bedroom", "google/ddpm-ema-bedroom-256"):
+        model = dclip.load_unet(source)
+        expected = current_names(state)
+        assert set(model.state_dict()) == set(expected)
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+    printed = capfd.readouterr()
+    text = (printed.out + printed.err).lower()
+    assert "error" not in text and "unsafe" not in text and "warn" not in text, text
+
+
+def test_a_real_failure_of_a_hub_copy_still_explains_itself(hf_cache, offline):
+    from standins import GOOGLE_DDPM_TINY, hf_cache_put
+
+    folder = offline / "raw" / "church"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(GOOGLE_DDPM_TINY))
+    hf_cache_put(hf_cache, "google/ddpm-ema-church-256", {"config.json": folder / "config.json"})  # no weights
+    with pytest.raises(dclip.WeightsNotFoundError, match="church_outdoor.ckpt") as err:
+        dclip.load_unet("lsun_church")
+    assert "google/ddpm-ema-church-256" in str(err.value) and "offline" in str(err.value)

@@ -62,8 +62,10 @@ def test_lpips_loads_the_alexnet_trunk_from_a_local_file(tmp_path):
 def test_lpips_without_its_trunk_offline_fails_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(WeightsNotFoundError, match="alexnet-owt-7be5be79.pth"):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="alexnet-owt-7be5be79.pth") as err:
         metrics.load_lpips(pretrained=True)
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in str(err.value)  # where torchvision keeps it
 
 
 def test_mismatched_batches_are_a_clear_error(photos):
@@ -109,3 +111,29 @@ def test_identity_similarity_of_identical_faces_is_one(photos):
 
     face = load_face_model(pretrained=False)
     torch.testing.assert_close(metrics.identity_similarity(face, photos, photos), torch.ones(2))
+
+
+def test_lpips_trunk_is_downloaded_by_torch_hub_into_its_cache_when_online(tmp_path, monkeypatch):
+    """Online with empty caches: torchvision's route (torch.hub, hash checked) fetches the file into
+    $TORCH_HOME/hub/checkpoints; the download itself is replaced by a local copy."""
+    from torchvision.models import alexnet
+
+    import dclip.weights
+
+    monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("DCLIP_OFFLINE", raising=False)
+    monkeypatch.setattr(dclip.weights, "_host_answers", lambda host, port, timeout: host == "download.pytorch.org")
+    state = alexnet(weights=None).state_dict()
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, hash_prefix))
+        torch.save(state, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    model = metrics.load_lpips(pretrained=True)
+    assert calls == [(metrics.ALEXNET_URL, "7be5be79")]  # torchvision's check of the file's SHA-256
+    assert (tmp_path / "torch" / "hub" / "checkpoints" / metrics.ALEXNET_FILE).is_file()
+    torch.testing.assert_close(getattr(model.net.slice1, "0").weight, state["features.0.weight"])

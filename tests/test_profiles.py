@@ -76,3 +76,37 @@ def test_auto_with_cuda_is_the_paper_profile(monkeypatch):
 def test_unknown_profile_is_a_clear_error():
     with pytest.raises(ValueError, match="'auto', 'paper', 'toy' or 'smoke'"):
         get_profile("fast")
+
+
+def test_customise_changes_only_what_is_asked(monkeypatch):
+    from dclip.profiles import customise
+
+    monkeypatch.delenv("DCLIP_DEVICE", raising=False)
+    paper = get_profile("paper")
+    assert customise(paper) == paper  # "" and 0 keep everything
+    quick = customise(paper, device="cpu", n_images=1, n_steps=2, n_train=1, n_train_steps=3, latent_steps=4)
+    assert (quick.device, quick.n_test, quick.n_ablation, quick.n_inv, quick.n_gen, quick.n_train) == (
+        "cpu", 1, 1, 2, 2, 1)
+    assert (quick.n_inv_train, quick.n_gen_train, quick.latent_opt_iterations, quick.project_steps) == (3, 3, 4, 4)
+    assert (quick.image_size, quick.clip, quick.lr, quick.n_iter) == (256, paper.clip, paper.lr, paper.n_iter)
+    with pytest.raises(ValueError, match=">= 0"):
+        customise(paper, n_steps=-1)
+
+
+def test_device_comes_from_the_parameter_then_the_environment(monkeypatch):
+    from dclip.profiles import customise, resolve_device
+
+    monkeypatch.setenv("DCLIP_DEVICE", "cpu")
+    assert customise(get_profile("paper")).device == "cpu"
+    assert customise(get_profile("paper"), device="cuda:1").device == "cuda:1"
+    monkeypatch.setenv("DCLIP_DEVICE", "auto")
+    assert resolve_device("", "cuda") == "cuda" and resolve_device("auto", "cpu") == "cpu"
+
+
+def test_auto_never_picks_paper_without_cuda_even_with_a_cpu_device(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("DCLIP_PROFILE", raising=False)
+    monkeypatch.setenv("DCLIP_DEVICE", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_profile("auto", verbose=False).name == "smoke"

@@ -395,8 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     device. A user error prints one line naming the rank and returns 2: torchrun then stops the other
     ranks and the job fails."""
     args = build_parser().parse_args(argv)
-    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit,
-               "cache": lambda a: _cache(a.action)}[args.command]
+    if args.command == "cache":  # no model, no device, no process group
+        _cache(args.action)
+        return 0
+    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit}[args.command]
     try:
         args.device = str(distributed.rank_device(args.device))
         with distributed.process_group(args.device):

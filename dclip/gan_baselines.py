@@ -233,13 +233,15 @@ def load_gan_baselines(device: str | torch.device = "cpu", *, face_model=None) -
     :func:`dclip.faces.load_identity_model`: ArcFace IR-SE50 when available, as StyleCLIP used) and
     LPIPS-alex (``alexnet-owt-7be5be79.pth``).
 
+    ``encoder`` is ``None``, with a printed note, when ``e4e_ffhq_encode.pt`` is missing: it is a manual
+    download, and the baselines then run without the e4e row.
+
     Raises:
-        WeightsNotFoundError: one message listing every file that is missing (offline).
+        WeightsNotFoundError: one message listing every other file that is missing (offline).
     """
     from .gan_e4e import load_e4e
 
     loaders = [("generator", lambda: load_stylegan2(device=device)),
-               ("encoder", lambda: load_e4e(device=device)),
                *[(f"clip {name}", lambda name=name, tag=tag: load_clip(name, tag, device=device))
                  for name, tag in BASELINE_CLIPS],
                ("face_model", lambda: face_model if face_model is not None else load_identity_model(device)[0]),
@@ -252,6 +254,11 @@ def load_gan_baselines(device: str | torch.device = "cpu", *, face_model=None) -
             missing.append(str(err))
     if missing:
         raise WeightsNotFoundError("GAN baselines: pretrained files missing:\n\n" + "\n\n".join(missing))
+    try:  # a manual download (Google Drive): without it the e4e row is left out, with a note
+        loaded["encoder"] = load_e4e(device=device)
+    except WeightsNotFoundError as err:
+        loaded["encoder"] = None
+        print(f"note: StyleCLIP's e4e row is left out (the paper's StyleCLIP started from e4e). {err}")
     generator, latent_avg = loaded.pop("generator")
     clips = [loaded.pop(f"clip {name}") for name, _ in BASELINE_CLIPS]
     return {"generator": generator, "latent_avg": latent_avg, "clips": clips, **loaded}

@@ -319,7 +319,7 @@ def check(root: str | os.PathLike) -> None:
     print("load_lpips: AlexNet from $TORCH_HOME/hub/checkpoints")
     gan = load_gan_baselines()
     print(f"load_gan_baselines: StyleGAN2 {gan['generator'].config.size} px, "
-          f"CLIPs {[c.name for c in gan['clips']]}")
+          f"CLIPs {[c.name for c in gan['clips']]}, e4e {'loaded' if gan['encoder'] else 'absent (row left out)'}")
 
 
 # ------------------------------------------------------------------------------------------------ notebooks

@@ -109,4 +109,4 @@ def test_auto_never_picks_paper_without_cuda_even_with_a_cpu_device(monkeypatch)
     monkeypatch.delenv("DCLIP_PROFILE", raising=False)
     monkeypatch.setenv("DCLIP_DEVICE", "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert get_profile("auto", verbose=False).name == "smoke"
+    assert get_profile("auto", verbose=False).name == "toy"

@@ -115,6 +115,27 @@ def debiased_ema(ema: torch.nn.Module, init: torch.nn.Module, decay: float, step
     return out
 
 
+class _LossLog:
+    """One rule for every trainer: the loss averaged over each ``save_every`` steps goes into
+    ``meta["history"]`` with the steps done and the CPU time, at which point the model is saved."""
+
+    def __init__(self, settings, meta: dict, bar):
+        self.every, self.steps, self.meta, self.bar = settings.save_every, settings.steps, meta, bar
+        self.history, self.window, self.started = [], [], time.process_time()
+
+    def record(self, step: int, loss: float) -> bool:
+        """Log step ``step``'s loss; True when the model is due to be saved (then ``meta`` is up to date)."""
+        self.window.append(loss)
+        self.bar.set_postfix(loss=f"{np.mean(self.window):.4f}")
+        if (step + 1) % self.every and step + 1 != self.steps:
+            return False
+        self.history.append({"step": step + 1, "loss": float(np.mean(self.window))})
+        self.window = []
+        self.meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - self.started, 1),
+                         history=self.history)
+        return True
+
+
 def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_ddpm", *,
                progress: bool | None = None) -> dict:
     """Train the toy DDPM (photo-style faces only; the paper's linear schedule, T = 1000, ε-prediction).
@@ -133,11 +154,11 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = MODELS_DIR, n
     init = copy.deepcopy(ema)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     generator = torch.Generator().manual_seed(settings.seed)
-    history, window, started = [], [], time.process_time()
     meta = {"model": "toy DDPM (diffusers UNet2DModel)", "unet_config": DDPM_UNET_CONFIG,
             "schedule": "linear beta 1e-4..0.02, T=1000, epsilon prediction", "settings": asdict(settings),
             "domain": domain_record(), "styles": ["photo"]}
     bar = progress_bar(range(settings.steps), desc="toy DDPM", progress=progress)
+    log = _LossLog(settings, meta, bar)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup)
@@ -147,12 +168,7 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = MODELS_DIR, n
         loss.backward()
         opt.step()
         _ema_update(ema, model, settings.ema_decay)
-        window.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(window):.4f}")
-        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
-            history.append({"step": step + 1, "loss": float(np.mean(window))})
-            window = []
-            meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - started, 1), history=history)
+        if log.record(step, loss.item()):
             save_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out, name, meta)
     return meta
 
@@ -309,13 +325,13 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, n
         clip.model.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
     model = clip.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    history, window, started = [], [], time.process_time()
     meta = {"model": "toy CLIP (open_clip.CLIP)", "clip_config": CLIP_CONFIG, "settings": asdict(settings),
             "domain": domain_record(), "styles": list(domain.STYLES), "tokenizer": "open_clip SimpleTokenizer",
             "mean": list(clip.mean), "std": list(clip.std)}
     if init is not None:
         meta["init"] = json.loads(Path(init).with_suffix(".json").read_text())
     bar = progress_bar(range(settings.steps), desc="toy CLIP", progress=progress)
+    log = _LossLog(settings, meta, bar)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
@@ -332,12 +348,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, n
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, np.log(100))
-        window.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(window):.3f}")
-        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
-            history.append({"step": step + 1, "loss": float(np.mean(window))})
-            window = []
-            meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - started, 1), history=history)
+        if log.record(step, loss.item()):
             if step + 1 == settings.steps:
                 model.eval()
                 meta["zero_shot_held_out"] = clip_zero_shot(clip)
@@ -444,10 +455,10 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = MODELS_DIR
     judge = Judge().train()
     opt = torch.optim.AdamW(judge.parameters(), lr=settings.lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(settings.seed)
-    history, window, started = [], [], time.process_time()
     meta = {"model": "toy judge (CNN classifier)", "heads": {k: list(v) for k, v in JUDGE_HEADS.items()},
             "settings": asdict(settings), "domain": domain_record(), "styles": list(domain.STYLES)}
     bar = progress_bar(range(settings.steps), desc="toy judge", progress=progress)
+    log = _LossLog(settings, meta, bar)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
@@ -457,12 +468,7 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = MODELS_DIR
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        window.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(window):.3f}")
-        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
-            history.append({"step": step + 1, "loss": float(np.mean(window))})
-            window = []
-            meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - started, 1), history=history)
+        if log.record(step, loss.item()):
             if step + 1 == settings.steps:
                 judge.eval()
                 meta["accuracy_held_out"] = judge_accuracy(judge)

@@ -30,7 +30,7 @@ from .progress import progress_bar, progress_enabled
 __all__ = [
     "Schedule", "linear_schedule", "timestep_grid", "inversion_pairs", "generation_pairs",
     "predict_eps", "ddim_step", "denoise_step", "invert", "generate", "q_sample", "check_images",
-    "inversion_loop", "generation_loop", "loop_key",
+    "inversion_loop", "generation_loop", "loop_key", "sample",
 ]
 
 Callback = Callable[[dict], None]
@@ -255,6 +255,31 @@ def generate(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule 
         runner = s.runner(model)
         return s.sample(lambda z: generation_loop(runner, z, t0, steps, **options), x,
                         key=loop_key("generate", t0, steps, schedule, model=model_token(model)), observed=_observed(progress, callback))
+
+
+def sample(model, noise: torch.Tensor, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
+           progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
+    """Images sampled from pure noise x_{T−1} ~ N(0, I) by S DDIM steps, x̂0 clipped to [−1, 1] at each step.
+
+    Not part of the paper's method (which always starts from an inverted image, eq. 12, where nothing is
+    clipped): a model's own samples, to look at what it learned. At t = T−1, √ᾱ_t ≈ 0.006, so eq. 6
+    multiplies any error of ε_θ by ~160; clipping x̂0 (diffusers' ``DDIMScheduler(clip_sample=True)``, the
+    setting of the google/ddpm-* scheduler configs) keeps such errors from compounding. ``callback`` gets
+    ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step.
+    """
+    t_last = schedule.num_timesteps - 1
+    _check_args(noise, t_last, steps, schedule)
+    x = noise
+    with torch.no_grad():
+        for i, (t, t_next) in enumerate(progress_bar(generation_pairs(t_last, steps), desc="sample",
+                                                     progress=progress)):
+            a = schedule.alpha_bar(t)
+            x0_pred = ((x - (1.0 - a) ** 0.5 * predict_eps(model, x, t)) / a ** 0.5).clamp(-1.0, 1.0)
+            eps = (x - a ** 0.5 * x0_pred) / (1.0 - a) ** 0.5  # the ε consistent with the clipped x̂0
+            x = ddim_step(x, eps, a, schedule.alpha_bar(t_next))[0]
+            if callback is not None:
+                callback({"i": i, "t": t, "t_next": t_next, "x": x, "x0_pred": x0_pred})
+    return x
 
 
 def q_sample(x0: torch.Tensor, t: int, *, noise: torch.Tensor | None = None,

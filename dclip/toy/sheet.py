@@ -17,6 +17,7 @@ def toy_world_figure(n: int = 6, seed: int = 0):
     """A stamped image grid (see module doc); returns (figure, rows of numbers: the reconstruction MAE)."""
     import dclip
 
+    from ..ddim import sample
     from ..plots import image_grid
     from ..profiles import TOY_STAMP
     from .models import load_judge
@@ -27,7 +28,7 @@ def toy_world_figure(n: int = 6, seed: int = 0):
     with torch.no_grad():
         rec = dclip.generate(unet, dclip.invert(unet, x, 300, 40), 300, 40)
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
-        samples = dclip.generate(unet, noise, 999, 40)
+        samples = sample(unet, noise, 40)
     rows = [*styles, rec, samples]
     labels = [*domain.STYLES, "DDPM rec. t0=300", "DDPM samples"]
     captions = [[""] * n for _ in styles] + [[""] * n, [_label(v) for v in judge.predict(samples)]]

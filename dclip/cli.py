@@ -5,7 +5,7 @@ Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for
     python -m dclip finetune --model tiny --clip tiny --attribute makeup --n-images 2 --out runs/makeup
     python -m dclip edit --model tiny --finetuned runs/makeup.safetensors --image photo.jpg --out edited.png
 
-The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.distributed`):
+The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.engine.distributed`):
 precompute and edit of a folder split its images over the ranks (each rank writes the files of its
 own images; a re-run skips what is done), finetune with one attribute trains data-parallel
 (``--batch-size`` per rank) and finetune with several attributes trains one per rank at a time.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
+from .engine import distributed
 
 __all__ = ["main", "build_parser"]
 
@@ -135,7 +135,7 @@ def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
     """(name, loader) of each input image, in a fixed order that every rank agrees on: the folder's
     files sorted by name (the first ``--n-images``), else the shipped sample photos. Loading is left
     to the caller, so that each rank reads only its own images, when it gets to them."""
-    from .images import image_files, load_image, sample_photo, to_tensor
+    from .engine.images import image_files, load_image, sample_photo, to_tensor
 
     if args.align and not args.images:
         raise ValueError("--align needs --images pointing at a folder of photos.")
@@ -160,22 +160,22 @@ def _aligned(path, size: int) -> torch.Tensor:
     """A photo, FFHQ-aligned with MTCNN into the CelebA-HQ framing, as a (1, 3, size, size) tensor."""
     from PIL import Image
 
-    from .faces import align_face
-    from .images import to_tensor
+    from .engine.faces import align_face
+    from .engine.images import to_tensor
 
     with Image.open(path) as image:
         return to_tensor(align_face(image), size)
 
 
 def _load_model(args):
-    from .loading import load_unet
+    from .engine.loading import load_unet
 
     return load_unet(args.model, config=args.model_config).to(args.device)
 
 
 def _latents_cache(args) -> Path:
     """``--cache``, else the disk cache's latents folder (kept within its size limit afterwards)."""
-    from .cache import section
+    from .engine.cache import section
 
     return Path(args.cache) if args.cache else section("latents")
 
@@ -183,15 +183,15 @@ def _latents_cache(args) -> Path:
 def _bound_cache(args) -> None:
     """Keep the default disk cache within its size limit (rank 0 only under torchrun)."""
     if not args.cache and distributed.is_main():
-        from .cache import enforce_limit
+        from .engine.cache import enforce_limit
 
         enforce_limit()
 
 
 def _precompute(args) -> None:
     """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
-    its own share (:func:`dclip.distributed.shard`); images already cached are read, not redone."""
-    from .latents import fingerprint, precompute_each
+    its own share (:func:`dclip.engine.distributed.shard`); images already cached are read, not redone."""
+    from .engine.latents import fingerprint, precompute_each
 
     model = _load_model(args)
     t0 = args.t0 or 400
@@ -217,15 +217,15 @@ def _precompute(args) -> None:
     if args.out:
         pairs = sorted((p for part in distributed.gather(pairs) for p in part), key=lambda p: p[0])
         if distributed.is_main():
-            from .images import save_image
+            from .engine.images import save_image
 
             grid = torch.cat([torch.cat([p[1] for p in pairs], 2), torch.cat([p[2] for p in pairs], 2)], 1)
             print(f"wrote {save_image(grid, args.out)}")
 
 
 def _finetune_config(args, name: str | None = None):
-    from .attributes import attribute
-    from .finetune import RECIPES, recipe
+    from .engine.attributes import attribute
+    from .engine.finetune import RECIPES, recipe
 
     name = name or (args.attribute[0] if args.attribute else None)
     preset = attribute(name) if name else None
@@ -246,8 +246,8 @@ def _finetune_config(args, name: str | None = None):
 def _identity_model(args):
     """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
     its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
-    from .arcface import load_arcface
-    from .faces import load_face_model, load_identity_model
+    from .engine.arcface import load_arcface
+    from .engine.faces import load_face_model, load_identity_model
 
     if args.arcface_weights:
         return load_arcface(args.arcface_weights, device=args.device)
@@ -262,7 +262,7 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
-    from .latents import fingerprint, precompute_each
+    from .engine.latents import fingerprint, precompute_each
 
     several = args.attribute is not None and len(args.attribute) > 1
     if several and (args.source or args.target):
@@ -302,7 +302,7 @@ def _finetune(args) -> None:
 
 
 def _load_clip(args):
-    from .clip_loss import load_clip, tiny_clip
+    from .engine.clip_loss import load_clip, tiny_clip
 
     if args.clip == "tiny":
         return tiny_clip(device=args.device)
@@ -310,14 +310,14 @@ def _load_clip(args):
 
 
 def _finetune_one(model, latents, clip, config, face_model, args, data_parallel: bool):
-    from .finetune import finetune
+    from .engine.finetune import finetune
 
     return finetune(model, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
                     progress=args.progress, data_parallel=data_parallel)
 
 
 def _save(result, out, args) -> Path:
-    from .finetune import save_finetuned
+    from .engine.finetune import save_finetuned
 
     return save_finetuned(result, out, base=args.model)
 
@@ -342,9 +342,9 @@ def _trained_t0(path: str) -> int:
 def _edit(args) -> None:
     """Edit one image (rank 0 under torchrun), or a folder: each rank edits its share of the images
     whose output is not there yet and writes them, one file per image."""
-    from .edit import edit, edit_multi
-    from .finetune import load_finetuned
-    from .images import image_files, load_image, save_image
+    from .engine.edit import edit, edit_multi
+    from .engine.finetune import load_finetuned
+    from .engine.images import image_files, load_image, save_image
 
     original = _load_model(args)
     models = [load_finetuned(p, base=original) for p in args.finetuned]
@@ -385,7 +385,7 @@ def _edit(args) -> None:
 
 
 def _cache(action: str) -> None:
-    from .cache import main as cache_main
+    from .engine.cache import main as cache_main
 
     cache_main(action)
 

@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from dclip.profiles import get_profile
+from dclip.notebook.profiles import get_profile
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,7 @@ def quick_profile():
 
 @pytest.fixture
 def quick_context(quick_profile, tmp_path):
-    from dclip.context import Context
+    from dclip.notebook.context import Context
 
     return Context(quick_profile, output_dir=str(tmp_path / "figures"))
 

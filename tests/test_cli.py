@@ -2,7 +2,7 @@
 import pytest
 
 from dclip.cli import main
-from dclip.images import sample_photos, save_image
+from dclip.engine.images import sample_photos, save_image
 
 
 def test_finetune_then_edit(tmp_path, capsys):

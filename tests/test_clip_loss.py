@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dclip.clip_loss as cl
-from dclip.weights import WeightsNotFoundError
+import dclip.engine.clip_loss as cl
+from dclip.engine.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")

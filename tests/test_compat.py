@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dclip
-from dclip.ddim import Schedule
+from dclip.engine.ddim import Schedule
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOLERANCE = 1e-4
@@ -50,7 +50,7 @@ def traj():
 
 
 def test_schedule_is_the_fixtures_betas(traj):
-    ours = dclip.ddim.DEFAULT_SCHEDULE
+    ours = dclip.engine.ddim.DEFAULT_SCHEDULE
     assert rel_err(ours.betas.float(), traj["betas"].float()) < 1e-7
 
 

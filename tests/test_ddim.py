@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import dclip
-from dclip.ddim import (DEFAULT_SCHEDULE, ddim_step, generation_pairs, inversion_pairs, q_sample,
+from dclip.engine.ddim import (DEFAULT_SCHEDULE, ddim_step, generation_pairs, inversion_pairs, q_sample,
                         timestep_grid)
-from dclip.mixing import RatioMix, ThresholdMix
+from dclip.engine.mixing import RatioMix, ThresholdMix
 from oracle import GaussianOracle
 
 
@@ -172,7 +172,7 @@ def test_grid_equals_numpy_linspace_everywhere():
 
 
 def test_model_token_tells_mixes_apart():
-    from dclip.ddim import loop_key, model_token
+    from dclip.engine.fast import loop_key, model_token
 
     a, b = Counting(1.0), Counting(3.0)
     keys = {loop_key("generate", 400, 6, DEFAULT_SCHEDULE, model=model_token(m))

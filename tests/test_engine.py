@@ -5,11 +5,12 @@ import pytest
 import torch
 
 import dclip
-from dclip.clip_loss import directional_clip_loss, text_direction, tiny_clip
-from dclip.edit import edit, latent_optimisation, project_to_domain, stroke_paint, unseen_to_unseen
-from dclip.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
-from dclip.images import sample_photos
-from dclip.latents import cache_key, precompute
+from dclip.engine.clip_loss import directional_clip_loss, text_direction, tiny_clip
+from dclip.engine.edit import edit, latent_optimisation, project_to_domain, unseen_to_unseen
+from dclip.engine.images import stroke_paint
+from dclip.engine.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
+from dclip.engine.images import sample_photos
+from dclip.engine.latents import cache_key, precompute
 
 T0, N_INV, N_GEN = 200, 8, 3
 
@@ -98,7 +99,7 @@ def test_gradient_checkpointing_gives_the_same_update(unet, latents, clip):
 
 
 def test_identity_loss_carries_gradient_in_efficient_mode(unet, latents, clip):
-    from dclip.faces import load_face_model
+    from dclip.engine.faces import load_face_model
 
     face = load_face_model(pretrained=False)
     only_id = config(n_iter=1, mode="efficient", lambda_clip=0.0, lambda_l1=0.0, lambda_id=1.0, lr=1e-3)
@@ -208,8 +209,8 @@ def test_config_is_a_frozen_record():
 
 def test_clip_term_takes_the_batch_mean_inside_the_log(unet, latents, clip):
     """Eq. 10 as the original computes it: −log((2 − mean L_dir)/2), not the mean of the logs."""
-    from dclip.clip_loss import clip_objective
-    from dclip.finetune import _Objective
+    from dclip.engine.clip_loss import clip_objective
+    from dclip.engine.finetune import _Objective
 
     objective = _Objective(clip, config(), None)
     with torch.no_grad():

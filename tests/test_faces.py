@@ -9,8 +9,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from dclip import faces
-from dclip.weights import WeightsNotFoundError
+from dclip.engine import faces
+from dclip.engine.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +159,13 @@ def test_vggface2_in_facenets_own_cache_is_used(face_model, no_network, monkeypa
 def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model, monkeypatch, tmp_path):
     import facenet_pytorch.models.utils.download as facenet_download
 
-    import dclip.weights
+    import dclip.engine.weights
 
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("DCLIP_OFFLINE", raising=False)
-    monkeypatch.setattr(dclip.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
+    monkeypatch.setattr(dclip.engine.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
     calls = []
 
     def fake_download(url, dst, hash_prefix=None, progress=True):  # facenet's downloader, minus the network

@@ -10,20 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from dclip import faces
-from dclip.clip_loss import tiny_clip
-from dclip.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
+from dclip.engine import faces
+from dclip.engine.clip_loss import tiny_clip
+from dclip.baselines.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
                                  run_gan_baselines)
-from dclip.gan_common import frozen, ramped_lr
-from dclip.gan_framing import align_for_generator, frame_photos, resize_faces, to_diffusion_frame
-from dclip.gan_e4e import tiny_e4e
-from dclip.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
-from dclip.images import sample_photo, sample_photos, to_pil, to_tensor
-from dclip.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
-from dclip.perceptual import BACKBONES, load_lpips, perceptual_distance
-from dclip.styleclip import StyleClipConfig, styleclip_edit, styleclip_losses
-from dclip.stylegan2 import tiny_stylegan2
-from dclip.weights import WeightsNotFoundError
+from dclip.baselines.gan_common import ramped_lr
+from dclip.engine.modules import frozen
+from dclip.baselines.gan_framing import align_for_generator, frame_photos, resize_faces, to_diffusion_frame
+from dclip.baselines.gan_e4e import tiny_e4e
+from dclip.baselines.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
+from dclip.engine.images import sample_photo, sample_photos, to_pil, to_tensor
+from dclip.baselines.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
+from dclip.engine.perceptual import BACKBONES, load_lpips, perceptual_distance
+from dclip.baselines.styleclip import StyleClipConfig, styleclip_edit, styleclip_losses
+from dclip.baselines.stylegan2 import tiny_stylegan2
+from dclip.engine.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dclip import faces
-from dclip.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
-from dclip.gan_e4e import E4E_FILE, load_e4e, tiny_e4e
-from dclip.stylegan2 import Generator, StyleGAN2Config, tiny_stylegan2
-from dclip.weights import WeightsNotFoundError
+from dclip.engine import faces
+from dclip.engine.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
+from dclip.baselines.gan_e4e import E4E_FILE, load_e4e, tiny_e4e
+from dclip.baselines.stylegan2 import Generator, StyleGAN2Config, tiny_stylegan2
+from dclip.engine.weights import WeightsNotFoundError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-4

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from dclip.layouts import adm
+from dclip.engine.layouts import adm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import dclip
-from dclip.loading import PRESETS, load_state_dict
+from dclip.engine.loading import PRESETS, load_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

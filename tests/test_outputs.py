@@ -4,9 +4,9 @@ import json
 
 import torch
 
-from dclip.outputs import figures_dir, format_table, round_value, rows_without, save_figure, save_table
-from dclip.plots import image_grid
-from dclip.profiles import SMOKE_STAMP, get_profile
+from dclip.notebook.outputs import figures_dir, format_table, round_value, rows_without, save_figure, save_table
+from dclip.notebook.plots import image_grid
+from dclip.notebook.profiles import SMOKE_STAMP, get_profile
 
 
 def test_format_table_rounds_to_three_decimals_and_marks_missing_values():

@@ -5,8 +5,8 @@ import io
 import pytest
 import torch
 
-from dclip import widgets
-from dclip.ddim import generate, invert
+from dclip.notebook import widgets
+from dclip.engine.ddim import generate, invert
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ class Workload:
 
 def make_clip(name: str, device: torch.device):
     """``tiny`` (dclip's test CLIP) or ``vit-b-16`` (the paper's architecture, random weights: no download)."""
-    from dclip.engine.clip_loss import _OPENAI_MEAN, _OPENAI_STD, _tokenizer, _wrap, tiny_clip
+    from dclip.engine.clip import _OPENAI_MEAN, _OPENAI_STD, _tokenizer, _wrap, tiny_clip
 
     if name == "tiny":
         return tiny_clip(device=device)

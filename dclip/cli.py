@@ -302,7 +302,7 @@ def _finetune(args) -> None:
 
 
 def _load_clip(args):
-    from .engine.clip_loss import load_clip, tiny_clip
+    from .engine.clip import load_clip, tiny_clip
 
     if args.clip == "tiny":
         return tiny_clip(device=args.device)

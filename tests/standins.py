@@ -285,7 +285,7 @@ def check(root: str | os.PathLike) -> None:
     """Load every model of the paper profile through dclip's public loaders (run with :func:`env_for` set)
     and compare what was loaded with the stand-in's own tensors."""
     import dclip
-    from dclip.engine.clip_loss import load_clip
+    from dclip.engine.clip import load_clip
     from dclip.engine.faces import load_face_model
     from dclip.baselines.gan_baselines import load_gan_baselines
     from dclip.engine.metrics import load_lpips

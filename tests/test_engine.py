@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine.clip_loss import directional_clip_loss, text_direction, tiny_clip
+from dclip.engine.clip import tiny_clip
+from dclip.engine.clip_loss import directional_clip_loss, text_direction
 from dclip.engine.edit import edit, latent_optimisation, project_to_domain, unseen_to_unseen
 from dclip.engine.images import stroke_paint
 from dclip.engine.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned

@@ -21,7 +21,7 @@ import torch
 
 import dclip
 from dclip.engine import fast as fastpath
-from dclip.engine.clip_loss import tiny_clip
+from dclip.engine.clip import tiny_clip
 from dclip.engine.ddim import predict_eps
 from dclip.engine.edit import edit, edit_multi
 from dclip.engine.fast import MODES, FastPath, resolve, session

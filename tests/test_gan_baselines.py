@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dclip.engine import faces
-from dclip.engine.clip_loss import tiny_clip
+from dclip.engine.clip import tiny_clip
 from dclip.baselines.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
                                  run_gan_baselines)
 from dclip.baselines.gan_common import ramped_lr

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from dclip.engine import metrics
-from dclip.engine.clip_loss import Clip
+from dclip.engine.clip import Clip
 from dclip.engine.images import sample_photos
 from dclip.engine.weights import WeightsNotFoundError
 

@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 _DOWNLOAD = """
 import torch, dclip, dclip.engine.faces, dclip.engine.perceptual
-from dclip.engine.clip_loss import load_clip
+from dclip.engine.clip import load_clip
 from dclip.baselines.gan_baselines import load_gan_baselines
 base = {base!r}
 # the original hosts swapped for the local server; everything else is the real path: the reachability

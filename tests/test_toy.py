@@ -61,7 +61,8 @@ def test_shipped_models_match_the_current_domain():
 
 def test_shipped_models_load_through_the_public_loaders():
     import dclip
-    from dclip.engine.clip_loss import load_clip, text_direction
+    from dclip.engine.clip import load_clip
+    from dclip.engine.clip_loss import text_direction
     from dclip.toy.models import load_judge
 
     unet = dclip.load_unet("toy")

@@ -25,7 +25,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from ..engine.clip_loss import Clip, load_clip
+from ..engine.clip import Clip, load_clip
 from ..engine.faces import load_identity_model
 from .gan_framing import frame_photos, to_diffusion_frame
 from .gan_inversion import Projection, ProjectionConfig, project, render

@@ -29,7 +29,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..engine.clip_loss import Clip, directional_clip_loss, text_direction
+from ..engine.clip import Clip
+
+from ..engine.clip_loss import directional_clip_loss, text_direction
 from .gan_common import clip_view, steps
 
 __all__ = ["NadaConfig", "NadaResult", "nada_finetune", "trainable_modules", "nada_loss"]

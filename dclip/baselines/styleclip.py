@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..engine.clip_loss import Clip, global_clip_loss
+from ..engine.clip import Clip
+
+from ..engine.clip_loss import global_clip_loss
 from ..engine.faces import identity_loss
 from ..engine.modules import frozen
 from .gan_common import check_w_plus, clip_view, ramped_lr, steps

@@ -132,7 +132,7 @@ class Context:
     def clip(self):
         """CLIP: OpenAI ViT-B/16 at the paper profile, the toy CLIP at the toy profile, :func:`tiny_clip`
         at the smoke profile."""
-        from ..engine.clip_loss import load_clip, tiny_clip
+        from ..engine.clip import load_clip, tiny_clip
 
         if self.profile.clip == "tiny":
             return tiny_clip(seed=self.profile.seed, device=self.device)

@@ -51,7 +51,7 @@ def load_toy_clip(device: str | torch.device = "cpu", folder: Path = MODELS_DIR)
     """The toy CLIP as a frozen :class:`dclip.clip_loss.Clip` (stored in fp16, run in fp32)."""
     import open_clip
 
-    from ..engine.clip_loss import _wrap
+    from ..engine.clip import _wrap
 
     meta = sidecar("toy_clip", folder)
     model = open_clip.CLIP(**meta.get("clip_config", CLIP_CONFIG))  # (its attention mask is a non-saved buffer)

@@ -247,7 +247,7 @@ def _identity_model(args):
     """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
     its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
     from .engine.arcface import load_arcface
-    from .engine.faces import load_face_model, load_identity_model
+    from .engine.identity import load_face_model, load_identity_model
 
     if args.arcface_weights:
         return load_arcface(args.arcface_weights, device=args.device)

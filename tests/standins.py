@@ -286,7 +286,7 @@ def check(root: str | os.PathLike) -> None:
     and compare what was loaded with the stand-in's own tensors."""
     import dclip
     from dclip.engine.clip import load_clip
-    from dclip.engine.faces import load_face_model
+    from dclip.engine.identity import load_face_model
     from dclip.baselines.gan_baselines import load_gan_baselines
     from dclip.engine.metrics import load_lpips
 

@@ -294,7 +294,7 @@ def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
 
 
 def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_network, monkeypatch, tmp_path):
-    from dclip.engine.faces import VGGFACE2_FILE, load_face_model
+    from dclip.engine.identity import VGGFACE2_FILE, load_face_model
     from dclip.notebook.profiles import get_profile
 
     with torch.random.fork_rng(devices=[]):

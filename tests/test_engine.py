@@ -100,7 +100,7 @@ def test_gradient_checkpointing_gives_the_same_update(unet, latents, clip):
 
 
 def test_identity_loss_carries_gradient_in_efficient_mode(unet, latents, clip):
-    from dclip.engine.faces import load_face_model
+    from dclip.engine.identity import load_face_model
 
     face = load_face_model(pretrained=False)
     only_id = config(n_iter=1, mode="efficient", lambda_clip=0.0, lambda_l1=0.0, lambda_id=1.0, lr=1e-3)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dclip.engine import faces
+from dclip.engine import faces, identity
 from dclip.engine.clip import tiny_clip
 from dclip.baselines.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
                                  run_gan_baselines)
@@ -41,7 +41,7 @@ def clip():
 def face_model():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return faces.load_face_model(pretrained=False)
+        return identity.load_face_model(pretrained=False)
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +345,7 @@ def test_load_gan_baselines_offline_lists_every_missing_file(no_network, offline
     # e4e (a manual download) is not among them: without it the e4e row is left out with a note
     assert "e4e_ffhq_encode.pt" not in message
     for name in ("stylegan2-ffhq-config-f.pt", "timm/vit_base_patch32_clip_224.openai",
-                 "timm/vit_base_patch16_clip_224.openai", "model_ir_se50.pth", faces.VGGFACE2_FILE,
+                 "timm/vit_base_patch16_clip_224.openai", "model_ir_se50.pth", identity.VGGFACE2_FILE,
                  BACKBONES["alex"][0]):
         assert name in message
 

@@ -107,7 +107,7 @@ def test_s_dir_of_a_known_direction(monkeypatch):
 
 
 def test_identity_similarity_of_identical_faces_is_one(photos):
-    from dclip.engine.faces import load_face_model
+    from dclip.engine.identity import load_face_model
 
     face = load_face_model(pretrained=False)
     torch.testing.assert_close(metrics.identity_similarity(face, photos, photos), torch.ones(2))

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..engine.clip import Clip, load_clip
-from ..engine.faces import load_identity_model
+from ..engine.identity import load_identity_model
 from .gan_framing import frame_photos, to_diffusion_frame
 from .gan_inversion import Projection, ProjectionConfig, project, render
 from .nada import NadaConfig, nada_finetune
@@ -192,7 +192,7 @@ def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, 
         clips: CLIP models; ``clips[0]`` drives StyleCLIP (ViT-B/32 in the paper), all of them NADA.
         encoder: the e4e encoder for ``generator`` (:func:`dclip.baselines.gan_e4e.load_e4e`); ``None`` leaves
             the ``"StyleCLIP"`` (e4e) result out.
-        face_model: identity network for StyleCLIP's ID term (:func:`dclip.engine.faces.load_identity_model`).
+        face_model: identity network for StyleCLIP's ID term (:func:`dclip.engine.identity.load_identity_model`).
         perceptual: ``f(x, y) -> (N,)`` for the projection; default: LPIPS-alex
             (:func:`dclip.engine.perceptual.load_lpips`).
         settings: :meth:`GanBaselineSettings.paper` or :meth:`GanBaselineSettings.smoke` (or your own).
@@ -207,7 +207,7 @@ def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, 
     if not clips:
         raise ValueError("run_gan_baselines needs at least one CLIP model (clips=[...])")
     if settings.lambda_id and face_model is None:
-        raise ValueError("StyleCLIP's identity term needs face_model=... (dclip.engine.faces.load_identity_model()), "
+        raise ValueError("StyleCLIP's identity term needs face_model=... (dclip.engine.identity.load_identity_model()), "
                          "or settings with lambda_id=0")
     _, originals = frame_photos(photos, generator.size)
     originals = originals.clamp(-1, 1).float().cpu()
@@ -230,7 +230,7 @@ def load_gan_baselines(device: str | torch.device = "cpu", *, face_model=None) -
     Returns ``{"generator", "latent_avg", "encoder", "clips", "face_model", "perceptual"}``: the FFHQ
     1024 px StyleGAN2 (``stylegan2-ffhq-config-f.pt``), the e4e encoder (``e4e_ffhq_encode.pt``),
     OpenAI CLIP ViT-B/32 and ViT-B/16, the identity network (``face_model`` if given, else
-    :func:`dclip.engine.faces.load_identity_model`: ArcFace IR-SE50 when available, as StyleCLIP used) and
+    :func:`dclip.engine.identity.load_identity_model`: ArcFace IR-SE50 when available, as StyleCLIP used) and
     LPIPS-alex (``alexnet-owt-7be5be79.pth``).
 
     ``encoder`` is ``None``, with a printed note, when ``e4e_ffhq_encode.pt`` is missing: it is a manual

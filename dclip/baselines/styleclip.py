@@ -27,7 +27,7 @@ from torch import Tensor
 from ..engine.clip import Clip
 
 from ..engine.clip_loss import global_clip_loss
-from ..engine.faces import identity_loss
+from ..engine.identity import identity_loss
 from ..engine.modules import frozen
 from .gan_common import check_w_plus, clip_view, ramped_lr, steps
 from .gan_framing import DIFFUSION_SIZE, resize_faces
@@ -92,7 +92,7 @@ def styleclip_edit(generator, w_plus: Tensor, description: str, *, clip: Clip, f
         w_plus: inverted codes ``(N, n_latent, style_dim)``, e.g. :attr:`Projection.w_plus`.
         description: the target text, e.g. ``"a person with purple hair"`` (used literally).
         clip: the CLIP model (StyleCLIP: OpenAI ViT-B/32; tests: :func:`dclip.engine.clip_loss.tiny_clip`).
-        face_model: identity network (:func:`dclip.engine.faces.load_face_model`); required when
+        face_model: identity network (:func:`dclip.engine.identity.load_face_model`); required when
             ``config.lambda_id > 0``.
         noise: the noise maps to render with (e.g. :attr:`Projection.noise`); stored noise if ``None``.
         config: steps, learning rate, loss weights.

@@ -120,7 +120,7 @@ class _Objective:
 
     def __init__(self, clip, config: FinetuneConfig, face_model, data_parallel: bool = False):
         if config.lambda_id > 0 and face_model is None:
-            raise ValueError("lambda_id > 0 needs a face model: pass face_model=dclip.engine.faces.load_face_model().")
+            raise ValueError("lambda_id > 0 needs a face model: pass face_model=dclip.engine.identity.load_face_model().")
         self.clip, self.config, self.face_model = clip, config, face_model
         self.data_parallel = data_parallel
         self.direction = text_direction(clip, config.source, config.target)
@@ -135,7 +135,7 @@ class _Objective:
             x = x.float()
             terms = {"clip": directional_clip_loss(self.clip, x0, x, self.direction), "l1": (x0 - x).abs()}
         if c.lambda_id > 0:
-            from .faces import identity_loss
+            from .identity import identity_loss
 
             terms["id"] = none if x is None else identity_loss(self.face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
         means = dict(zip(terms, distributed.global_means(*terms.values()) if self.data_parallel

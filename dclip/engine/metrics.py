@@ -82,7 +82,7 @@ def directional_similarity(clip, originals: torch.Tensor, edited: torch.Tensor, 
 
 def identity_similarity(face_model: torch.nn.Module, originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
     """Identity similarity per image: cosine of the face embeddings (Table 3's ID)."""
-    from .faces import identity_similarity as id_sim
+    from .identity import identity_similarity as id_sim
 
     a, b = _pair(originals, edited)
     return id_sim(face_model, a, b).cpu()

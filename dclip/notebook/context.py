@@ -170,8 +170,8 @@ class Context:
     def face_model(self) -> torch.nn.Module:
         """The face-identity network: with pretrained weights, ArcFace IR-SE50 (the paper's) when
         ``model_ir_se50.pth`` is available, else facenet VGGFace2 with a note
-        (:func:`dclip.engine.faces.load_identity_model`); a random facenet at the smoke profile."""
-        from ..engine.faces import load_face_model, load_identity_model
+        (:func:`dclip.engine.identity.load_identity_model`); a random facenet at the smoke profile."""
+        from ..engine.identity import load_face_model, load_identity_model
 
         if self.profile.face_pretrained:
             model, note = load_identity_model(self.device)
@@ -185,7 +185,7 @@ class Context:
     @property
     def identity_network(self) -> str:
         """Which network :attr:`face_model` is, for the ID columns ("ArcFace IR-SE50", ...)."""
-        from ..engine.faces import identity_name
+        from ..engine.identity import identity_name
 
         name = identity_name(self.face_model)
         return name if self.profile.face_pretrained else f"{name} (random)"

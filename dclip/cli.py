@@ -224,8 +224,8 @@ def _precompute(args) -> None:
 
 
 def _finetune_config(args, name: str | None = None):
-    from .engine.attributes import attribute
-    from .engine.finetune import RECIPES, recipe
+    from .engine.attributes import Attribute, attribute
+    from .engine.finetune import attribute_config
 
     name = name or (args.attribute[0] if args.attribute else None)
     preset = attribute(name) if name else None
@@ -233,14 +233,12 @@ def _finetune_config(args, name: str | None = None):
     target = args.target or (preset.target if preset else None)
     if not source or not target:
         raise ValueError("give --attribute NAME, or both --source and --target texts.")
-    overrides = {k: v for k, v in dict(t0=args.t0 or (preset.t0 if preset else 400), n_gen=args.n_gen,
-                                       n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
+    attr = Attribute(source, target, args.t0 or (preset.t0 if preset else 400),
+                     use_id=preset.use_id if preset else False, use_l1=preset.use_l1 if preset else True)
+    overrides = {k: v for k, v in dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
                                        lambda_l1=args.lambda_l1, lambda_id=args.lambda_id).items() if v is not None}
-    # the paper's λ_ID = 0.1 for in-domain face edits, unless the recipe sets its own (authors_readme: 0)
-    if "lambda_id" not in overrides and "lambda_id" not in RECIPES[args.recipe] and preset is not None and preset.use_id:
-        overrides["lambda_id"] = 0.1
-    return recipe(args.recipe, source, target, mode=args.mode, batch_size=args.batch_size, bf16=args.bf16,
-                  grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
+    return attribute_config(attr, args.recipe, mode=args.mode, batch_size=args.batch_size, bf16=args.bf16,
+                            grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
 
 
 def _identity_model(args):

@@ -55,6 +55,21 @@ def test_recipes_and_presets_combine_as_documented():
     assert cfg("--lambda-id", "0.5").lambda_id == 0.5
 
 
+def test_cli_honours_the_attributes_l1_flag(monkeypatch):
+    """The attribute decides λ_L1 through dclip.engine.finetune.attribute_config, as in the notebooks."""
+    from dclip.cli import _finetune_config, build_parser
+    from dclip.engine import attributes
+
+    monkeypatch.setitem(attributes.ATTRIBUTES, "no_l1", attributes.Attribute("face", "stone face", 401, use_l1=False))
+
+    def cfg(*extra):
+        return _finetune_config(build_parser().parse_args(["finetune", "--attribute", "no_l1", "--out", "x", *extra]))
+
+    assert (cfg().lambda_l1, cfg().lambda_id, cfg().t0) == (0.0, 0.0, 401)
+    assert cfg("--recipe", "authors_readme").lambda_l1 == 0.0
+    assert cfg("--lambda-l1", "0.2").lambda_l1 == 0.2  # an explicit flag still wins
+
+
 def test_edit_defaults_to_the_trained_t0(tmp_path):
     import json
 

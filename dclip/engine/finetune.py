@@ -33,13 +33,14 @@ import torch
 
 from . import distributed
 from .atomic import atomic_write
+from .attributes import Attribute
 from .clip_loss import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
 from .fast import FastPath, Session, device_of, session
 from .latents import Latents
 from .progress import progress_bar, progress_enabled
 
-__all__ = ["FinetuneConfig", "RECIPES", "recipe", "FinetuneResult", "finetune", "save_finetuned",
+__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "FinetuneResult", "finetune", "save_finetuned",
            "load_finetuned"]
 
 
@@ -90,6 +91,26 @@ def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe '{name}'; choose from {sorted(RECIPES)}.")
     return FinetuneConfig(source=source, target=target, **{**RECIPES[name], **overrides})
+
+
+#: λ_ID of the paper (Sec. 4) for edits that must keep the person recognisable (``Attribute.use_id``).
+PAPER_LAMBDA_ID = 0.1
+
+
+def attribute_config(attr: Attribute, recipe_name: str = "paper", **overrides) -> FinetuneConfig:
+    """The fine-tuning settings of one attribute -- the one place that decides them (notebooks, CLI, editor).
+
+    The attribute gives the texts and t0; the recipe gives the rest, with λ_L1 = 0 when the attribute
+    turns the L1 term off (``use_l1=False``) and the paper's λ_ID = 0.1 when it keeps identity
+    (``use_id=True``) unless the recipe sets its own (``authors_readme``: 0). ``overrides`` (any
+    :class:`FinetuneConfig` field) win over all of that.
+    """
+    settings: dict = {"t0": int(attr.t0)}
+    if not attr.use_l1:
+        settings["lambda_l1"] = 0.0
+    if attr.use_id and "lambda_id" not in RECIPES.get(recipe_name, {}):
+        settings["lambda_id"] = PAPER_LAMBDA_ID
+    return recipe(recipe_name, attr.source, attr.target, **{**settings, **overrides})
 
 
 @dataclass

@@ -351,12 +351,14 @@ class Context:
 
     def finetune_config(self, item: str | Attribute, t0: int | None = None):
         """The :class:`FinetuneConfig` for an attribute under this profile (paper recipe, Sec. 4)."""
-        from ..engine.finetune import recipe
+        from ..engine.finetune import attribute_config
 
         attr, p = _as_attribute(item), self.profile
-        return recipe("paper", attr.source, attr.target, t0=int(t0 or attr.t0), n_gen=p.n_gen_train,
-                      n_iter=p.n_iter, lr=p.lr, lambda_l1=0.3 if attr.use_l1 else 0.0,
-                      lambda_id=0.1 if attr.use_id and not p.is_toy else 0.0, seed=p.seed)
+        overrides = {"t0": int(t0)} if t0 else {}
+        if p.is_toy:  # the toy world has no identity network
+            overrides["lambda_id"] = 0.0
+        return attribute_config(attr, "paper", n_gen=p.n_gen_train, n_iter=p.n_iter, lr=p.lr, seed=p.seed,
+                                **overrides)
 
     def _cache_dir(self) -> Path | None:
         """The disk cache (:func:`dclip.engine.cache.cache_root`) when the profile keeps one, else None."""

@@ -160,11 +160,10 @@ def _aligned(path, size: int) -> torch.Tensor:
     """A photo, FFHQ-aligned with MTCNN into the CelebA-HQ framing, as a (1, 3, size, size) tensor."""
     from PIL import Image
 
-    from .engine.faces import align_face
-    from .engine.images import to_tensor
+    from .engine.faces import photo_to_tensor
 
     with Image.open(path) as image:
-        return to_tensor(align_face(image), size)
+        return photo_to_tensor(image, size)[0]
 
 
 def _load_model(args):

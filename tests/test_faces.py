@@ -178,3 +178,18 @@ def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model
     torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
     identity.load_face_model()
     assert len(calls) == 1  # cached now
+
+
+def test_photo_to_tensor_is_the_aligned_crop_or_says_why_not(grace_hopper):
+    from dclip.engine.images import to_tensor
+
+    x, how = faces.photo_to_tensor(grace_hopper, 64)
+    assert how == "face aligned"
+    torch.testing.assert_close(x, to_tensor(faces.align_face(grace_hopper, 64), 64))
+    cat = Image.fromarray(skimage.data.chelsea())
+    with pytest.raises(faces.NoFaceError):
+        faces.photo_to_tensor(cat, 64)
+    x, how = faces.photo_to_tensor(cat, 64, crop_without_face=True)
+    assert how == "no face found; centre-cropped" and x.shape == (1, 3, 64, 64)
+    torch.testing.assert_close(x, to_tensor(cat, 64))
+    assert faces.photo_to_tensor(cat, 64, align=False)[1] == "centre-cropped"

@@ -16,7 +16,7 @@ from dclip.baselines.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput
                                  run_gan_baselines)
 from dclip.baselines.gan_common import ramped_lr
 from dclip.engine.modules import frozen
-from dclip.baselines.gan_framing import align_for_generator, frame_photos, resize_faces, to_diffusion_frame
+from dclip.baselines.gan_framing import frame_photos, resize_faces, to_diffusion_frame
 from dclip.baselines.gan_e4e import tiny_e4e
 from dclip.baselines.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
 from dclip.engine.images import sample_photo, sample_photos, to_pil, to_tensor
@@ -78,7 +78,7 @@ def _expected_eyes(landmarks, size):
 
 def test_alignment_at_generator_size_puts_the_eyes_where_ffhq_does(grace_hopper):
     landmarks = faces.detect_landmarks(grace_hopper)
-    aligned = align_for_generator(grace_hopper, 1024, landmarks=landmarks)
+    aligned = faces.align_face(grace_hopper, 1024, landmarks=landmarks)
     assert aligned.size == (1024, 1024)
     expected = _expected_eyes(landmarks, 1024)
     # FFHQ: eyes level, about a quarter of the side apart, around (384, 480) and (640, 480) at 1024 px

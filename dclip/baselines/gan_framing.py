@@ -5,8 +5,8 @@ model, 256 x 256) and with the GAN baselines (StyleGAN2 trained on FFHQ, 1024 x 
 were framed by the same rule -- the FFHQ alignment script (Karras et al., 2019), which CelebA-HQ's
 256 px images follow too -- so the two framings differ only in pixel count:
 
-* :func:`align_for_generator`: FFHQ alignment of a real photo at the generator's resolution
-  (MTCNN's five landmarks, :func:`dclip.engine.faces.align_face`);
+* photos are FFHQ-aligned at the generator's resolution by the engine's one photo rule
+  (:func:`dclip.engine.faces.photo_to_tensor`, MTCNN's five landmarks);
 * :func:`to_diffusion_frame`: generator-resolution faces -> the 256 px frame, an antialiased
   (area) resize -- the FFHQ quad fills the whole square at every size, so nothing moves;
 * :func:`to_generator_frame`: the inverse direction for faces that exist only at 256 px (bicubic);
@@ -16,29 +16,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..engine.faces import align_face
-from ..engine.images import to_tensor
+from ..engine.faces import photo_to_tensor
 
-__all__ = ["DIFFUSION_SIZE", "align_for_generator", "resize_faces", "to_diffusion_frame",
+__all__ = ["DIFFUSION_SIZE", "resize_faces", "to_diffusion_frame",
            "to_generator_frame", "frame_photos"]
 
 #: Side of the CelebA-HQ diffusion model's images (the paper's 256 x 256).
 DIFFUSION_SIZE = 256
-
-
-def align_for_generator(photo: Image.Image, size: int, landmarks: np.ndarray | None = None) -> Image.Image:
-    """FFHQ-aligned ``size`` x ``size`` crop of ``photo`` (``size`` = the generator's resolution).
-
-    ``landmarks`` (5 MTCNN or 68 dlib points) are detected when omitted; raises
-    :class:`dclip.engine.faces.NoFaceError` when there is no face.
-    """
-    return align_face(photo, size=size, landmarks=landmarks)
 
 
 def resize_faces(x: Tensor, size: int) -> Tensor:
@@ -90,6 +79,6 @@ def frame_photos(photos: Tensor | Image.Image | Sequence[Image.Image], generator
     """
     faces, pil = _as_faces(photos)
     if faces is None:
-        faces = torch.cat([to_tensor(align_for_generator(p, generator_size)) for p in pil])
+        faces = torch.cat([photo_to_tensor(p, generator_size)[0] for p in pil])
         return faces, to_diffusion_frame(faces, diffusion_size)
     return resize_faces(faces, generator_size), resize_faces(faces, diffusion_size)

@@ -14,9 +14,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 from PIL import Image
 
-__all__ = ["NoFaceError", "detect_landmarks", "ffhq_quad", "align_face"]
+__all__ = ["NoFaceError", "detect_landmarks", "ffhq_quad", "align_face", "photo_to_tensor"]
 
 
 class NoFaceError(ValueError):
@@ -154,3 +155,25 @@ def align_face(image: Image.Image, size: int = 256, landmarks: np.ndarray | None
     if size < transform_size:
         img = img.resize((size, size), Image.LANCZOS)
     return img
+
+
+def photo_to_tensor(photo: Image.Image, size: int = 256, *, align: bool = True, landmarks: np.ndarray | None = None,
+                    crop_without_face: bool = False) -> tuple[torch.Tensor, str]:
+    """A photo as the (1, 3, size, size) tensor in [-1, 1] a model takes -- the one rule for every entry point.
+
+    ``align``: FFHQ-aligned with MTCNN (:func:`align_face`; the CelebA-HQ framing), else centre-cropped
+    (:func:`dclip.engine.images.to_tensor`). A photo without a face raises :class:`NoFaceError`, or
+    with ``crop_without_face`` is centre-cropped instead. Returns (tensor, how it was framed:
+    ``"face aligned"``, ``"centre-cropped"`` or ``"no face found; centre-cropped"``).
+    """
+    from .images import to_tensor
+
+    how = "centre-cropped"
+    if align:
+        try:
+            photo, how = align_face(photo, size, landmarks=landmarks), "face aligned"
+        except NoFaceError:
+            if not crop_without_face:
+                raise
+            how = "no face found; centre-cropped"
+    return to_tensor(photo, size), how

@@ -263,17 +263,15 @@ class Context:
             print(f"note: {text}")
 
     def _sample_images(self, domain: str, n: int) -> torch.Tensor:
-        from ..engine.images import sample_photo, to_tensor
+        from ..engine.images import sample_photo
 
         names = SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])[:n]
         self.note(f"no image folder given for {domain}: using the shipped sample photos {', '.join(names)} "
                    "(the paper's numbers are over that dataset's test images).")
         size, align = self.profile.image_size, self.profile.align_faces and domain == "celeba_hq"
-        if align:
-            from ..engine.faces import align_face
+        from ..engine.faces import photo_to_tensor
 
-            return torch.cat([to_tensor(align_face(sample_photo(name), size), size) for name in names])
-        return torch.cat([to_tensor(sample_photo(name), size) for name in names])
+        return torch.cat([photo_to_tensor(sample_photo(name), size, align=align)[0] for name in names])
 
     def _folder(self, domain: str, folder: str) -> str:
         return folder or self.image_dirs.get(domain, "")

@@ -103,17 +103,10 @@ class Editor:
         return note
 
     def _prepare(self, image, with_note: bool = False):
-        from ..engine.images import to_tensor
+        from ..engine.faces import photo_to_tensor
 
-        size, note = self.ctx.profile.image_size, "centre-cropped"
-        if self.ctx.profile.align_faces and self.domain == "celeba_hq":
-            from ..engine.faces import NoFaceError, align_face
-
-            try:
-                image, note = align_face(image, size), "face aligned"
-            except NoFaceError:
-                note = "no face found; centre-cropped"
-        x = to_tensor(image, size)
+        align = self.ctx.profile.align_faces and self.domain == "celeba_hq"
+        x, note = photo_to_tensor(image, self.ctx.profile.image_size, align=align, crop_without_face=True)
         return (x, note) if with_note else x
 
     # -- models -------------------------------------------------------------------------------------

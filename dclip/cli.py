@@ -120,13 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_gammas(text: str) -> dict[int, list[float]]:
-    try:
-        return {int(k): [float(w) for w in v.split(",")] for k, v in (part.split(":") for part in text.split(";"))}
-    except ValueError:
-        raise ValueError(f"--gammas '{text}' is not of the form 'THRESHOLD:W1,W2;THRESHOLD:W1,W2'.") from None
-
-
 def _image_size(model) -> int:
     return int(model.config.sample_size)
 
@@ -342,6 +335,7 @@ def _edit(args) -> None:
     from .engine.edit import edit, edit_multi
     from .engine.finetune import load_finetuned
     from .engine.images import image_files, load_image, save_image
+    from .engine.mixing import parse_gammas
 
     original = _load_model(args)
     models = [load_finetuned(p, base=original) for p in args.finetuned]
@@ -349,13 +343,13 @@ def _edit(args) -> None:
     t0 = args.t0 or _trained_t0(args.finetuned[0])
     if len(models) > 1 and not args.gammas:
         raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")
-    gammas = _parse_gammas(args.gammas) if args.gammas else None
+    gammas = parse_gammas(args.gammas) if args.gammas else None
 
     def run(x0):
         x0 = x0.to(args.device)
         if gammas is not None:
-            return edit_multi(original, models, x0, t0, gammas, n_inv=args.n_inv, n_gen=args.n_gen,
-                              progress=args.progress)
+            return edit_multi(original, models, x0, t0, gammas, ratio=args.ratio, n_inv=args.n_inv,
+                              n_gen=args.n_gen, progress=args.progress)
         return edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
                     progress=args.progress)
 

@@ -160,6 +160,32 @@ def test_threshold_mix_follows_the_gamma_schedule():
         ThresholdMix([a], {0: [1, 0]})
 
 
+def test_noise_mix_is_the_degree_of_change_over_the_gamma_weights():
+    """ε = (1 − r)·ε_original + r·Σ γ_i ε_i, for one model, a constant γ list and a γ(t) schedule."""
+    from dclip.engine.mixing import noise_mix, parse_gammas
+
+    original, a, b = Counting(1.0), Counting(3.0), Counting(7.0)
+    x, t = torch.zeros(1, 3, 2, 2), torch.tensor([10.0])
+    assert noise_mix(original, [a]) is a and noise_mix(original, [a], ratio=0.0) is original
+    assert noise_mix(original, [], ratio=0.5) is original and noise_mix(original, [a, b], gammas=[0, 0]) is original
+    assert torch.allclose(noise_mix(original, [a], ratio=0.25)(x, t), torch.full_like(x, 0.75 + 0.75))
+    # r = 0.5, γ = (1, 3)/4: 0.5·1 + 0.125·3 + 0.375·7
+    assert torch.allclose(noise_mix(original, [a, b], ratio=0.5, gammas=[1, 3])(x, t), torch.full_like(x, 3.5))
+    schedule = parse_gammas("300:1,0;0:0.3,0.7")
+    assert schedule == {300: [1.0, 0.0], 0: [0.3, 0.7]}
+    mix = noise_mix(original, [a, b], gammas=schedule)
+    assert torch.allclose(mix(x, torch.tensor([300.0])), torch.full_like(x, 3.0))
+    assert torch.allclose(mix(x, t), torch.full_like(x, 0.9 + 4.9))
+    half = noise_mix(original, [a, b], ratio=0.5, gammas=schedule)
+    assert torch.allclose(half(x, t), torch.full_like(x, 0.5 + 0.45 + 2.45))
+    with pytest.raises(ValueError, match="need γ weights"):
+        noise_mix(original, [a, b])
+    with pytest.raises(ValueError, match="2 weights for 1 models"):
+        noise_mix(original, [a], gammas={0: [1, 0]})
+    with pytest.raises(ValueError, match="THRESHOLD:W1,W2"):
+        parse_gammas("300=1,0")
+
+
 def test_grid_equals_numpy_linspace_everywhere():
     """torch.linspace fills its upper half from the end point; after int() some points differ."""
     import numpy as np

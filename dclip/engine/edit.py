@@ -17,7 +17,7 @@ import torch
 from .ddim import (DEFAULT_SCHEDULE, check_images, check_latents, generate, generation_loop, inversion_loop, invert,
                    q_sample)
 from .fast import FastPath, device_of, loop_key, model_token, resolve, session
-from .mixing import RatioMix, ThresholdMix
+from .mixing import noise_mix
 from .progress import progress_enabled
 
 __all__ = ["edit", "edit_multi", "project_to_domain", "unseen_to_unseen", "latent_optimisation"]
@@ -55,25 +55,30 @@ def edit(original, finetuned, x0: torch.Tensor, t0: int, *, n_inv: int = 40, n_g
     """Edit images: DDIM inversion with ``original`` to t0, generation with ``finetuned``.
 
     ``ratio`` is the degree of change: ε = r·ε_finetuned + (1 − r)·ε_original; r = 0 gives the
-    original model's reconstruction. Pass ``x_lat`` to reuse a latent already inverted with the same
-    model, t0 and n_inv. ``batch_size`` images go through each UNet call (default: all of them, or
-    the fast path's); ``fast`` picks the performance settings (:mod:`dclip.engine.fast`).
+    original model's reconstruction (:func:`dclip.engine.mixing.noise_mix`). Pass ``x_lat`` to reuse
+    a latent already inverted with the same model, t0 and n_inv. ``batch_size`` images go through
+    each UNet call (default: all of them, or the fast path's); ``fast`` picks the performance
+    settings (:mod:`dclip.engine.fast`).
     """
-    model = finetuned if ratio == 1.0 else RatioMix(original, finetuned, ratio)
+    model = noise_mix(original, [finetuned], ratio=ratio)
     return _sample_edit(original, model, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast,
                         ("edit", float(ratio)))
 
 
-def edit_multi(original, finetuned: Sequence, x0: torch.Tensor, t0: int, gammas: Mapping[int, Sequence[float]], *,
-               n_inv: int = 40, n_gen: int = 40, progress: bool | None = None, batch_size: int | None = None,
+def edit_multi(original, finetuned: Sequence, x0: torch.Tensor | None, t0: int,
+               gammas: Mapping[int, Sequence[float]], *, ratio: float = 1.0, n_inv: int = 40, n_gen: int = 40,
+               x_lat: torch.Tensor | None = None, progress: bool | None = None, batch_size: int | None = None,
                fast: FastPath | str | None = "auto") -> torch.Tensor:
     """Multi-attribute change in one sampling (eq. 14): ε = Σ γ_i(t) ε_i over the fine-tuned models.
 
-    ``gammas`` is a threshold schedule, e.g. ``{300: [1, 0], 0: [0.3, 0.7]}`` (see ThresholdMix).
+    ``gammas`` is a threshold schedule, e.g. ``{300: [1, 0], 0: [0.3, 0.7]}`` (see ThresholdMix);
+    ``ratio`` < 1 mixes in the original model as the degree of change does
+    (:func:`dclip.engine.mixing.noise_mix`). Pass ``x_lat`` (and ``x0=None``) to start from a latent
+    already inverted with ``original`` to t0.
     """
-    mix = ThresholdMix(finetuned, gammas)
-    tag = ("edit_multi", tuple((k, tuple(v)) for k, v in mix.schedule.items()))
-    return _sample_edit(original, mix, x0, t0, n_inv, n_gen, None, progress, batch_size, fast, tag)
+    mix = noise_mix(original, finetuned, ratio=ratio, gammas=gammas)
+    tag = ("edit_multi", float(ratio), tuple((int(k), tuple(v)) for k, v in sorted(gammas.items(), reverse=True)))
+    return _sample_edit(original, mix, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast, tag)
 
 
 def project_to_domain(original, x: torch.Tensor, t0: int, *, repeats: int = 10, steps: int = 6,

@@ -3,6 +3,10 @@
 Both mixes are models in the sense of :mod:`dclip.engine.ddim`: called as ``mix(x, t)`` they return ε, so
 :func:`dclip.invert` and :func:`dclip.generate` take them wherever they take a UNet.
 
+:func:`noise_mix` is the one entry point that builds the model to generate with from a degree of change
+r and γ weights (a constant list or a threshold schedule): :func:`dclip.engine.edit.edit`,
+:func:`dclip.engine.edit.edit_multi`, the command line and the live editor all call it.
+
 The samplers call :meth:`eps_at` with the integer time instead, so no device tensor is read back to
 the host at every step (``mix(x, t)`` has to read ``t``, which synchronises with the GPU).
 """
@@ -14,7 +18,7 @@ import torch
 
 from .ddim import predict_eps
 
-__all__ = ["RatioMix", "ThresholdMix"]
+__all__ = ["RatioMix", "ThresholdMix", "noise_mix", "change_weights", "parse_gammas"]
 
 
 def _time(t: torch.Tensor) -> int:
@@ -117,3 +121,55 @@ class ThresholdMix:
         mix = object.__new__(ThresholdMix)
         mix.models, mix.schedule = [fn(m) for m in self.models], dict(self.schedule)
         return mix
+
+
+def change_weights(ratio: float, gammas: Sequence[float]) -> list[float]:
+    """[w_original, w_1, ..., w_n] of ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i, with γ normalised to sum 1.
+
+    r = 0, or no model weighted (all γ = 0, or none), gives the original model alone: the reconstruction.
+    """
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"the degree of change must lie in [0, 1]; got {ratio}.")
+    if any(g < 0 for g in gammas):
+        raise ValueError(f"γ weights must be non-negative; got {list(gammas)}.")
+    total = float(sum(gammas))
+    if total == 0.0 or ratio == 0.0:
+        return [1.0] + [0.0] * len(gammas)
+    return [1.0 - ratio] + [ratio * g / total for g in gammas]
+
+
+def noise_mix(original, finetuned: Sequence = (), *, ratio: float = 1.0,
+              gammas: Mapping[int, Sequence[float]] | Sequence[float] | None = None):
+    """The model to generate with for a degree of change r and γ weights (Sec. 3.2 and eq. 14).
+
+    ε = (1 − r)·ε_original + r·Σ_i γ_i(t)·ε_i. ``gammas`` is a threshold schedule
+    (``{300: [1, 0], 0: [0.3, 0.7]}``, see :class:`ThresholdMix`), a constant list, or ``None`` for one
+    fine-tuned model. Returns ``original`` itself when nothing is mixed in (r = 0, all γ = 0, no
+    model), the fine-tuned model itself for r = 1 and one model, a :class:`RatioMix` for r < 1 and
+    one model, else a :class:`ThresholdMix`.
+    """
+    finetuned = list(finetuned)
+    if gammas is None:
+        if len(finetuned) > 1:
+            raise ValueError(f"{len(finetuned)} fine-tuned models need γ weights, e.g. {{300: [1, 0], 0: [0.3, 0.7]}}.")
+        gammas = [1.0] * len(finetuned)
+    schedule = {int(k): list(v) for k, v in gammas.items()} if isinstance(gammas, Mapping) else {0: list(gammas)}
+    for threshold, g in schedule.items():
+        if len(g) != len(finetuned):
+            raise ValueError(f"γ(t) at threshold {threshold} has {len(g)} weights for {len(finetuned)} models.")
+    weights = {t: change_weights(ratio, g) for t, g in schedule.items()}
+    if all(w[0] == 1.0 for w in weights.values()):
+        return original
+    if len(finetuned) == 1 and len(schedule) == 1:
+        return finetuned[0] if ratio == 1.0 else RatioMix(original, finetuned[0], ratio)
+    if ratio == 1.0:
+        return ThresholdMix(finetuned, schedule)
+    return ThresholdMix([original, *finetuned], weights)
+
+
+def parse_gammas(text: str) -> dict[int, list[float]]:
+    """A γ(t) schedule from text, ``"300:1,0;0:0.3,0.7"`` -> ``{300: [1.0, 0.0], 0: [0.3, 0.7]}``."""
+    try:
+        return {int(k): [float(w) for w in v.split(",")] for k, v in (part.split(":") for part in text.split(";"))}
+    except ValueError:
+        raise ValueError(f"γ schedule '{text}' is not of the form 'THRESHOLD:W1,W2;THRESHOLD:W1,W2'.") from None

@@ -568,15 +568,14 @@ def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gamma
 
     All of them start from one inversion of the portraits (:meth:`Context.latent`).
     """
-    from ..engine.mixing import ThresholdMix
+    from ..engine.edit import edit_multi
 
     attrs = [attribute(name) for name in names]
     models = [ctx.finetune(a) for a in attrs]
     t0 = int(t0 or max(a.t0 for a in attrs))
-    mix = ThresholdMix(models, gammas or {0: [1.0] * len(models)})
-    # edit_multi's generation, from the shared latent (edit_multi itself takes no x_lat)
-    mixed = generate(mix, ctx.latent(portraits, t0, "celeba_hq").to(portraits.device), t0, ctx.profile.n_gen,
-                     fast="auto")
+    x_lat = ctx.latent(portraits, t0, "celeba_hq").to(portraits.device)
+    mixed = edit_multi(ctx.unet("celeba_hq"), models, None, t0, gammas or {0: [1.0] * len(models)}, x_lat=x_lat,
+                       n_gen=ctx.profile.n_gen, fast="auto")
     study.images["c/mixed"] = mixed.cpu()
     for name, a, model in zip(names, attrs, models):
         single = ctx.edit(model, portraits, t0, "celeba_hq")

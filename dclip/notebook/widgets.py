@@ -21,21 +21,9 @@ import torch
 
 from ..engine.attributes import Attribute
 from ..engine.ddim import generate, invert
-from ..engine.mixing import ThresholdMix
+from ..engine.mixing import change_weights, noise_mix
 
-__all__ = ["Editor", "EditorUI", "build_ui", "static_edit", "launch", "mix_weights", "png_bytes"]
-
-
-def mix_weights(ratio: float, gammas: list[float]) -> list[float]:
-    """Weights of [original, model_1, ..., model_M]: (1 − r) and r·γ_i / Σγ (all to the original if Σγ = 0)."""
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"the degree of change must lie in [0, 1]; got {ratio}.")
-    if any(g < 0 for g in gammas):
-        raise ValueError(f"γ weights must be non-negative; got {gammas}.")
-    total = float(sum(gammas))
-    if total == 0.0 or ratio == 0.0:
-        return [1.0] + [0.0] * len(gammas)
-    return [1.0 - ratio] + [ratio * g / total for g in gammas]
+__all__ = ["Editor", "EditorUI", "build_ui", "static_edit", "launch", "png_bytes"]
 
 
 def png_bytes(images: list[torch.Tensor], height: int = 256) -> bytes:
@@ -140,7 +128,7 @@ class Editor:
 
     def weights(self) -> list[float]:
         """Current mix weights of [original, fine-tuned models...]."""
-        return mix_weights(self.ratio, [t.gamma for t in self.tuned])
+        return change_weights(self.ratio, [t.gamma for t in self.tuned])
 
     # -- output -------------------------------------------------------------------------------------
 
@@ -155,8 +143,8 @@ class Editor:
 
     def render(self) -> torch.Tensor:
         """The edited image for the current r and γ (the reconstruction when r = 0 or nothing is tuned)."""
-        models = [self.ctx.unet(self.domain)] + [t.model for t in self.tuned]
-        mix = ThresholdMix(models, {0: self.weights()})
+        mix = noise_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], ratio=self.ratio,
+                        gammas=[t.gamma for t in self.tuned])
         with torch.no_grad():
             return generate(mix, self.latent(), self.t0, self.ctx.profile.n_gen)
 

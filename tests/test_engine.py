@@ -8,9 +8,8 @@ import dclip
 from dclip.engine.clip import tiny_clip
 from dclip.engine.clip_loss import directional_clip_loss, text_direction
 from dclip.engine.edit import edit, latent_optimisation, project_to_domain, unseen_to_unseen
-from dclip.engine.images import stroke_paint
 from dclip.engine.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
-from dclip.engine.images import sample_photos
+from dclip.engine.images import sample_photos, stroke_paint
 from dclip.engine.latents import cache_key, precompute
 
 T0, N_INV, N_GEN = 200, 8, 3
@@ -203,9 +202,40 @@ def test_latent_optimisation_lowers_its_loss_and_keeps_the_model_frozen(unet, im
     assert [p.requires_grad for p in unet.parameters()] == before
 
 
-def test_config_is_a_frozen_record():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config().lr = 1.0
+def test_efficient_mode_takes_the_loss_on_each_steps_x0_prediction(unet, latents, clip):
+    """Efficient mode (supplement B.1): one loss per generation step, on that step's x̂0 (eq. 6).
+    With lr = 0 the model stays the original, so each step's terms follow from dclip.generate's
+    callback: the history row is their mean over the S_gen steps (the L1 on x_t itself would differ)."""
+    from dclip.engine.clip_loss import clip_objective
+
+    x0, x_lat = latents.x0[:1], latents.x_lat[:1]
+    one = dataclasses.replace(latents, x0=x0, x_lat=x_lat, x_rec=latents.x_rec[:1])
+    result = finetune(unet, one, clip, config(mode="efficient", lr=0.0, n_iter=1, lambda_l1=0.3))
+    steps = []
+    with torch.no_grad():
+        dclip.generate(unet, x_lat, T0, N_GEN, callback=steps.append)
+    direction = text_direction(clip, "photo", "sketch")
+    l1 = [(x0 - s["x0_pred"]).abs().mean().item() for s in steps]
+    l_clip = [clip_objective(directional_clip_loss(clip, x0, s["x0_pred"], direction).mean()).item() for s in steps]
+    on_xt = sum((x0 - s["x"]).abs().mean().item() for s in steps) / len(steps)
+    (row,) = result.history
+    assert len(steps) == N_GEN
+    assert row["l1"] == pytest.approx(sum(l1) / N_GEN, rel=1e-5) and row["l1"] != pytest.approx(on_xt, rel=1e-3)
+    assert row["clip"] == pytest.approx(sum(l_clip) / N_GEN, rel=1e-5)
+    assert row["loss"] == pytest.approx(sum(c + 0.3 * d for c, d in zip(l_clip, l1)) / N_GEN, rel=1e-5)
+
+
+def test_edit_multi_from_a_precomputed_latent_is_the_same_edit(unet, latents, images):
+    from dclip.engine.edit import edit_multi
+
+    a, b = unet, dclip.load_unet("tiny")
+    with torch.no_grad():
+        for p in b.parameters():
+            p.mul_(1.01)
+    gammas = {100: [1, 0], 0: [0.5, 0.5]}
+    direct = edit_multi(unet, [a, b], images, T0, gammas, n_inv=N_INV, n_gen=N_GEN)
+    from_latent = edit_multi(unet, [a, b], None, T0, gammas, x_lat=latents.x_lat, n_gen=N_GEN)
+    torch.testing.assert_close(from_latent, direct, rtol=0, atol=1e-5)
 
 
 def test_clip_term_takes_the_batch_mean_inside_the_log(unet, latents, clip):

@@ -5,7 +5,6 @@ models, one ADM-layout model, single forward passes and DDIM trajectories on the
 Everything goes through ``load_unet``, the path a user takes. Tolerance: 1e-4 relative error.
 """
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,12 +12,9 @@ import torch
 import dclip
 from dclip.engine.ddim import Schedule
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
+
 TOLERANCE = 1e-4
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def fixture(name):

@@ -80,7 +80,6 @@ def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatc
         ("DiffusionCLIP", "church_golden")]
     assert study.rows[0]["id"] is not None and study.rows[4]["id"] is None  # identity on faces only
     assert study.rows[0]["id_net"] == "facenet VGGFace2 (random)" and study.rows[4]["id_net"] is None
-    assert all(-1 <= r["s_dir"] <= 1 for r in study.rows)
     summary = {(r["method"], r["domain"]): r for r in study.extra["summary"]}
     assert summary[("DiffusionCLIP", "celeba_hq")]["paper_s_dir"] == 0.17
     assert summary[("Flip", "celeba_hq")]["paper_s_dir"] is None and summary[("Flip", "celeba_hq")]["n"] == 2

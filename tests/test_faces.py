@@ -91,13 +91,6 @@ def test_align_face_detects_by_itself(grace_hopper):
 
 # ---------------------------------------------------------------------------------- identity
 
-def test_identity_similarity_of_an_image_with_itself_is_one(face_model, grace_hopper):
-    x = _to_tensor(faces.align_face(grace_hopper))
-    sim = identity.identity_similarity(face_model, x, x.clone())
-    assert sim.shape == (1,) and not sim.requires_grad
-    assert sim.item() == pytest.approx(1.0, abs=1e-5)
-
-
 def test_identity_loss_gradient_flows_to_x_inside_the_face_box(face_model):
     generator = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 3, 256, 256, generator=generator) * 2 - 1

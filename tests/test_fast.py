@@ -29,16 +29,14 @@ from dclip.engine.finetune import FinetuneConfig, finetune
 from dclip.engine.images import sample_photos
 from dclip.engine.latents import cache_key, precompute
 
+from conftest import rel_err
+
 T0, N_INV, N_GEN = 300, 6, 3
 FP32_RTOL = 1e-5
 GRAD_RTOL = 1e-4
 BF16_RTOL = 5e-2
 BF16_GRAD_RTOL = 1e-1
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def rel_err(a, b):
-    return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +63,7 @@ def reference(unet, images):
     return precompute(unet, images, T0, N_INV, fast="reference")
 
 
-def update_rel_err(a, b, base):
+def updaterel_err(a, b, base):
     """Relative difference of two fine-tunes' weight updates (from ``base``), over all parameters.
 
     Adam divides by √v, so an element whose gradient is ~0 can move by up to lr on a 1e-7 change;
@@ -300,7 +298,7 @@ def test_finetune_fast_settings_follow_the_reference(unet, latents, clip, settin
     assert other.losses() == pytest.approx(ref.losses(), rel=1e-4)
     # Adam's first steps are ≈ lr·sign(g): elements whose gradient is ~0 flip on 1e-7 changes, so
     # the updates agree as a whole (the gradients above agree to 1e-5), not element by element.
-    assert update_rel_err(other.model, ref.model, unet) < 0.1
+    assert updaterel_err(other.model, ref.model, unet) < 0.1
     assert all(p.is_contiguous() for p in other.model.parameters())
 
 
@@ -402,11 +400,6 @@ def test_cuda_compiled_sampling_matches_eager(gpu_unet, images):
     x = dclip.invert(gpu_unet, images.cuda(), T0, N_INV, fast=compiled)
     ref = dclip.invert(gpu_unet, images.cuda(), T0, N_INV, fast="cuda")
     assert rel_err(x, ref) < BF16_RTOL
-
-
-def test_fast_module_exports():
-    assert set(fastpath.__all__) >= {"FastPath", "MODES", "resolve", "session"}
-    assert dataclasses.is_dataclass(FastPath)
 
 
 # --- CUDA-graph bookkeeping, with a stand-in for the CUDA API (the real capture is tested above) ---

@@ -5,7 +5,6 @@ Weight files are written in the real layouts (``model_ir_se50.pth``: a plain sta
 fixtures' seeded weights and read back through the public loaders.
 """
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,12 +15,9 @@ from dclip.baselines.gan_e4e import E4E_FILE, load_e4e, tiny_e4e
 from dclip.baselines.stylegan2 import Generator, StyleGAN2Config, tiny_stylegan2
 from dclip.engine.weights import WeightsNotFoundError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
+
 TOL = 1e-4
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def seeded_state(keys, seed):

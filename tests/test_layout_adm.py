@@ -1,7 +1,6 @@
 """guided-diffusion (ADM) checkpoint -> diffusers UNet2DModel: pinned to the authors' own forward pass."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from diffusers import UNet2DModel
 
 from dclip.engine.layouts import adm
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES
 
 
 def _load(name):

@@ -1,7 +1,6 @@
 """The ermongroup/ddim layout converter reproduces the authors' DDPM on the tiny fixture."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from diffusers import UNet2DModel
 
 from dclip.engine.layouts import ermongroup
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
 
 
 def _load(name):
@@ -32,15 +31,11 @@ def _build(state_dict, config):
     return model.eval()
 
 
-def _rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
 def test_forward_matches_authors_model(state_dict, config):
     io = _load("ddim_tiny_io.pt")
     with torch.no_grad():
         out = _build(state_dict, config)(io["x"], io["t"]).sample
-    err = _rel_err(out, io["out"])
+    err = rel_err(out, io["out"])
     assert err <= 1e-5, f"relative error {err:.3e} against the authors' DDPM output"
 
 

@@ -31,9 +31,7 @@ def test_gan_settings_names_exist():
     assert all(p.gan_settings in GAN_SETTINGS for p in PROFILES.values())
 
 
-def test_profiles_are_frozen_records_of_literals():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        PROFILES["smoke"].lr = 1.0
+def test_profiles_are_records_of_literals():
     for p in PROFILES.values():
         assert all(isinstance(v, (str, int, float, bool, type(None))) for v in dataclasses.asdict(p).values())
 

@@ -1,6 +1,5 @@
 """dclip.baselines.stylegan2 against rosinality's StyleGAN2 Generator (fixture outputs computed with its CPU code)."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,13 +7,10 @@ import torch
 from dclip.baselines.stylegan2 import Generator, infer_config, load_stylegan2, tiny_stylegan2
 from dclip.engine.weights import WeightsNotFoundError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
+
 CKPT = FIXTURES / "stylegan2_small.pt"
 TOL = 1e-4
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.fixture(scope="module")

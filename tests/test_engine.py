@@ -258,3 +258,21 @@ def test_finetune_leaves_the_global_rng_and_returns_a_plain_model(unet, latents,
     result = finetune(unet, latents, clip, config(n_iter=1, grad_checkpointing=True))
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
     assert not result.model.is_gradient_checkpointing and not result.model.training
+
+
+def test_finetune_cached_trains_once_then_loads(unet, images, clip, tmp_path, monkeypatch):
+    """The fine-tune cache is an engine feature: a second call with the same base, images and settings
+    loads the saved model (nothing inverted or trained); other settings train anew."""
+    import dclip.engine.finetune as ft
+
+    settings = config(n_iter=1)
+    first = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path)
+    assert len(list((tmp_path / "finetuned").glob("*.safetensors"))) == 1
+    assert len(list((tmp_path / "latents").glob("*.pt"))) == 1
+    monkeypatch.setattr(ft, "finetune", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("dclip.engine.latents.precompute", lambda *a, **k: pytest.fail("inverted again"))
+    again = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path)
+    assert not params_changed(first, again) and again is not first
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        ft.finetune_cached(unet, images, clip, config(n_iter=1, lr=1e-4), inversion_steps=N_INV, cache=tmp_path,
+                           latents=lambda: precompute(unet, images, T0, N_INV))

@@ -40,7 +40,8 @@ from .fast import FastPath, Session, device_of, session
 from .latents import Latents
 from .progress import progress_bar, progress_enabled
 
-__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "FinetuneResult", "finetune", "save_finetuned",
+__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "finetune_cached",
+           "finetuned_cache_path", "FinetuneResult", "finetune", "save_finetuned",
            "load_finetuned"]
 
 
@@ -371,3 +372,57 @@ def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None)
                              "Load the base model it was trained from.")
     return model.to(device_of(base)) if base is not None else model
 
+
+# ----------------------------------------------------------------------------------------------
+# The fine-tune cache (like the latents cache: one entry per base weights, images and settings)
+# ----------------------------------------------------------------------------------------------
+
+def finetuned_cache_path(cache: str | os.PathLike, base, images: torch.Tensor, config: FinetuneConfig,
+                         inversion_steps: int, *, weights: str | None = None) -> Path:
+    """Where the disk cache ``cache`` (:func:`dclip.engine.cache.cache_root`) keeps a fine-tune: a hash
+    of the base weights, the training images, t0, S_inv of their latents and every config field.
+    ``weights``: the base model's :func:`~dclip.engine.latents.fingerprint`, when the caller has it."""
+    import hashlib
+
+    from .latents import cache_key
+
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(cache_key(base, images, config.t0, inversion_steps, weights=weights).encode())
+    digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+    return Path(cache) / "finetuned" / f"{digest.hexdigest()}.safetensors"
+
+
+def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *, inversion_steps: int,
+                    cache: str | os.PathLike | None, latents=None, weights: str | None = None, base_name: str = "",
+                    face_model=None, progress: bool | None = None, callback=None) -> torch.nn.Module:
+    """:func:`finetune` on ``images`` (inverted to ``config.t0`` in ``inversion_steps``), or its result
+    from the disk cache ``cache`` when an earlier run with the same base, images and settings left it
+    there (then nothing is inverted or trained). ``cache=None``: no disk cache, always trained.
+
+    ``latents`` (a :class:`Latents` or a function returning one) and ``face_model`` (a module or a
+    function returning one) are only used when training; by default the latents are precomputed into
+    the cache's ``latents/`` folder. A new result is saved in ``finetuned/``; in the cache root
+    (:func:`dclip.engine.cache.cache_root`) the cache is then kept within its size limit
+    (:func:`dclip.engine.cache.enforce_limit`). Returns the fine-tuned model.
+    """
+    from .cache import cache_root, enforce_limit, is_complete, touch
+    from .latents import precompute
+
+    path = None if cache is None else finetuned_cache_path(cache, base, images, config, inversion_steps,
+                                                          weights=weights)
+    if path is not None and is_complete(path):  # weights and sidecar both written
+        touch(path)
+        return load_finetuned(path, base=base)
+    if latents is None:
+        latents = precompute(base, images, config.t0, inversion_steps, progress=progress, weights=weights,
+                             cache_dir=Path(cache) / "latents" if cache is not None else None)
+    elif callable(latents):
+        latents = latents()
+    face = face_model() if callable(face_model) and not isinstance(face_model, torch.nn.Module) else face_model
+    result = finetune(base, latents, clip, config, face_model=face if config.lambda_id > 0 else None,
+                      progress=progress, callback=callback)
+    if path is not None:
+        save_finetuned(result, path, base=base_name)
+        if Path(cache).resolve() == cache_root().resolve():  # the size limit is the cache root's
+            enforce_limit(keep=(path,))
+    return result.model

@@ -10,8 +10,6 @@ of images to a t0 (:meth:`Context.latents`, shared by fine-tuning, editing and r
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import weakref
 from dataclasses import asdict
 from functools import cached_property
@@ -428,32 +426,26 @@ class Context:
         return self._finetuned[key]
 
     def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
-        """Load the fine-tuned model from the disk cache, or train it on the shared training latents."""
-        from ..engine.cache import enforce_limit, is_complete, touch
-        from ..engine.finetune import finetune, load_finetuned, save_finetuned
+        """Load the fine-tuned model from the disk cache, or train it on the shared training latents
+        (:func:`dclip.engine.finetune.finetune_cached`)."""
+        from ..engine.finetune import finetune_cached
 
         base, images = self.unet(domain), self.train_images(domain)
-        path = self._finetuned_path(base, images, config)
-        if path is not None and is_complete(path):  # weights and sidecar both written
-            touch(path)
-            return load_finetuned(path, base=base)
-        latents = self.latents(images, config.t0, domain, self.profile.n_inv_train, progress=progress)
-        face = self.face_model if config.lambda_id > 0 else None
-        result = finetune(base, latents, self.clip, config, face_model=face, progress=progress, callback=callback)
-        if path is not None:
-            save_finetuned(result, path, base=self.profile.unet_for(domain))
-            enforce_limit(keep=(path,))
-        return result.model
+        steps = self.profile.n_inv_train
+        return finetune_cached(base, images, self.clip, config, inversion_steps=steps, cache=self._cache_dir(),
+                               latents=lambda: self.latents(images, config.t0, domain, steps, progress=progress),
+                               weights=self.fingerprint(base), base_name=self.profile.unet_for(domain),
+                               face_model=lambda: self.face_model, progress=progress, callback=callback)
 
     def _finetuned_path(self, base, images: torch.Tensor, config) -> Path | None:
-        """Where the disk cache keeps this fine-tune: base weights, images, t0, S_inv and the config."""
+        """Where the disk cache keeps this fine-tune (:func:`dclip.engine.finetune.finetuned_cache_path`)."""
+        from ..engine.finetune import finetuned_cache_path
+
         cache = self._cache_dir()
         if cache is None:
             return None
-        digest = hashlib.blake2b(digest_size=12)
-        digest.update(self._cache_key(base, images, config.t0, self.profile.n_inv_train).encode())
-        digest.update(json.dumps(asdict(config), sort_keys=True).encode())
-        return cache / "finetuned" / f"{digest.hexdigest()}.safetensors"
+        return finetuned_cache_path(cache, base, images, config, self.profile.n_inv_train,
+                                    weights=self.fingerprint(base))
 
     def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0,
              x_lat: torch.Tensor | None = None) -> torch.Tensor:

@@ -68,8 +68,10 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                    help="weight of the face identity term (default: 0.1 for in-domain face attributes, else 0)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="images per update, per rank under torchrun (default: %(default)s)")
-    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations to save memory")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute activations to save memory (full mode; a fast-path setting)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast on CUDA (already the CUDA fast path's default; ignored on the CPU)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--clip", default="ViT-B-16-quickgelu",
                    help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
@@ -229,8 +231,22 @@ def _finetune_config(args, name: str | None = None):
                      use_id=preset.use_id if preset else False, use_l1=preset.use_l1 if preset else True)
     overrides = {k: v for k, v in dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
                                        lambda_l1=args.lambda_l1, lambda_id=args.lambda_id).items() if v is not None}
-    return attribute_config(attr, args.recipe, mode=args.mode, batch_size=args.batch_size, bf16=args.bf16,
-                            grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
+    return attribute_config(attr, args.recipe, mode=args.mode, batch_size=args.batch_size, seed=args.seed,
+                            **overrides)
+
+
+def _fast(args):
+    """The fast path of a fine-tune: "auto" for the device, with --grad-checkpointing and --bf16 (bf16
+    autocast on CUDA when the mode has none; the CUDA mode already has it) applied to it."""
+    from .engine.fast import resolve
+
+    fast = resolve("auto", args.device)
+    changes = {}
+    if args.grad_checkpointing:
+        changes["grad_checkpointing"] = True
+    if args.bf16 and fast.autocast is None and torch.device(args.device).type == "cuda":
+        changes["autocast"] = "bf16"
+    return fast.replace(name=fast.name, **changes) if changes else "auto"
 
 
 def _identity_model(args):
@@ -303,7 +319,7 @@ def _finetune_one(model, latents, clip, config, face_model, args, data_parallel:
     from .engine.finetune import finetune
 
     return finetune(model, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
-                    progress=args.progress, data_parallel=data_parallel)
+                    progress=args.progress, data_parallel=data_parallel, fast=_fast(args))
 
 
 def _save(result, out, args) -> Path:

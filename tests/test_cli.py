@@ -173,3 +173,14 @@ def test_precompute_out_writes_originals_over_reconstructions(tmp_path, capsys):
     mae = float(capsys.readouterr().out.split("reconstruction MAE ")[1].split()[0])
     # the printed MAE (in [-1, 1] units) is the bottom row's distance from the top, up to 8-bit rounding
     assert abs(np.abs(grid[32:] - grid[:32]).mean() / 127.5 - mae) < 0.01
+
+
+def test_performance_flags_go_to_the_fast_path_not_the_config():
+    from dclip.cli import _fast, _finetune_config, build_parser
+
+    args = build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x", "--grad-checkpointing",
+                                      "--bf16", "--device", "cpu"])
+    fast = _fast(args)
+    assert fast.grad_checkpointing and fast.autocast is None  # bf16 autocast is for CUDA only
+    assert not hasattr(_finetune_config(args), "grad_checkpointing")
+    assert _fast(build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x"])) == "auto"

@@ -60,8 +60,8 @@ class FastPath:
             default, 8 for precompute and the whole batch for editing).
         sync_free: fine-tuning keeps its loss values on the device and reads them back once at the
             end (or once per update when a callback or progress bar needs them).
-        grad_checkpointing: ``None`` follows ``FinetuneConfig.grad_checkpointing``; ``True``/``False``
-            override it (full mode only).
+        grad_checkpointing: recompute the UNet's activations in the backward pass of full-mode
+            fine-tuning (memory for compute; the update is the same).
         fused_adam: ``True`` fused CUDA Adam, ``False`` the for-loop implementation, ``None`` the
             PyTorch default.
     """
@@ -77,7 +77,7 @@ class FastPath:
     cuda_graphs: bool = False
     batch_size: int | None = None
     sync_free: bool = True
-    grad_checkpointing: bool | None = None
+    grad_checkpointing: bool = False
     fused_adam: bool | None = None
 
     def __post_init__(self):
@@ -287,13 +287,13 @@ class Session:
             return model.map_models(self.runner)
         return model
 
-    def autocast(self, extra: str | None = None):
-        """Autocast as the mode says (or to ``extra`` when the mode has none); a no-op for fp32.
+    def autocast(self):
+        """Autocast as the mode says; a no-op for fp32.
 
         Inside one such block each weight is cast once (autocast's cache), so the engine opens it
         around a whole sampling loop or S_gen chain rather than around each UNet call.
         """
-        kind = self.fast.autocast or extra
+        kind = self.fast.autocast
         if kind is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_AUTOCAST[kind])

@@ -9,7 +9,7 @@ every UNet call), take the loss, step Adam. The objective is eq. 10 as the origi
 Two modes (the authors' supplement, Sec. B.1):
 
 * ``full``: backpropagate through the whole S_gen chain, one optimizer step per batch. Gradient
-  checkpointing (``grad_checkpointing=True``) trades compute for memory.
+  checkpointing (``FastPath.grad_checkpointing``) trades compute for memory.
 * ``efficient``: at every generation step the loss is taken on that step's x̂0 (eq. 6), followed by
   backward and an optimizer step; x is detached between steps, so memory is one UNet call's. Unlike
   the original efficient mode, the identity loss here is computed on x̂0 and carries gradient.
@@ -47,7 +47,10 @@ __all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAM
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Every setting of one fine-tune. Defaults are the paper's (Sec. 4)."""
+    """Every setting of one fine-tune that changes what is optimised. Defaults are the paper's (Sec. 4).
+
+    How it runs (precision, gradient checkpointing, memory layout) is the fast path's
+    (:class:`dclip.engine.fast.FastPath`, ``finetune(..., fast=)``), never the config's."""
 
     source: str
     target: str
@@ -62,8 +65,6 @@ class FinetuneConfig:
     lambda_l1: float = 0.3
     lambda_id: float = 0.0
     mode: str = "full"             # "full" | "efficient"
-    grad_checkpointing: bool = False
-    bf16: bool = False             # autocast to bfloat16 (CUDA only)
     batch_size: int = 1
     seed: int = 0
 
@@ -129,11 +130,6 @@ class FinetuneResult:
         return [row[key] for row in self.history]
 
 
-def _autocast(s: Session, config: FinetuneConfig):
-    """The session's autocast; ``config.bf16`` adds bf16 autocast on CUDA when the mode has none."""
-    return s.autocast("bf16" if config.bf16 and s.device.type == "cuda" else None)
-
-
 class _Objective:
     """Eq. 10 for a batch: CLIP direction term, L1 and (optionally) the face identity term.
 
@@ -187,7 +183,7 @@ def _full_update(s: Session, model, objective, opt, x0, x_lat, config, pairs) ->
     x = None
     if len(x0):  # empty only on a data-parallel rank left out of a short last batch
         x = s.layout(x_lat)
-        with _autocast(s, config):
+        with s.autocast():
             for t, t_next in pairs:
                 x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
     out = objective(x0, x)
@@ -201,7 +197,7 @@ def _efficient_update(s: Session, model, objective, opt, x0, x_lat, config, pair
         opt.zero_grad(set_to_none=True)
         x_next = x0_pred = None
         if len(x0):
-            with _autocast(s, config):
+            with s.autocast():
                 x_next, x0_pred = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)
         out = objective(x0, x0_pred)
         objective.step(opt, out, idle=x0_pred is None)
@@ -317,8 +313,7 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
     with torch.random.fork_rng(devices=_cuda_devices(model)), session(model, fast=fast) as s, \
             progress_bar(total=updates, desc="fine-tune", progress=enabled) as bar:
         torch.manual_seed(config.seed)  # seeded here, the caller's random state is left alone
-        checkpointing = config.grad_checkpointing if s.fast.grad_checkpointing is None else s.fast.grad_checkpointing
-        if checkpointing and config.mode == "full":
+        if s.fast.grad_checkpointing and config.mode == "full":
             model.enable_gradient_checkpointing()
         result.fast = s.fast
         observed = enabled or callback is not None or not s.fast.sync_free

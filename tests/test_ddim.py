@@ -205,3 +205,21 @@ def test_model_token_tells_mixes_apart():
             for m in (a, b, RatioMix(a, b, 0.3), RatioMix(a, b, 0.7), ThresholdMix([a, b], {0: [1, 1]}),
                       ThresholdMix([a, b], {300: [1, 0], 0: [1, 1]}))}
     assert len(keys) == 6
+
+
+def test_inversion_callback_reports_each_steps_x0_prediction():
+    """Inversion reports what generation does: the step index, t, t_next, the new x and x̂0 (eq. 6)."""
+    from dclip.engine.ddim import DEFAULT_SCHEDULE as S
+
+    x0 = torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)
+    seen = []
+    dclip.invert(Counting(0.5), x0, 300, 4, callback=seen.append)
+    assert [(s["i"], s["t"], s["t_next"]) for s in seen] == [(0, 0, 100), (1, 100, 200), (2, 200, 300)]
+    x = x0
+    for s in seen:  # ε = 0.5 everywhere: x̂0 = (x_t − √(1−ᾱ_t)·0.5)/√ᾱ_t
+        a = S.alpha_bar(s["t"])
+        torch.testing.assert_close(s["x0_pred"], (x - (1 - a) ** 0.5 * 0.5) / a ** 0.5)
+        x = s["x"]
+    exact = []
+    dclip.invert(Counting(0.5), x0, 300, 4, exact=True, callback=exact.append)
+    assert [s["i"] for s in exact] == [0, 1, 2, 3] and all("x0_pred" in s for s in exact)

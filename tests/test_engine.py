@@ -277,3 +277,14 @@ def test_finetune_cached_trains_once_then_loads(unet, images, clip, tmp_path, mo
     with pytest.raises(pytest.fail.Exception, match="trained again"):
         ft.finetune_cached(unet, images, clip, config(n_iter=1, lr=1e-4), inversion_steps=N_INV, cache=tmp_path,
                            latents=lambda: precompute(unet, images, T0, N_INV))
+
+
+def test_long_loops_report_one_callback_shape(unet, latents, clip, images):
+    """Fine-tuning updates and latent optimisation call back with the step index "i" and what the step made."""
+    rows = []
+    finetune(unet, latents, clip, config(n_iter=1), callback=rows.append)
+    assert [r["i"] for r in rows] == [0, 1] and all({"loss", "clip", "l1", "lr"} <= set(r) for r in rows)
+    steps = []
+    latent_optimisation(unet, clip, images[:1], "photo", "sketch", T0, n_inv=N_INV, n_gen=N_GEN, iterations=2,
+                        callback=steps.append)
+    assert [s["i"] for s in steps] == [0, 1] and steps[0]["x_lat"].shape == images[:1].shape

@@ -163,9 +163,13 @@ def test_projection_without_lpips_needs_no_perceptual_model(gan):
     generator, latent_avg = gan
     with torch.no_grad():
         target = render(generator, _random_w_plus(generator, 1, seed=7))
+    seen = []
     result = project(generator, resize_faces(target, 64), perceptual=None,
-                     config=ProjectionConfig(steps=10, lpips=0.0, n_mean_latent=256))
+                     config=ProjectionConfig(steps=10, lpips=0.0, n_mean_latent=256), callback=seen.append)
     assert result.history[-1] < result.history[0]
+    # the engine's callback shape: the step index and what the step made
+    assert [s["i"] for s in seen] == list(range(10)) and [s["loss"] for s in seen] == result.history
+    assert seen[-1]["w_plus"].shape == result.w_plus.shape
     with pytest.raises(ValueError, match="perceptual"):
         project(generator, target, perceptual=None, config=ProjectionConfig(steps=1))
 

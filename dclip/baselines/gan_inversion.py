@@ -138,7 +138,7 @@ def _losses(generator, w: Tensor, noises: list[Tensor], target: Tensor, perceptu
 
 def project(generator, target: Tensor, *, perceptual: PerceptualFn | None,
             config: ProjectionConfig = ProjectionConfig(), latent_avg: Tensor | None = None,
-            progress: bool | None = None) -> Projection:
+            progress: bool | None = None, callback=None) -> Projection:
     """Project aligned faces into W+ (Table 1, "Optimization").
 
     Args:
@@ -151,6 +151,8 @@ def project(generator, target: Tensor, *, perceptual: PerceptualFn | None,
         latent_avg: the starting code (the checkpoint's ``latent_avg``); defaults to the mean of
             ``config.n_mean_latent`` mapped random z, whose spread sets the jitter either way.
         progress: tqdm bar (default ``$DCLIP_PROGRESS``).
+        callback: called after each step with ``{"i", "loss", "w_plus"}`` (the engine's callback
+            shape, :data:`dclip.engine.ddim.Callback`).
     """
     if config.lpips and perceptual is None:
         raise ValueError("the projection's LPIPS term needs perceptual=... (e.g. perceptual_distance("
@@ -166,6 +168,8 @@ def project(generator, target: Tensor, *, perceptual: PerceptualFn | None,
         for i in steps(config.steps, "projection", progress):
             history.append(_step(generator, optimizer, w_plus, noises, target, perceptual, config,
                                  i / config.steps, spread, jitter_rng))
+            if callback is not None:
+                callback({"i": i, "loss": history[-1], "w_plus": w_plus.detach()})
     return Projection(w_plus.detach(), [n.detach() for n in noises], history)
 
 

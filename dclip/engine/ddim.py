@@ -33,6 +33,9 @@ __all__ = [
     "check_latents", "inversion_loop", "generation_loop",
 ]
 
+#: Every long loop of dclip (sampling steps, fine-tuning updates, latent optimisation, GAN projection)
+#: reports progress the same way: ``callback(dict)`` after each step, with ``"i"`` the step's index
+#: (from 0) and what the step produced (here ``"t"``, ``"t_next"``, the new ``"x"`` and its x̂0, ``"x0_pred"``).
 Callback = Callable[[dict], None]
 
 
@@ -121,19 +124,21 @@ def denoise_step(model, x: torch.Tensor, t: int, t_next: int, schedule: Schedule
 
 
 def _exact_inversion_step(model, x: torch.Tensor, t: int, t_next: int, schedule: Schedule,
-                          iterations: int) -> torch.Tensor:
+                          iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve x_next so that the generation step t_next → t returns exactly ``x`` (fixed point).
 
     Generation maps x_next to x = √(ᾱ/ᾱ')·(x_next − √(1−ᾱ')ε') + √(1−ᾱ)ε' with ε' = ε_θ(x_next, t').
     Rearranged: x_next = √(ᾱ'/ᾱ)·(x − √(1−ᾱ)·ε') + √(1−ᾱ')·ε', iterated from the plain DDIM guess.
+    Returns (x_next, x̂0), x̂0 = (x − √(1−ᾱ)·ε')/√ᾱ with the last ε' (eq. 6).
     """
     a, a_next = schedule.alpha_bar(t), schedule.alpha_bar(t_next)
     eps = predict_eps(model, x, max(t, 0))
-    x_next = ddim_step(x, eps, a, a_next)[0]
+    x_next, x0_pred = ddim_step(x, eps, a, a_next)
     for _ in range(iterations):
         eps = predict_eps(model, x_next, t_next)
+        x0_pred = (x - (1.0 - a) ** 0.5 * eps) / a ** 0.5
         x_next = (a_next / a) ** 0.5 * (x - (1.0 - a) ** 0.5 * eps) + (1.0 - a_next) ** 0.5 * eps
-    return x_next
+    return x_next, x0_pred
 
 
 def check_latents(x: torch.Tensor, t0: int, steps: int, schedule: Schedule = DEFAULT_SCHEDULE) -> None:
@@ -169,11 +174,11 @@ def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool =
         pairs = [(-1, 0)] + pairs
     for i, (t, t_next) in enumerate(progress_bar(pairs, desc="invert", progress=progress)):
         if exact:
-            x = _exact_inversion_step(model, x, t, t_next, schedule, iterations)
+            x, x0_pred = _exact_inversion_step(model, x, t, t_next, schedule, iterations)
         else:
-            x = denoise_step(model, x, t, t_next, schedule)[0]
+            x, x0_pred = denoise_step(model, x, t, t_next, schedule)
         if callback is not None:
-            callback({"i": i, "t": t, "t_next": t_next, "x": x})
+            callback({"i": i, "t": t, "t_next": t_next, "x": x, "x0_pred": x0_pred})
     return x
 
 
@@ -204,7 +209,7 @@ def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False,
     error), and inverts the grid's first pair (−1 → 0) as well: S steps, (1 + iterations) model
     calls each.
 
-    ``callback`` gets ``{"i", "t", "t_next", "x"}`` after each step. ``fast`` (a
+    ``callback`` gets ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step (x̂0 of eq. 6 at that step). ``fast`` (a
     :class:`dclip.engine.fast.FastPath` or mode name) runs the model on the fast path; the default
     ``None`` calls it exactly as given.
     """

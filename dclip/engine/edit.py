@@ -109,7 +109,8 @@ def latent_optimisation(original, clip, x0: torch.Tensor, source: str, target: s
                         n_gen: int = 6, iterations: int = 50, lr: float = 0.01, lambda_l1: float = 0.3,
                         callback=None) -> tuple[torch.Tensor, list[float]]:
     """The Fig. 9 baseline: optimise the latent x_{t0} with the directional CLIP loss and an L1 term,
-    keeping the diffusion model frozen. Returns (edited images, loss per iteration)."""
+    keeping the diffusion model frozen. Returns (edited images, loss per iteration). ``callback`` gets
+    ``{"i", "loss", "x_lat"}`` after each iteration (:data:`dclip.engine.ddim.Callback`)."""
     from .clip_loss import clip_objective, directional_clip_loss, text_direction
     from .modules import frozen
 
@@ -126,6 +127,6 @@ def latent_optimisation(original, clip, x0: torch.Tensor, source: str, target: s
             opt.step()
             losses.append(loss.item())
             if callback is not None:
-                callback({"iteration": len(losses) - 1, "loss": losses[-1]})
+                callback({"i": len(losses) - 1, "loss": losses[-1], "x_lat": latent.detach()})
     with torch.no_grad():
         return generate(original, latent.detach(), t0, n_gen), losses

@@ -227,7 +227,7 @@ class _History:
         floats = iter(torch.stack([v.float() for v in values]).tolist())
         for steps, meta in self.pending:
             read = [{k: next(floats) for k in step} for step in steps]
-            row = {k: sum(r[k] for r in read) / len(read) for k in read[-1]}
+            row = {"i": len(self.result.history), **{k: sum(r[k] for r in read) / len(read) for k in read[-1]}}
             row.update(meta)
             self.result.history.append(row)
             self.bar.set_postfix(loss=f"{row['loss']:.4f}", clip=f"{row['clip']:.4f}")
@@ -285,7 +285,9 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
     """Fine-tune a copy of ``original`` on precomputed ``latents`` with the directional CLIP loss (eq. 10).
 
     ``latents`` must have been inverted to ``config.t0`` (see :func:`dclip.engine.latents.precompute`).
-    ``callback`` gets each history row (a dict of losses, lr, epoch, batch) after its optimizer step.
+    ``callback`` gets each history row after its update (the shape of :data:`dclip.engine.ddim.Callback`):
+    ``"i"`` the update's index, its losses (``"loss"``, ``"clip"``, ``"l1"``, ``"id"``), ``"lr"``,
+    ``"epoch"`` and ``"batch"``.
     ``fast`` picks the performance settings (:mod:`dclip.engine.fast`; ``"auto"``: fp32 on the CPU, bf16
     autocast, TF32 and channels_last on CUDA; ``"reference"``: the original implementation's path).
 

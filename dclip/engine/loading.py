@@ -25,6 +25,7 @@ import torch
 from diffusers import UNet2DModel
 
 from .layouts import adm, ermongroup
+from .layouts.common import describe_keys
 from .weights import WeightsNotFoundError, hub_reachable, missing_weights, weights_dir
 
 __all__ = ["Preset", "PRESETS", "load_unet", "load_state_dict", "build_unet"]
@@ -87,7 +88,7 @@ def _detect_layout(state_dict: dict) -> str:
         return "adm"
     if "conv_in.weight" in state_dict and any(k.startswith("down_blocks.") for k in state_dict):
         return "diffusers"
-    raise ValueError(f"unrecognised checkpoint layout (first keys: {list(state_dict)[:5]}). dclip reads "
+    raise ValueError(f"unrecognised checkpoint layout (first keys: {describe_keys(state_dict)}). dclip reads "
                      "the ermongroup/ddim Model layout, the guided-diffusion (ADM) layout and diffusers' "
                      "UNet2DModel keys.")
 
@@ -121,7 +122,7 @@ def build_unet(unet_config: dict, state_dict: dict | None = None, *, seed: int =
         unet = UNet2DModel(**unet_config)
     result = unet.load_state_dict(state_dict, strict=False, assign=True)
     problems = [("missing", result.missing_keys), ("unexpected", result.unexpected_keys)]
-    problems = [f"{kind} keys {keys[:5]}" for kind, keys in problems if keys]
+    problems = [f"{kind} keys {describe_keys(keys)}" for kind, keys in problems if keys]
     if problems:
         raise ValueError("checkpoint does not fit the architecture: " + "; ".join(problems))
     return unet.eval()

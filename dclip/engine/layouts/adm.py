@@ -41,6 +41,8 @@ from collections.abc import Mapping
 
 import torch
 
+from .common import describe_keys, expected_shapes, strip_prefix
+
 __all__ = ["matches", "unet_kwargs", "convert"]
 
 # Keys that only this layout has (checked after stripping a DataParallel "module." prefix).
@@ -94,19 +96,11 @@ _RESBLOCK_PARTS = {
 # --------------------------------------------------------------------------- detection
 
 
-def _strip_module_prefix(state_dict: Mapping) -> dict:
-    """Drop the ``module.`` prefix that DataParallel adds, when every key carries it."""
-    keys = list(state_dict)
-    if keys and all(isinstance(k, str) and k.startswith("module.") for k in keys):
-        return {k[len("module."):]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
 def matches(state_dict) -> bool:
     """True when ``state_dict`` has guided-diffusion ``UNetModel`` key names."""
     if not isinstance(state_dict, Mapping):
         return False
-    keys = _strip_module_prefix(state_dict).keys()
+    keys = strip_prefix(state_dict).keys()
     return all(k in keys for k in _SIGNATURE_KEYS)
 
 
@@ -386,33 +380,18 @@ def _convert_tensor(name: str, tensor: torch.Tensor, target: str, transform, lay
     return {target.format("q"): q, target.format("k"): k, target.format("v"): v}
 
 
-def _describe(keys, limit: int = 5) -> str:
-    keys = sorted(keys)
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
-
-
-def _expected_shapes(kwargs: dict) -> dict:
-    """Parameter shapes of the target UNet2DModel, built on the meta device (no memory, no init)."""
-    from diffusers import UNet2DModel
-
-    with torch.device("meta"):
-        model = UNet2DModel(**kwargs)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def _check_against_model(converted: dict, kwargs: dict) -> None:
     """Raise ValueError unless the converted tensors fit UNet2DModel(**kwargs) exactly."""
-    expected = _expected_shapes(kwargs)
+    expected = expected_shapes(kwargs)
     missing, extra = set(expected) - set(converted), set(converted) - set(expected)
     if missing or extra:
         raise ValueError(
-            f"ADM mapping bug: UNet2DModel keys not produced: {_describe(missing)}; unexpected: {_describe(extra)}"
+            f"ADM mapping bug: UNet2DModel keys not produced: {describe_keys(missing)}; unexpected: {describe_keys(extra)}"
         )
     wrong = [f"{k} {tuple(v.shape)} vs {expected[k]}" for k, v in converted.items() if tuple(v.shape) != expected[k]]
     if wrong:
         raise ValueError(
-            f"ADM state dict does not fit the config (converted vs expected shape): {_describe(wrong, 3)}"
+            f"ADM state dict does not fit the config (converted vs expected shape): {describe_keys(wrong, 3)}"
         )
 
 
@@ -423,14 +402,14 @@ def convert(state_dict, config) -> dict:
     lacks keys it does imply, or has tensors of the wrong shape.
     """
     lay = _layout(config)
-    source = _strip_module_prefix(state_dict)
+    source = strip_prefix(state_dict)
     key_map = _key_map(lay)
     unknown = set(source) - set(key_map)
     if unknown:
-        raise ValueError(f"ADM state dict has keys this mapping does not know: {_describe(unknown)}")
+        raise ValueError(f"ADM state dict has keys this mapping does not know: {describe_keys(unknown)}")
     missing = set(key_map) - set(source)
     if missing:
-        raise ValueError(f"ADM state dict lacks keys the config implies: {_describe(missing)}")
+        raise ValueError(f"ADM state dict lacks keys the config implies: {describe_keys(missing)}")
     converted = {}
     for name, tensor in source.items():
         target, transform = key_map[name]

@@ -29,9 +29,8 @@ vector that the network's forward pass never reads, and ``convert`` drops it.
 
 import re
 
-import torch
+from .common import describe_keys, expected_shapes, strip_prefix
 
-_PREFIX = "module."
 _REQUIRED = ("in_channels", "out_ch", "ch", "ch_mult", "num_res_blocks",
              "attn_resolutions", "resamp_with_conv", "image_size")
 
@@ -47,13 +46,6 @@ _RESAMPLE_KEY = re.compile(r"(down|up)\.(\d+)\.(downsample|upsample)\.conv\.(wei
 _MID_KEY = re.compile(r"mid\.(block_1|block_2|attn_1)\.(\w+)\.(weight|bias)")
 _TOP_LEVEL = {"temb.dense.0": "time_embedding.linear_1", "temb.dense.1": "time_embedding.linear_2",
               "conv_in": "conv_in", "conv_out": "conv_out", "norm_out": "conv_norm_out"}
-
-
-def strip_prefix(state_dict):
-    """Return ``state_dict`` without a leading ``module.`` if every key has one (DataParallel saves)."""
-    if state_dict and all(key.startswith(_PREFIX) for key in state_dict):
-        return {key[len(_PREFIX):]: value for key, value in state_dict.items()}
-    return dict(state_dict)
 
 
 def matches(state_dict):
@@ -175,18 +167,8 @@ def _original_name(name, levels):
     return name
 
 
-def _expected_shapes(config):
-    """Parameter shapes of the UNet2DModel built from ``config`` (built on the meta device, no memory)."""
-    from diffusers import UNet2DModel
-
-    with torch.device("meta"):
-        model = UNet2DModel(**unet_kwargs(config))
-    return {name: tuple(value.shape) for name, value in model.state_dict().items()}
-
-
 def _fail(what, items, hint=""):
-    shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
-    raise ValueError(f"ddim checkpoint: {what}: {shown}{hint}")
+    raise ValueError(f"ddim checkpoint: {what}: {describe_keys(items)}{hint}")
 
 
 def convert(state_dict, config):
@@ -197,7 +179,7 @@ def convert(state_dict, config):
     offending keys.  Tensors are not copied (1x1 attention weights are views).
     """
     state_dict = strip_prefix(state_dict)
-    expected = _expected_shapes(config)
+    expected = expected_shapes(unet_kwargs(config))
     levels = len(config["ch_mult"])
     converted, source, unknown = {}, {}, []
     for key, tensor in state_dict.items():

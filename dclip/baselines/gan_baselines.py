@@ -58,18 +58,23 @@ BASELINE_CLIPS = (("ViT-B-32-quickgelu", "openai"), ("ViT-B-16-quickgelu", "open
 
 @dataclass(frozen=True)
 class GanBaselineSettings:
-    """Steps and learning rates of the three optimisations (the loss weights are the papers')."""
+    """Steps and learning rates of the three optimisations (the loss weights are the papers').
 
-    projection_steps: int = 1000      # rosinality's projector
-    projection_lr: float = 0.1
-    styleclip_steps: int = 300        # StyleCLIP run_optimization.py
-    styleclip_lr: float = 0.1
-    lambda_l2: float = 0.008
-    lambda_id: float = 0.005
-    nada_iterations: int = 301        # StyleGAN-NADA README (--iter 301 --batch 2 --lr 0.002)
-    nada_batch: int = 2
-    nada_lr: float = 0.002
-    seed: int = 0
+    The defaults are the configs' own (:class:`ProjectionConfig`: rosinality's projector;
+    :class:`StyleClipConfig`: StyleCLIP's ``run_optimization.py``; :class:`NadaConfig`: the
+    StyleGAN-NADA README, ``--iter 301 --batch 2 --lr 0.002``), written once, there.
+    """
+
+    projection_steps: int = ProjectionConfig.steps
+    projection_lr: float = ProjectionConfig.lr
+    styleclip_steps: int = StyleClipConfig.steps
+    styleclip_lr: float = StyleClipConfig.lr
+    lambda_l2: float = StyleClipConfig.lambda_l2
+    lambda_id: float = StyleClipConfig.lambda_id
+    nada_iterations: int = NadaConfig.iterations
+    nada_batch: int = NadaConfig.batch
+    nada_lr: float = NadaConfig.lr
+    seed: int = ProjectionConfig.seed
 
     @classmethod
     def paper(cls) -> "GanBaselineSettings":

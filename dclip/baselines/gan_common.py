@@ -10,14 +10,19 @@ from torch import Tensor
 
 from ..engine.progress import progress_bar
 
-__all__ = ["ramped_lr", "steps", "clip_view", "check_w_plus"]
+__all__ = ["RAMPUP", "RAMPDOWN", "ramped_lr", "steps", "clip_view", "check_w_plus"]
 
 
-def ramped_lr(t: float, lr: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:
+#: The learning-rate ramp of rosinality's projector and StyleCLIP's ``run_optimization.py``: linear
+#: warm-up over the first 5 % of the run, half-cosine decay over the last 25 %.
+RAMPUP, RAMPDOWN = 0.05, 0.25
+
+
+def ramped_lr(t: float, lr: float, rampup: float = RAMPUP, rampdown: float = RAMPDOWN) -> float:
     """The learning rate at progress ``t`` in [0, 1) of rosinality's projector and StyleCLIP.
 
     Linear warm-up over the first ``rampup`` of the run, flat, then a half-cosine decay to 0 over the
-    last ``rampdown`` (both projector and StyleCLIP's ``run_optimization.py`` use 0.05 / 0.25).
+    last ``rampdown`` (:data:`RAMPUP` / :data:`RAMPDOWN` in both).
     At ``t = 0`` the rate is 0, so the first step leaves the parameters where they were.
     """
     down = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0

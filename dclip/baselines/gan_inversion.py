@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..engine.modules import frozen
 from ..engine.perceptual import PerceptualFn
-from .gan_common import ramped_lr, steps
+from .gan_common import RAMPDOWN, RAMPUP, ramped_lr, steps
 from .gan_framing import resize_faces
 
 __all__ = ["ProjectionConfig", "Projection", "project", "latent_statistics", "noise_regularization",
@@ -44,8 +44,8 @@ class ProjectionConfig:
 
     steps: int = 1000
     lr: float = 0.1
-    lr_rampup: float = 0.05
-    lr_rampdown: float = 0.25
+    lr_rampup: float = RAMPUP
+    lr_rampdown: float = RAMPDOWN
     noise: float = 0.05             # code jitter, in units of the W spread
     noise_ramp: float = 0.75        # fraction of the run over which the jitter fades out
     noise_regularize: float = 1e5

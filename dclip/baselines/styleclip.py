@@ -29,7 +29,7 @@ from ..engine.clip import Clip
 from ..engine.clip_loss import global_clip_loss
 from ..engine.identity import identity_loss
 from ..engine.modules import frozen
-from .gan_common import check_w_plus, clip_view, ramped_lr, steps
+from .gan_common import RAMPDOWN, RAMPUP, check_w_plus, clip_view, ramped_lr, steps
 from .gan_framing import DIFFUSION_SIZE, resize_faces
 from .gan_inversion import render
 
@@ -42,8 +42,8 @@ class StyleClipConfig:
 
     steps: int = 300
     lr: float = 0.1
-    lr_rampup: float = 0.05
-    lr_rampdown: float = 0.25
+    lr_rampup: float = RAMPUP
+    lr_rampdown: float = RAMPDOWN
     lambda_l2: float = 0.008
     lambda_id: float = 0.005
 

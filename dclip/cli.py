@@ -185,6 +185,7 @@ def _bound_cache(args) -> None:
 def _precompute(args) -> None:
     """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
     its own share (:func:`dclip.engine.distributed.shard`); images already cached are read, not redone."""
+    from .engine.fast import RECONSTRUCTION
     from .engine.latents import fingerprint, precompute_each
 
     model = _load_model(args)
@@ -196,8 +197,8 @@ def _precompute(args) -> None:
     pairs = []
     for chunk in _chunks(distributed.shard(len(items)), args.batch_size or 8):
         latents, n_new = precompute_each(model, _load(items, chunk, size), t0, args.n_inv,
-                                         cache_dir=_latents_cache(args),
-                                         batch_size=args.batch_size, progress=args.progress, weights=weights)
+                                         cache_dir=_latents_cache(args), batch_size=args.batch_size,
+                                         progress=args.progress, weights=weights, fast=RECONSTRUCTION)
         err += (latents.x_rec - latents.x0).abs().double().sum().item()
         elements += latents.x0.numel()
         computed += n_new
@@ -268,6 +269,7 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
+    from .engine.fast import RECONSTRUCTION
     from .engine.latents import fingerprint, precompute_each
 
     several = args.attribute is not None and len(args.attribute) > 1
@@ -286,7 +288,8 @@ def _finetune(args) -> None:
         data_parallel = distributed.world_size() > 1
         mine = distributed.batch_share(len(items), config.batch_size) if data_parallel else range(len(items))
         latents, _ = precompute_each(model, _load(items, mine, size), config.t0, args.n_inv,
-                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights)
+                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights,
+                                     fast=RECONSTRUCTION)
         result = _finetune_one(model, latents, clip, config, face_model, args, data_parallel)
         if distributed.is_main():
             _report(result, _save(result, args.out, args))
@@ -301,7 +304,8 @@ def _finetune(args) -> None:
     for name in mine:
         config = configs[name]
         latents, _ = precompute_each(model, images, config.t0, args.n_inv,
-                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights)
+                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights,
+                                     fast=RECONSTRUCTION)
         result = _finetune_one(model, latents, clip, config, face_model, args, False)
         _report(result, _save(result, Path(args.out) / name, args), prefix=distributed.rank_tag())
     _bound_cache(args)

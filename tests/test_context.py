@@ -304,3 +304,22 @@ def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_net
     ctx = Context(dataclasses.replace(get_profile("paper"), device="cpu"), output_dir=str(tmp_path / "figures"))
     assert ctx.identity_network == "facenet VGGFace2"
     assert any("not the paper's ArcFace IR-SE50" in note and "model_ir_se50.pth" in note for note in ctx.notes)
+
+
+def test_latents_and_edits_use_the_engines_one_precision_each(quick_context, monkeypatch):
+    """Latents/reconstructions at dclip.engine.fast.RECONSTRUCTION (fp32), edits at EDITING, from the context."""
+    import dclip.engine.edit as edit_module
+    import dclip.engine.latents as latents_module
+    from dclip.engine.fast import EDITING, RECONSTRUCTION
+
+    seen = []
+
+    def spy(real, kind):
+        return lambda *a, **k: seen.append((kind, k.get("fast"))) or real(*a, **k)
+
+    monkeypatch.setattr(latents_module, "precompute", spy(latents_module.precompute, "latents"))
+    monkeypatch.setattr(edit_module, "edit", spy(edit_module.edit, "edit"))
+    x = quick_context.images("celeba_hq", 1)
+    quick_context.latents(x, 301)
+    quick_context.edit(quick_context.unet("celeba_hq"), x, 301)
+    assert seen == [("latents", RECONSTRUCTION), ("edit", EDITING)] and RECONSTRUCTION == "fp32"

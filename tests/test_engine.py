@@ -94,7 +94,7 @@ def test_both_modes_update_the_unet(unet, latents, clip, mode):
 
 def test_gradient_checkpointing_gives_the_same_update(unet, latents, clip):
     plain = finetune(unet, latents, clip, config(n_iter=1))
-    ckpt = finetune(unet, latents, clip, config(n_iter=1), fast=MODES["cpu"].replace(grad_checkpointing=True))
+    ckpt = finetune(unet, latents, clip, config(n_iter=1), fast=MODES["fp32"].replace(grad_checkpointing=True))
     for p, q in zip(plain.model.parameters(), ckpt.model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
 
@@ -256,7 +256,7 @@ def test_finetune_leaves_the_global_rng_and_returns_a_plain_model(unet, latents,
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    result = finetune(unet, latents, clip, config(n_iter=1), fast=MODES["cpu"].replace(grad_checkpointing=True))
+    result = finetune(unet, latents, clip, config(n_iter=1), fast=MODES["fp32"].replace(grad_checkpointing=True))
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
     assert not result.model.is_gradient_checkpointing and not result.model.training
 

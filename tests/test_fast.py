@@ -81,7 +81,7 @@ def config(**kw):
 # --- the settings ---------------------------------------------------------------------------------
 
 def test_auto_resolves_per_device_and_cuda_switches_are_dropped_on_cpu():
-    assert resolve("auto", "cpu") == MODES["cpu"] == resolve(None, "cpu")
+    assert resolve("auto", "cpu") == MODES["fp32"] == resolve(None, "cpu")
     assert resolve("auto", "cuda").name == "cuda"
     on_cpu = resolve("cuda-max", "cpu")
     assert not (on_cpu.tf32 or on_cpu.cuda_graphs or on_cpu.cudnn_benchmark) and on_cpu.fused_adam is None
@@ -147,7 +147,7 @@ def test_session_restores_layout_and_attention_even_after_an_error(unet):
 
 def test_session_maps_mixes_to_prepared_runners(unet, other):
     mix = dclip.RatioMix(unet, other, 0.5)
-    with session(mix, fast="cpu") as s:
+    with session(mix, fast="fp32") as s:
         assert {id(m) for m in s.modules} == {id(unet), id(other)}
         mapped = s.runner(mix)
         assert isinstance(mapped, dclip.RatioMix) and mapped.ratio == 0.5
@@ -172,7 +172,7 @@ def test_eps_comes_back_in_the_latents_dtype():
 # --- precompute -----------------------------------------------------------------------------------
 
 def test_cpu_default_is_bit_identical_to_the_plain_loops(unet, images):
-    fast = precompute(unet, images, T0, N_INV)  # fast="auto" -> "cpu"
+    fast = precompute(unet, images, T0, N_INV)  # fast="auto" -> "fp32"
     x_lat = dclip.invert(unet, images, T0, N_INV)
     with torch.no_grad():
         x_rec = dclip.generate(unet, x_lat, T0, N_INV)
@@ -221,10 +221,10 @@ def test_low_level_invert_and_generate_take_a_fast_path(unet, images):
 
 def test_edit_batching_and_modes_match_the_reference(unet, other, images):
     ref = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, fast="reference")
-    for settings in ("cpu", FastPath(batch_size=2, channels_last=True)):
+    for settings in ("fp32", FastPath(batch_size=2, channels_last=True)):
         x = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, fast=settings)
         assert rel_err(x, ref) < FP32_RTOL
-    one_by_one = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, batch_size=1, fast="cpu")
+    one_by_one = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, batch_size=1, fast="fp32")
     assert rel_err(one_by_one, ref) < FP32_RTOL
 
 
@@ -255,8 +255,8 @@ def latents(unet, images):
 @pytest.mark.parametrize("mode", ["full", "efficient"])
 def test_sync_free_history_equals_the_per_update_history(unet, latents, clip, mode):
     seen = []
-    quiet = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="cpu")
-    watched = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="cpu", callback=seen.append)
+    quiet = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="fp32")
+    watched = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="fp32", callback=seen.append)
     assert quiet.history == watched.history == seen
     assert len(quiet.history) == 4 and all(isinstance(row["loss"], float) for row in quiet.history)
     for p, q in zip(quiet.model.parameters(), watched.model.parameters()):
@@ -282,18 +282,18 @@ def chain_gradient(unet, latents, clip, settings):
 
 @pytest.mark.parametrize("settings", ["reference", FastPath(channels_last=True), FastPath(grad_checkpointing=True)])
 def test_training_gradient_matches_the_reference(unet, latents, clip, settings):
-    ref = chain_gradient(unet, latents, clip, "cpu")
+    ref = chain_gradient(unet, latents, clip, "fp32")
     assert rel_err(chain_gradient(unet, latents, clip, settings), ref) < GRAD_RTOL
 
 
 def test_bf16_training_gradient_is_within_its_tolerance(unet, latents, clip):
-    ref = chain_gradient(unet, latents, clip, "cpu")
+    ref = chain_gradient(unet, latents, clip, "fp32")
     assert rel_err(chain_gradient(unet, latents, clip, FastPath(autocast="bf16")), ref) < BF16_GRAD_RTOL
 
 
 @pytest.mark.parametrize("settings", ["reference", FastPath(channels_last=True)])
 def test_finetune_fast_settings_follow_the_reference(unet, latents, clip, settings):
-    ref = finetune(unet, latents, clip, config(), fast="cpu")
+    ref = finetune(unet, latents, clip, config(), fast="fp32")
     other = finetune(unet, latents, clip, config(), fast=settings)
     assert other.losses() == pytest.approx(ref.losses(), rel=1e-4)
     # Adam's first steps are ≈ lr·sign(g): elements whose gradient is ~0 flip on 1e-7 changes, so
@@ -304,7 +304,7 @@ def test_finetune_fast_settings_follow_the_reference(unet, latents, clip, settin
 
 def test_finetune_bf16_autocast_trains_on_cpu(unet, latents, clip):
     result = finetune(unet, latents, clip, config(n_iter=2), fast=FastPath(autocast="bf16"))
-    ref = finetune(unet, latents, clip, config(n_iter=2), fast="cpu")
+    ref = finetune(unet, latents, clip, config(n_iter=2), fast="fp32")
     assert all(p.dtype == torch.float32 for p in result.model.parameters())
     assert result.losses() == pytest.approx(ref.losses(), rel=BF16_RTOL)
 

@@ -4,9 +4,10 @@ A :class:`FastPath` says *how* the engine runs a model, never *what* it computes
 the same loss, the same optimiser. :func:`dclip.engine.latents.precompute`, :func:`dclip.engine.finetune.finetune`
 and :func:`dclip.engine.edit.edit` take it as ``fast=`` (a :class:`FastPath` or a mode name):
 
-* ``"auto"`` (their default): ``"cpu"`` or ``"cuda"`` after the model's device;
-* ``"cpu"``: fp32, eager, PyTorch SDPA attention, several images per UNet call -- exactly the
-  numerics dclip always had on the CPU;
+* ``"auto"`` (their default): ``"fp32"`` off CUDA, ``"cuda"`` on a CUDA device;
+* ``"fp32"``: fp32, eager, PyTorch SDPA attention, several images per UNet call, on any device --
+  exactly the numerics of plain :func:`dclip.invert` / :func:`dclip.generate` on the CPU (it was
+  called ``"cpu"``, a misleading name for the fp32 mode the reconstruction numbers use on CUDA too);
 * ``"cuda"``: bf16 autocast, TF32 matmuls and convolutions, channels_last, cuDNN autotuning, fused
   Adam; the DDIM update itself stays in fp32 (ε is cast back to the latent's dtype);
 * ``"cuda-max"``: ``"cuda"`` plus ``torch.compile`` and CUDA graphs for the fixed-shape sampling
@@ -33,7 +34,8 @@ import torch
 
 from .ddim import Schedule, timestep_grid
 
-__all__ = ["FastPath", "MODES", "resolve", "session", "Session", "modules_of", "device_of", "loop_key", "model_token"]
+__all__ = ["FastPath", "MODES", "resolve", "session", "Session", "modules_of", "device_of", "loop_key", "model_token",
+           "RECONSTRUCTION", "EDITING"]
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _ATTENTION = ("sdpa", "classic")
@@ -105,7 +107,7 @@ _CUDA = FastPath("cuda", autocast="bf16", tf32=True, cudnn_benchmark=True, chann
 #: The named modes (see the module docstring).
 MODES: dict[str, FastPath] = {
     "reference": FastPath("reference", attention="classic", batch_size=1, sync_free=False, fused_adam=False),
-    "cpu": FastPath("cpu"),
+    "fp32": FastPath("fp32"),
     "cuda": _CUDA,
     "cuda-max": dataclasses.replace(_CUDA, name="cuda-max", compile=True, cuda_graphs=True),
 }
@@ -114,16 +116,17 @@ MODES: dict[str, FastPath] = {
 def resolve(fast: FastPath | str | None, device: torch.device | str = "cpu") -> FastPath:
     """The :class:`FastPath` for a ``fast=`` argument on ``device``.
 
-    ``None`` and ``"auto"`` pick ``"cuda"`` on a CUDA device and ``"cpu"`` elsewhere. CUDA-only
+    ``None`` and ``"auto"`` pick ``"cuda"`` on a CUDA device and ``"fp32"`` elsewhere. CUDA-only
     switches are turned off on other devices.
     """
     device = torch.device(device)
     if fast is None or fast == "auto":
-        fast = "cuda" if device.type == "cuda" else "cpu"
+        fast = "cuda" if device.type == "cuda" else "fp32"
     if isinstance(fast, str):
         if fast not in MODES:
+            renamed = " (the fp32 mode once called 'cpu' is 'fp32')" if fast == "cpu" else ""
             raise ValueError(f"unknown fast-path mode {fast!r}; choose 'auto' or one of {sorted(MODES)}, "
-                             "or pass a dclip.engine.fast.FastPath.")
+                             f"or pass a dclip.engine.fast.FastPath{renamed}.")
         fast = MODES[fast]
     if not isinstance(fast, FastPath):
         raise TypeError(f"fast must be a FastPath, a mode name or None; got {type(fast).__name__}.")
@@ -131,6 +134,24 @@ def resolve(fast: FastPath | str | None, device: torch.device | str = "cpu") -> 
         fast = dataclasses.replace(fast, tf32=False, cudnn_benchmark=False, cuda_graphs=False,
                                    fused_adam=None if fast.fused_adam else fast.fused_adam)
     return fast
+
+
+# ------------------------------------------------------------------------------------------------
+# One precision per measured quantity
+# ------------------------------------------------------------------------------------------------
+
+#: Latents and reconstructions -- Table 1's MAE / LPIPS / SSIM, Fig. 8a, the printed reconstruction
+#: error of ``python -m dclip precompute``, and the x_t0 every edit starts from: fp32 on every device.
+#: These errors are of order 1e-2 per pixel, and bf16 (8-bit mantissa, ~4e-3 relative per rounding)
+#: over S_inv + S_gen UNet calls would be a visible part of them. Every entry point (notebook context,
+#: experiments, CLI, live editor) inverts with this mode.
+RECONSTRUCTION = "fp32"
+
+#: Edits and what is measured on them (S_dir, identity similarity, the toy judge): the fast path --
+#: bf16 autocast on CUDA, fp32 elsewhere (``"auto"``). The generation of an edit is what the method
+#: outputs, the paper's numbers are means over images, and tests/test_fast.py bounds the bf16
+#: path's distance from fp32 (``BF16_RTOL``).
+EDITING = "auto"
 
 
 # ------------------------------------------------------------------------------------------------

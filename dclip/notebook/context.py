@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..engine.attributes import Attribute, attribute
+from ..engine.fast import EDITING, RECONSTRUCTION
 from ..engine.latents import Latents, fingerprint
 from .outputs import figures_dir, save_figure, save_table
 from .profiles import Profile, customise, get_profile
@@ -389,7 +390,7 @@ class Context:
 
         cache = self._cache_dir()
         latents = precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
-                             cache_dir=cache / "latents" if cache is not None else None)
+                             cache_dir=cache / "latents" if cache is not None else None, fast=RECONSTRUCTION)
         if cache is not None:
             from ..engine.cache import enforce_limit
 
@@ -405,8 +406,8 @@ class Context:
         if key in self._latents:
             return self._latents[key].x_lat
         if key not in self._inverted:
-            # the fast path edit() inverts on, so an edit from this latent is the edit without it
-            self._inverted[key] = invert(self.unet(domain), x0, int(t0), self.profile.n_inv, fast="auto")
+            # at the one precision of latents (as :meth:`latents`): every edit of the session starts from it
+            self._inverted[key] = invert(self.unet(domain), x0, int(t0), self.profile.n_inv, fast=RECONSTRUCTION)
         return self._inverted[key]
 
     def finetune(self, item: str | Attribute, t0: int | None = None, *, progress: bool | None = None,
@@ -456,7 +457,7 @@ class Context:
 
         x_lat = self.latent(x0, t0, domain) if x_lat is None else x_lat
         return edit(self.unet(domain), finetuned, x0, int(t0), n_inv=self.profile.n_inv,
-                    n_gen=self.profile.n_gen, ratio=ratio, x_lat=x_lat)
+                    n_gen=self.profile.n_gen, ratio=ratio, x_lat=x_lat, fast=EDITING)
 
     # -- outputs ------------------------------------------------------------------------------------
 

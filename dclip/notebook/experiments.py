@@ -22,6 +22,7 @@ import torch
 from ..engine import metrics
 from ..engine.attributes import Attribute, attribute
 from ..engine.ddim import generate
+from ..engine.fast import EDITING, RECONSTRUCTION
 from ..engine.latents import precompute
 from .paper_numbers import TABLE3_PROMPTS, paper_gan_inversion, paper_manipulation, paper_reconstruction
 
@@ -96,9 +97,9 @@ def mean(values: torch.Tensor) -> float:
 # Notebook 01: reconstruction (Table 1, Fig. 1a)
 # ------------------------------------------------------------------------------------------------
 
-# The fast path of the reconstruction studies (Table 1, Fig. 8a): fp32 eager on every device, as the
-# errors they measure need (no bf16 autocast on CUDA); on the CPU bit-identical to plain invert/generate.
-_FP32 = "cpu"
+# The reconstruction studies (Table 1, Fig. 8a) run at the engine's one precision for reconstructions
+# (dclip.engine.fast.RECONSTRUCTION: fp32 on every device; on the CPU bit-identical to plain invert/generate).
+_FP32 = RECONSTRUCTION
 
 
 def _latents(model, x: torch.Tensor, t0: int, steps: int, exact: bool = False):
@@ -277,8 +278,7 @@ def _reconstruction(ctx, originals: torch.Tensor, t0: int, domain: str) -> torch
     latents, p = ctx.latents(originals, t0, domain), ctx.profile
     if p.n_gen == p.n_inv:
         return latents.x_rec.to(originals.device)
-    with torch.no_grad():
-        return generate(ctx.unet(domain), latents.x_lat.to(originals.device), t0, p.n_gen)
+    return generate(ctx.unet(domain), latents.x_lat.to(originals.device), t0, p.n_gen, fast=RECONSTRUCTION)
 
 
 def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
@@ -575,7 +575,7 @@ def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gamma
     t0 = int(t0 or max(a.t0 for a in attrs))
     x_lat = ctx.latent(portraits, t0, "celeba_hq").to(portraits.device)
     mixed = edit_multi(ctx.unet("celeba_hq"), models, None, t0, gammas or {0: [1.0] * len(models)}, x_lat=x_lat,
-                       n_gen=ctx.profile.n_gen, fast="auto")
+                       n_gen=ctx.profile.n_gen, fast=EDITING)
     study.images["c/mixed"] = mixed.cpu()
     for name, a, model in zip(names, attrs, models):
         single = ctx.edit(model, portraits, t0, "celeba_hq")

@@ -21,6 +21,7 @@ import torch
 
 from ..engine.attributes import Attribute
 from ..engine.ddim import generate, invert
+from ..engine.fast import EDITING, RECONSTRUCTION
 from ..engine.mixing import change_weights, noise_mix
 
 __all__ = ["Editor", "EditorUI", "build_ui", "static_edit", "launch", "png_bytes"]
@@ -137,7 +138,8 @@ class Editor:
         if self.image is None:
             raise ValueError("no image yet: pick a sample photo or upload one.")
         if self._latent is None or self._latent[0] != self.t0:
-            x_lat = invert(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv)
+            x_lat = invert(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv,
+                           fast=RECONSTRUCTION)
             self._latent = (self.t0, x_lat)
         return self._latent[1]
 
@@ -146,7 +148,7 @@ class Editor:
         mix = noise_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], ratio=self.ratio,
                         gammas=[t.gamma for t in self.tuned])
         with torch.no_grad():
-            return generate(mix, self.latent(), self.t0, self.ctx.profile.n_gen)
+            return generate(mix, self.latent(), self.t0, self.ctx.profile.n_gen, fast=EDITING)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -78,3 +78,12 @@ def test_unstamped_grid_has_no_stamp_and_empty_grids_are_refused():
     assert not fig.texts
     with pytest.raises(ValueError, match="at least one image"):
         image_grid([])
+
+
+def test_repo_root_is_the_checkout_from_any_working_directory(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dclip.notebook.outputs import repo_root
+
+    monkeypatch.chdir(tmp_path)
+    assert repo_root() == Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ __all__ = ["repo_root", "figures_dir", "format_table", "rows_without", "save_tab
 
 def repo_root() -> Path:
     """The source checkout dclip runs from (an editable install), else the working directory."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # dclip/notebook/outputs.py -> the checkout
     return root if (root / "notebooks").is_dir() else Path.cwd()
 
 

@@ -121,10 +121,10 @@ def timed(fns: dict, device, repeats: int, warmup: int = 1) -> dict:
 
 
 def unet_kwargs(arch: str) -> dict:
-    from dclip.engine.layouts import ddim
+    from dclip.engine.layouts import ermongroup
     from dclip.engine.loading import PRESETS
 
-    return ddim.unet_kwargs(PRESETS[arch].config)
+    return ermongroup.unet_kwargs(PRESETS[arch].config)
 
 
 def forward_flops(unet_kwargs: dict) -> float:

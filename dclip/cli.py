@@ -73,6 +73,9 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast on CUDA (already the CUDA fast path's default; ignored on the CPU)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse an identical earlier fine-tune (same base weights, images and settings) from dclip's "
+                        "disk cache, and keep this one there (one process per fine-tune; not data-parallel)")
     p.add_argument("--clip", default="ViT-B-16-quickgelu",
                    help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
     p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
@@ -269,8 +272,7 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
-    from .engine.fast import RECONSTRUCTION
-    from .engine.latents import fingerprint, precompute_each
+    from .engine.latents import fingerprint
 
     several = args.attribute is not None and len(args.attribute) > 1
     if several and (args.source or args.target):
@@ -287,10 +289,10 @@ def _finetune(args) -> None:
         config = configs[None]
         data_parallel = distributed.world_size() > 1
         mine = distributed.batch_share(len(items), config.batch_size) if data_parallel else range(len(items))
-        latents, _ = precompute_each(model, _load(items, mine, size), config.t0, args.n_inv,
-                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights,
-                                     fast=RECONSTRUCTION)
-        result = _finetune_one(model, latents, clip, config, face_model, args, data_parallel)
+        if args.reuse and data_parallel:
+            raise ValueError("--reuse fine-tunes in one process; run without torchrun, or without --reuse.")
+        result = _run_finetune(model, _load(items, mine, size), clip, config, face_model, args, data_parallel,
+                               weights)
         if distributed.is_main():
             _report(result, _save(result, args.out, args))
         _bound_cache(args)
@@ -303,10 +305,7 @@ def _finetune(args) -> None:
     images = _load(items, range(len(items)), size) if mine else None
     for name in mine:
         config = configs[name]
-        latents, _ = precompute_each(model, images, config.t0, args.n_inv,
-                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights,
-                                     fast=RECONSTRUCTION)
-        result = _finetune_one(model, latents, clip, config, face_model, args, False)
+        result = _run_finetune(model, images, clip, config, face_model, args, False, weights)
         _report(result, _save(result, Path(args.out) / name, args), prefix=distributed.rank_tag())
     _bound_cache(args)
 
@@ -319,11 +318,26 @@ def _load_clip(args):
     return load_clip(args.clip, device=args.device, weights=args.clip_weights)
 
 
-def _finetune_one(model, latents, clip, config, face_model, args, data_parallel: bool):
-    from .engine.finetune import finetune
+def _run_finetune(model, images, clip, config, face_model, args, data_parallel: bool, weights: str):
+    """Invert ``images`` (into the latents cache) and fine-tune; with --reuse through the engine's
+    fine-tune cache (:func:`dclip.engine.finetune.finetune_cached`), which skips both when it can."""
+    from .engine.fast import RECONSTRUCTION
+    from .engine.finetune import finetune, finetune_cached
+    from .engine.latents import precompute_each
 
-    return finetune(model, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
-                    progress=args.progress, data_parallel=data_parallel, fast=_fast(args))
+    def latents():
+        return precompute_each(model, images, config.t0, args.n_inv, cache_dir=_latents_cache(args),
+                               progress=args.progress, weights=weights, fast=RECONSTRUCTION)[0]
+
+    face = face_model if config.lambda_id > 0 else None
+    if args.reuse:
+        from .engine.cache import cache_root
+
+        return finetune_cached(model, images, clip, config, inversion_steps=args.n_inv, cache=cache_root(),
+                               latents=latents, weights=weights, base_name=args.model, face_model=face,
+                               progress=args.progress, fast=_fast(args))
+    return finetune(model, latents(), clip, config, face_model=face, progress=args.progress,
+                    data_parallel=data_parallel, fast=_fast(args))
 
 
 def _save(result, out, args) -> Path:
@@ -333,6 +347,12 @@ def _save(result, out, args) -> Path:
 
 
 def _report(result, path: Path, prefix: str = "") -> None:
+    if not result.history:
+        print(f"{prefix}'{result.config.source}' -> '{result.config.target}': an identical earlier fine-tune, "
+              "read from the disk cache")
+        print(f"{prefix}wrote {path} and {path.with_suffix('.json')}")
+        sys.stdout.flush()
+        return
     first, last = result.history[0]["loss"], result.history[-1]["loss"]
     ranks = f" on {result.world_size} ranks" if result.world_size > 1 else ""
     print(f"{prefix}'{result.config.source}' -> '{result.config.target}': {len(result.history)} updates{ranks}, "

@@ -1,5 +1,6 @@
 """python -m dclip: a fine-tune and an edit end to end on the tiny models, and one-line errors."""
 import pytest
+import torch
 
 from dclip.cli import main
 from dclip.engine.images import sample_photos, save_image
@@ -184,3 +185,20 @@ def test_performance_flags_go_to_the_fast_path_not_the_config():
     assert fast.grad_checkpointing and fast.autocast is None  # bf16 autocast is for CUDA only
     assert not hasattr(_finetune_config(args), "grad_checkpointing")
     assert _fast(build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x"])) == "auto"
+
+
+def test_finetune_reuse_reads_an_identical_earlier_fine_tune_from_the_disk_cache(tmp_path, capsys, monkeypatch):
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "cache"))
+    common = ["finetune", "--model", "tiny", "--clip", "tiny", "--attribute", "pixar", "--n-images", "1",
+              "--n-iter", "1", "--n-inv", "4", "--n-gen", "2", "--t0", "300", "--no-progress", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "cache" / "finetuned").exists()  # without --reuse nothing is kept
+    assert main([*common, "--reuse", "--out", str(tmp_path / "first")]) == 0
+    assert "updates" in capsys.readouterr().out
+    assert main([*common, "--reuse", "--out", str(tmp_path / "again")]) == 0
+    assert "read from the disk cache" in capsys.readouterr().out
+    first, again = load_file(tmp_path / "first.safetensors"), load_file(tmp_path / "again.safetensors")
+    plain = load_file(tmp_path / "plain.safetensors")
+    assert all(torch.equal(first[k], again[k]) and torch.equal(first[k], plain[k]) for k in first)

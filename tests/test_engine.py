@@ -267,13 +267,13 @@ def test_finetune_cached_trains_once_then_loads(unet, images, clip, tmp_path, mo
     import dclip.engine.finetune as ft
 
     settings = config(n_iter=1)
-    first = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path)
+    first = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path).model
     assert len(list((tmp_path / "finetuned").glob("*.safetensors"))) == 1
     assert len(list((tmp_path / "latents").glob("*.pt"))) == 1
     monkeypatch.setattr(ft, "finetune", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr("dclip.engine.latents.precompute", lambda *a, **k: pytest.fail("inverted again"))
     again = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path)
-    assert not params_changed(first, again) and again is not first
+    assert not params_changed(first, again.model) and again.model is not first and again.history == []
     with pytest.raises(pytest.fail.Exception, match="trained again"):
         ft.finetune_cached(unet, images, clip, config(n_iter=1, lr=1e-4), inversion_steps=N_INV, cache=tmp_path,
                            latents=lambda: precompute(unet, images, T0, N_INV))

@@ -391,7 +391,8 @@ def finetuned_cache_path(cache: str | os.PathLike, base, images: torch.Tensor, c
 
 def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *, inversion_steps: int,
                     cache: str | os.PathLike | None, latents=None, weights: str | None = None, base_name: str = "",
-                    face_model=None, progress: bool | None = None, callback=None) -> torch.nn.Module:
+                    face_model=None, progress: bool | None = None, callback=None,
+                    fast: FastPath | str | None = "auto") -> FinetuneResult:
     """:func:`finetune` on ``images`` (inverted to ``config.t0`` in ``inversion_steps``), or its result
     from the disk cache ``cache`` when an earlier run with the same base, images and settings left it
     there (then nothing is inverted or trained). ``cache=None``: no disk cache, always trained.
@@ -400,7 +401,8 @@ def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *,
     function returning one) are only used when training; by default the latents are precomputed into
     the cache's ``latents/`` folder. A new result is saved in ``finetuned/``; in the cache root
     (:func:`dclip.engine.cache.cache_root`) the cache is then kept within its size limit
-    (:func:`dclip.engine.cache.enforce_limit`). Returns the fine-tuned model.
+    (:func:`dclip.engine.cache.enforce_limit`). Returns the :class:`FinetuneResult`; one read
+    from the cache has an empty ``history``.
     """
     from .cache import cache_root, enforce_limit, is_complete, touch
     from .latents import precompute
@@ -409,7 +411,7 @@ def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *,
                                                           weights=weights)
     if path is not None and is_complete(path):  # weights and sidecar both written
         touch(path)
-        return load_finetuned(path, base=base)
+        return FinetuneResult(load_finetuned(path, base=base), config)
     if latents is None:
         latents = precompute(base, images, config.t0, inversion_steps, progress=progress, weights=weights,
                              cache_dir=Path(cache) / "latents" if cache is not None else None)
@@ -417,9 +419,9 @@ def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *,
         latents = latents()
     face = face_model() if callable(face_model) and not isinstance(face_model, torch.nn.Module) else face_model
     result = finetune(base, latents, clip, config, face_model=face if config.lambda_id > 0 else None,
-                      progress=progress, callback=callback)
+                      progress=progress, callback=callback, fast=fast)
     if path is not None:
         save_finetuned(result, path, base=base_name)
         if Path(cache).resolve() == cache_root().resolve():  # the size limit is the cache root's
             enforce_limit(keep=(path,))
-    return result.model
+    return result

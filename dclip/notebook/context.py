@@ -436,7 +436,7 @@ class Context:
         return finetune_cached(base, images, self.clip, config, inversion_steps=steps, cache=self._cache_dir(),
                                latents=lambda: self.latents(images, config.t0, domain, steps, progress=progress),
                                weights=self.fingerprint(base), base_name=self.profile.unet_for(domain),
-                               face_model=lambda: self.face_model, progress=progress, callback=callback)
+                               face_model=lambda: self.face_model, progress=progress, callback=callback).model
 
     def _finetuned_path(self, base, images: torch.Tensor, config) -> Path | None:
         """Where the disk cache keeps this fine-tune (:func:`dclip.engine.finetune.finetuned_cache_path`)."""

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine import fast as fastpath
 from dclip.engine.clip import tiny_clip
 from dclip.engine.ddim import predict_eps
 from dclip.engine.edit import edit, edit_multi

@@ -4,8 +4,9 @@
   mixing their noise by a degree of change r.
 * :func:`edit_multi`: several fine-tuned models in one sampling, mixed by γ(t) (eq. 14).
 * :func:`project_to_domain` and :func:`unseen_to_unseen`: a picture from outside the model's domain
-  (a painting, a stroke drawing -- :func:`dclip.engine.images.stroke_paint`) is pulled into the trained domain by K rounds of stochastic DDPM
-  forward noising and few-step DDIM denoising with the original model, then edited.
+  (a painting, a stroke drawing: :func:`dclip.engine.images.stroke_paint`) is pulled into the trained
+  domain by K rounds of stochastic DDPM forward noising and few-step DDIM denoising with the original
+  model, then edited.
 * :func:`latent_optimisation`: the Fig. 9 baseline, optimising x_{t0} with the model frozen.
 """
 from __future__ import annotations

@@ -151,7 +151,8 @@ def noise_mix(original, finetuned: Sequence = (), *, ratio: float = 1.0,
     finetuned = list(finetuned)
     if gammas is None:
         if len(finetuned) > 1:
-            raise ValueError(f"{len(finetuned)} fine-tuned models need γ weights, e.g. {{300: [1, 0], 0: [0.3, 0.7]}}.")
+            raise ValueError(f"{len(finetuned)} fine-tuned models need γ weights, "
+                             "e.g. {300: [1, 0], 0: [0.3, 0.7]}.")
         gammas = [1.0] * len(finetuned)
     schedule = {int(k): list(v) for k, v in gammas.items()} if isinstance(gammas, Mapping) else {0: list(gammas)}
     for threshold, g in schedule.items():

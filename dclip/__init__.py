@@ -2,11 +2,15 @@
 
 The core: :func:`invert` and :func:`generate` (DDIM on the paper's grid, eqs. 12-13), noise mixes
 (:class:`RatioMix`, :class:`ThresholdMix`, eq. 14) and :func:`load_unet` for every checkpoint.
+
+Three layers: :mod:`dclip.engine` (the paper's method), :mod:`dclip.baselines` (the GAN comparators,
+which import only the engine) and :mod:`dclip.notebook` (what the notebooks need). The command line
+(:mod:`dclip.cli`, ``python -m dclip``) and the toy world (:mod:`dclip.toy`) sit beside them.
 """
-from .ddim import generate, invert, q_sample
-from .loading import PRESETS, load_unet
-from .mixing import RatioMix, ThresholdMix
-from .weights import WeightsNotFoundError
+from .engine.ddim import generate, invert, q_sample
+from .engine.loading import PRESETS, load_unet
+from .engine.mixing import RatioMix, ThresholdMix
+from .engine.weights import WeightsNotFoundError
 
 __version__ = "0.1.0"
 __all__ = ["invert", "generate", "q_sample", "load_unet", "PRESETS", "RatioMix", "ThresholdMix",

@@ -5,7 +5,7 @@ Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for
     python -m dclip finetune --model tiny --clip tiny --attribute makeup --n-images 2 --out runs/makeup
     python -m dclip edit --model tiny --finetuned runs/makeup.safetensors --image photo.jpg --out edited.png
 
-The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.distributed`):
+The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.engine.distributed`):
 precompute and edit of a folder split its images over the ranks (each rank writes the files of its
 own images; a re-run skips what is done), finetune with one attribute trains data-parallel
 (``--batch-size`` per rank) and finetune with several attributes trains one per rank at a time.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
+from .engine import distributed
 
 __all__ = ["main", "build_parser"]
 
@@ -68,9 +68,14 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                    help="weight of the face identity term (default: 0.1 for in-domain face attributes, else 0)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="images per update, per rank under torchrun (default: %(default)s)")
-    p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations to save memory")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute activations to save memory (full mode; a fast-path setting)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast on CUDA (already the CUDA fast path's default; ignored on the CPU)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse an identical earlier fine-tune (same base weights, images and settings) from dclip's "
+                        "disk cache, and keep this one there (one process per fine-tune; not data-parallel)")
     p.add_argument("--clip", default="ViT-B-16-quickgelu",
                    help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
     p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
@@ -120,13 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_gammas(text: str) -> dict[int, list[float]]:
-    try:
-        return {int(k): [float(w) for w in v.split(",")] for k, v in (part.split(":") for part in text.split(";"))}
-    except ValueError:
-        raise ValueError(f"--gammas '{text}' is not of the form 'THRESHOLD:W1,W2;THRESHOLD:W1,W2'.") from None
-
-
 def _image_size(model) -> int:
     return int(model.config.sample_size)
 
@@ -135,7 +133,7 @@ def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
     """(name, loader) of each input image, in a fixed order that every rank agrees on: the folder's
     files sorted by name (the first ``--n-images``), else the shipped sample photos. Loading is left
     to the caller, so that each rank reads only its own images, when it gets to them."""
-    from .images import image_files, load_image, sample_photo, to_tensor
+    from .engine.images import image_files, load_image, sample_photo, to_tensor
 
     if args.align and not args.images:
         raise ValueError("--align needs --images pointing at a folder of photos.")
@@ -160,22 +158,21 @@ def _aligned(path, size: int) -> torch.Tensor:
     """A photo, FFHQ-aligned with MTCNN into the CelebA-HQ framing, as a (1, 3, size, size) tensor."""
     from PIL import Image
 
-    from .faces import align_face
-    from .images import to_tensor
+    from .engine.faces import photo_to_tensor
 
     with Image.open(path) as image:
-        return to_tensor(align_face(image), size)
+        return photo_to_tensor(image, size)[0]
 
 
 def _load_model(args):
-    from .loading import load_unet
+    from .engine.loading import load_unet
 
     return load_unet(args.model, config=args.model_config).to(args.device)
 
 
 def _latents_cache(args) -> Path:
     """``--cache``, else the disk cache's latents folder (kept within its size limit afterwards)."""
-    from .cache import section
+    from .engine.cache import section
 
     return Path(args.cache) if args.cache else section("latents")
 
@@ -183,15 +180,16 @@ def _latents_cache(args) -> Path:
 def _bound_cache(args) -> None:
     """Keep the default disk cache within its size limit (rank 0 only under torchrun)."""
     if not args.cache and distributed.is_main():
-        from .cache import enforce_limit
+        from .engine.cache import enforce_limit
 
         enforce_limit()
 
 
 def _precompute(args) -> None:
     """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
-    its own share (:func:`dclip.distributed.shard`); images already cached are read, not redone."""
-    from .latents import fingerprint, precompute_each
+    its own share (:func:`dclip.engine.distributed.shard`); images already cached are read, not redone."""
+    from .engine.fast import RECONSTRUCTION
+    from .engine.latents import fingerprint, precompute_each
 
     model = _load_model(args)
     t0 = args.t0 or 400
@@ -202,8 +200,8 @@ def _precompute(args) -> None:
     pairs = []
     for chunk in _chunks(distributed.shard(len(items)), args.batch_size or 8):
         latents, n_new = precompute_each(model, _load(items, chunk, size), t0, args.n_inv,
-                                         cache_dir=_latents_cache(args),
-                                         batch_size=args.batch_size, progress=args.progress, weights=weights)
+                                         cache_dir=_latents_cache(args), batch_size=args.batch_size,
+                                         progress=args.progress, weights=weights, fast=RECONSTRUCTION)
         err += (latents.x_rec - latents.x0).abs().double().sum().item()
         elements += latents.x0.numel()
         computed += n_new
@@ -217,15 +215,15 @@ def _precompute(args) -> None:
     if args.out:
         pairs = sorted((p for part in distributed.gather(pairs) for p in part), key=lambda p: p[0])
         if distributed.is_main():
-            from .images import save_image
+            from .engine.images import save_image
 
             grid = torch.cat([torch.cat([p[1] for p in pairs], 2), torch.cat([p[2] for p in pairs], 2)], 1)
             print(f"wrote {save_image(grid, args.out)}")
 
 
 def _finetune_config(args, name: str | None = None):
-    from .attributes import attribute
-    from .finetune import RECIPES, recipe
+    from .engine.attributes import Attribute, attribute
+    from .engine.finetune import attribute_config
 
     name = name or (args.attribute[0] if args.attribute else None)
     preset = attribute(name) if name else None
@@ -233,21 +231,33 @@ def _finetune_config(args, name: str | None = None):
     target = args.target or (preset.target if preset else None)
     if not source or not target:
         raise ValueError("give --attribute NAME, or both --source and --target texts.")
-    overrides = {k: v for k, v in dict(t0=args.t0 or (preset.t0 if preset else 400), n_gen=args.n_gen,
-                                       n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
+    attr = Attribute(source, target, args.t0 or (preset.t0 if preset else 400),
+                     use_id=preset.use_id if preset else False, use_l1=preset.use_l1 if preset else True)
+    overrides = {k: v for k, v in dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
                                        lambda_l1=args.lambda_l1, lambda_id=args.lambda_id).items() if v is not None}
-    # the paper's λ_ID = 0.1 for in-domain face edits, unless the recipe sets its own (authors_readme: 0)
-    if "lambda_id" not in overrides and "lambda_id" not in RECIPES[args.recipe] and preset is not None and preset.use_id:
-        overrides["lambda_id"] = 0.1
-    return recipe(args.recipe, source, target, mode=args.mode, batch_size=args.batch_size, bf16=args.bf16,
-                  grad_checkpointing=args.grad_checkpointing, seed=args.seed, **overrides)
+    return attribute_config(attr, args.recipe, mode=args.mode, batch_size=args.batch_size, seed=args.seed,
+                            **overrides)
+
+
+def _fast(args):
+    """The fast path of a fine-tune: "auto" for the device, with --grad-checkpointing and --bf16 (bf16
+    autocast on CUDA when the mode has none; the CUDA mode already has it) applied to it."""
+    from .engine.fast import resolve
+
+    fast = resolve("auto", args.device)
+    changes = {}
+    if args.grad_checkpointing:
+        changes["grad_checkpointing"] = True
+    if args.bf16 and fast.autocast is None and torch.device(args.device).type == "cuda":
+        changes["autocast"] = "bf16"
+    return fast.replace(name=fast.name, **changes) if changes else "auto"
 
 
 def _identity_model(args):
     """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
     its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
-    from .arcface import load_arcface
-    from .faces import load_face_model, load_identity_model
+    from .engine.arcface import load_arcface
+    from .engine.identity import load_face_model, load_identity_model
 
     if args.arcface_weights:
         return load_arcface(args.arcface_weights, device=args.device)
@@ -262,7 +272,7 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
-    from .latents import fingerprint, precompute_each
+    from .engine.latents import fingerprint
 
     several = args.attribute is not None and len(args.attribute) > 1
     if several and (args.source or args.target):
@@ -279,9 +289,10 @@ def _finetune(args) -> None:
         config = configs[None]
         data_parallel = distributed.world_size() > 1
         mine = distributed.batch_share(len(items), config.batch_size) if data_parallel else range(len(items))
-        latents, _ = precompute_each(model, _load(items, mine, size), config.t0, args.n_inv,
-                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights)
-        result = _finetune_one(model, latents, clip, config, face_model, args, data_parallel)
+        if args.reuse and data_parallel:
+            raise ValueError("--reuse fine-tunes in one process; run without torchrun, or without --reuse.")
+        result = _run_finetune(model, _load(items, mine, size), clip, config, face_model, args, data_parallel,
+                               weights)
         if distributed.is_main():
             _report(result, _save(result, args.out, args))
         _bound_cache(args)
@@ -294,35 +305,54 @@ def _finetune(args) -> None:
     images = _load(items, range(len(items)), size) if mine else None
     for name in mine:
         config = configs[name]
-        latents, _ = precompute_each(model, images, config.t0, args.n_inv,
-                                     cache_dir=_latents_cache(args), progress=args.progress, weights=weights)
-        result = _finetune_one(model, latents, clip, config, face_model, args, False)
+        result = _run_finetune(model, images, clip, config, face_model, args, False, weights)
         _report(result, _save(result, Path(args.out) / name, args), prefix=distributed.rank_tag())
     _bound_cache(args)
 
 
 def _load_clip(args):
-    from .clip_loss import load_clip, tiny_clip
+    from .engine.clip import load_clip, tiny_clip
 
     if args.clip == "tiny":
         return tiny_clip(device=args.device)
     return load_clip(args.clip, device=args.device, weights=args.clip_weights)
 
 
-def _finetune_one(model, latents, clip, config, face_model, args, data_parallel: bool):
-    from .finetune import finetune
+def _run_finetune(model, images, clip, config, face_model, args, data_parallel: bool, weights: str):
+    """Invert ``images`` (into the latents cache) and fine-tune; with --reuse through the engine's
+    fine-tune cache (:func:`dclip.engine.finetune.finetune_cached`), which skips both when it can."""
+    from .engine.fast import RECONSTRUCTION
+    from .engine.finetune import finetune, finetune_cached
+    from .engine.latents import precompute_each
 
-    return finetune(model, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
-                    progress=args.progress, data_parallel=data_parallel)
+    def latents():
+        return precompute_each(model, images, config.t0, args.n_inv, cache_dir=_latents_cache(args),
+                               progress=args.progress, weights=weights, fast=RECONSTRUCTION)[0]
+
+    face = face_model if config.lambda_id > 0 else None
+    if args.reuse:
+        from .engine.cache import cache_root
+
+        return finetune_cached(model, images, clip, config, inversion_steps=args.n_inv, cache=cache_root(),
+                               latents=latents, weights=weights, base_name=args.model, face_model=face,
+                               progress=args.progress, fast=_fast(args))
+    return finetune(model, latents(), clip, config, face_model=face, progress=args.progress,
+                    data_parallel=data_parallel, fast=_fast(args))
 
 
 def _save(result, out, args) -> Path:
-    from .finetune import save_finetuned
+    from .engine.finetune import save_finetuned
 
     return save_finetuned(result, out, base=args.model)
 
 
 def _report(result, path: Path, prefix: str = "") -> None:
+    if not result.history:
+        print(f"{prefix}'{result.config.source}' -> '{result.config.target}': an identical earlier fine-tune, "
+              "read from the disk cache")
+        print(f"{prefix}wrote {path} and {path.with_suffix('.json')}")
+        sys.stdout.flush()
+        return
     first, last = result.history[0]["loss"], result.history[-1]["loss"]
     ranks = f" on {result.world_size} ranks" if result.world_size > 1 else ""
     print(f"{prefix}'{result.config.source}' -> '{result.config.target}': {len(result.history)} updates{ranks}, "
@@ -342,9 +372,10 @@ def _trained_t0(path: str) -> int:
 def _edit(args) -> None:
     """Edit one image (rank 0 under torchrun), or a folder: each rank edits its share of the images
     whose output is not there yet and writes them, one file per image."""
-    from .edit import edit, edit_multi
-    from .finetune import load_finetuned
-    from .images import image_files, load_image, save_image
+    from .engine.edit import edit, edit_multi
+    from .engine.finetune import load_finetuned
+    from .engine.images import image_files, load_image, save_image
+    from .engine.mixing import parse_gammas
 
     original = _load_model(args)
     models = [load_finetuned(p, base=original) for p in args.finetuned]
@@ -352,13 +383,13 @@ def _edit(args) -> None:
     t0 = args.t0 or _trained_t0(args.finetuned[0])
     if len(models) > 1 and not args.gammas:
         raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")
-    gammas = _parse_gammas(args.gammas) if args.gammas else None
+    gammas = parse_gammas(args.gammas) if args.gammas else None
 
     def run(x0):
         x0 = x0.to(args.device)
         if gammas is not None:
-            return edit_multi(original, models, x0, t0, gammas, n_inv=args.n_inv, n_gen=args.n_gen,
-                              progress=args.progress)
+            return edit_multi(original, models, x0, t0, gammas, ratio=args.ratio, n_inv=args.n_inv,
+                              n_gen=args.n_gen, progress=args.progress)
         return edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
                     progress=args.progress)
 
@@ -385,7 +416,7 @@ def _edit(args) -> None:
 
 
 def _cache(action: str) -> None:
-    from .cache import main as cache_main
+    from .engine.cache import main as cache_main
 
     cache_main(action)
 

@@ -1,9 +1,23 @@
-"""Shared fixtures: a smoke profile cut down further so the notebook helpers run in seconds."""
+"""Shared fixtures and helpers: the reference fixtures' folder, relative error, and a smoke profile cut
+down further so the notebook helpers run in seconds. Test modules import the helpers with
+``from conftest import FIXTURES, rel_err``."""
 import dataclasses
+from pathlib import Path
 
 import pytest
+import torch
 
-from dclip.profiles import get_profile
+from dclip.notebook.profiles import get_profile
+
+#: Reference tensors from the authors' code and the libraries dclip is checked against (see fixtures/README.md).
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """‖a − b‖ / ‖b‖, half-precision tensors widened to fp32 first."""
+    a = a.float() if a.dtype in (torch.bfloat16, torch.float16) else a
+    b = b.float() if b.dtype in (torch.bfloat16, torch.float16) else b
+    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +29,7 @@ def quick_profile():
 
 @pytest.fixture
 def quick_context(quick_profile, tmp_path):
-    from dclip.context import Context
+    from dclip.notebook.context import Context
 
     return Context(quick_profile, output_dir=str(tmp_path / "figures"))
 

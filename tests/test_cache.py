@@ -1,4 +1,4 @@
-"""dclip.cache: where the disk cache lives, its LRU size bound, partial entries, and `python -m dclip cache`."""
+"""dclip.engine.cache: where the disk cache lives, its LRU size bound, partial entries, and `python -m dclip cache`."""
 import dataclasses
 import os
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from dclip import cache
-from dclip.outputs import repo_root
+from dclip.engine import cache
+from dclip.notebook.outputs import repo_root
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_partial_entries_are_never_complete_and_are_cleaned_up(root):
 
 
 def test_context_ignores_a_partial_finetune(quick_profile, root, monkeypatch):
-    from dclip.context import Context
+    from dclip.notebook.context import Context
 
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
     path = ctx._finetuned_path(ctx.unet("celeba_hq"), ctx.train_images("celeba_hq"), ctx.finetune_config("gogh"))

@@ -1,8 +1,9 @@
 """python -m dclip: a fine-tune and an edit end to end on the tiny models, and one-line errors."""
 import pytest
+import torch
 
 from dclip.cli import main
-from dclip.images import sample_photos, save_image
+from dclip.engine.images import sample_photos, save_image
 
 
 def test_finetune_then_edit(tmp_path, capsys):
@@ -55,6 +56,21 @@ def test_recipes_and_presets_combine_as_documented():
     assert cfg("--lambda-id", "0.5").lambda_id == 0.5
 
 
+def test_cli_honours_the_attributes_l1_flag(monkeypatch):
+    """The attribute decides λ_L1 through dclip.engine.finetune.attribute_config, as in the notebooks."""
+    from dclip.cli import _finetune_config, build_parser
+    from dclip.engine import attributes
+
+    monkeypatch.setitem(attributes.ATTRIBUTES, "no_l1", attributes.Attribute("face", "stone face", 401, use_l1=False))
+
+    def cfg(*extra):
+        return _finetune_config(build_parser().parse_args(["finetune", "--attribute", "no_l1", "--out", "x", *extra]))
+
+    assert (cfg().lambda_l1, cfg().lambda_id, cfg().t0) == (0.0, 0.0, 401)
+    assert cfg("--recipe", "authors_readme").lambda_l1 == 0.0
+    assert cfg("--lambda-l1", "0.2").lambda_l1 == 0.2  # an explicit flag still wins
+
+
 def test_edit_defaults_to_the_trained_t0(tmp_path):
     import json
 
@@ -63,3 +79,126 @@ def test_edit_defaults_to_the_trained_t0(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"hyperparameters": {"t0": 601}}))
     assert _trained_t0(str(tmp_path / "m.safetensors")) == 601
     assert _trained_t0(str(tmp_path / "other.safetensors")) == 400
+
+
+def _two_finetuned(tmp_path):
+    """Two 'fine-tuned' tiny models (the tiny UNet with different small perturbations), saved as the CLI reads them."""
+    import torch
+
+    import dclip
+    from dclip.engine.finetune import FinetuneResult, recipe, save_finetuned
+
+    paths = []
+    for seed in (1, 2):
+        model = dclip.load_unet("tiny")
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=generator))
+        config = recipe("paper", "face", f"face {seed}", t0=300)
+        paths.append(str(save_finetuned(FinetuneResult(model, config), tmp_path / f"m{seed}")))
+    return paths
+
+
+def _png(path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_edit_gammas_weights_the_models_by_the_schedule(tmp_path):
+    """--gammas '0:1,0' is the first model's edit and '0:0,1' the second's; a 50/50 mix is neither."""
+    import numpy as np
+
+    a, b = _two_finetuned(tmp_path)
+    photo = save_image(sample_photos(("astronaut",), size=32), tmp_path / "in.png")
+
+    def run(name, *finetuned, gammas=None):
+        out = tmp_path / f"{name}.png"
+        extra = ["--gammas", gammas] if gammas else []
+        assert main(["edit", "--model", "tiny", "--finetuned", *finetuned, "--image", str(photo), "--t0", "300",
+                     "--n-inv", "4", "--n-gen", "4", "--out", str(out), "--no-progress", "--device", "cpu",
+                     *extra]) == 0
+        return _png(out)
+
+    only_a, only_b = run("a", a), run("b", b)
+    assert np.array_equal(run("mix_a", a, b, gammas="0:1,0"), only_a)
+    assert np.array_equal(run("mix_b", a, b, gammas="0:0,1"), only_b)
+    assert not np.array_equal(only_a, only_b)
+    half = run("half", a, b, gammas="300:1,0;0:0.5,0.5")
+    assert not np.array_equal(half, only_a) and not np.array_equal(half, only_b)
+
+
+def test_edit_align_frames_the_face_before_editing(tmp_path):
+    """--align: the 'original' half of the output is the MTCNN-aligned crop, not the centre crop."""
+    import matplotlib.cbook
+    import numpy as np
+    from PIL import Image
+
+    from dclip.engine.images import to_pil, to_tensor
+
+    a, _ = _two_finetuned(tmp_path)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        photo = Image.open(f).convert("RGB")
+    photo.save(folder / "hopper.png")
+    common = ["edit", "--model", "tiny", "--finetuned", a, "--t0", "300", "--n-inv", "4", "--n-gen", "4",
+              "--no-progress", "--device", "cpu"]
+    assert main([*common, "--images", str(folder), "--align", "--out", str(tmp_path / "aligned")]) == 0
+    assert main([*common, "--images", str(folder), "--out", str(tmp_path / "cropped")]) == 0
+    aligned, cropped = _png(tmp_path / "aligned" / "hopper.png"), _png(tmp_path / "cropped" / "hopper.png")
+    assert aligned.shape == cropped.shape == (32, 32, 3) and not np.array_equal(aligned, cropped)
+    # the edit of the centre crop is the same with --image (no alignment there)
+    assert main([*common, "--image", str(folder / "hopper.png"), "--out", str(tmp_path / "single.png")]) == 0
+    single = _png(tmp_path / "single.png")
+    assert np.array_equal(single[:, 32:], cropped)
+    assert np.array_equal(single[:, :32], np.asarray(to_pil(to_tensor(photo, 32))[0], dtype=np.int16))
+
+
+def test_precompute_out_writes_originals_over_reconstructions(tmp_path, capsys):
+    import numpy as np
+
+    from dclip.engine.images import to_pil
+
+    out = tmp_path / "grid.png"
+    assert main(["precompute", "--model", "tiny", "--n-images", "2", "--t0", "300", "--n-inv", "6",
+                 "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    grid = _png(out)
+    assert grid.shape == (64, 64, 3)  # two images side by side; originals above, reconstructions below
+    originals = np.concatenate([np.asarray(p, dtype=np.int16)
+                                for p in to_pil(sample_photos(("grace_hopper", "astronaut"), size=32))], axis=1)
+    assert np.array_equal(grid[:32], originals)
+    mae = float(capsys.readouterr().out.split("reconstruction MAE ")[1].split()[0])
+    # the printed MAE (in [-1, 1] units) is the bottom row's distance from the top, up to 8-bit rounding
+    assert abs(np.abs(grid[32:] - grid[:32]).mean() / 127.5 - mae) < 0.01
+
+
+def test_performance_flags_go_to_the_fast_path_not_the_config():
+    from dclip.cli import _fast, _finetune_config, build_parser
+
+    args = build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x", "--grad-checkpointing",
+                                      "--bf16", "--device", "cpu"])
+    fast = _fast(args)
+    assert fast.grad_checkpointing and fast.autocast is None  # bf16 autocast is for CUDA only
+    assert not hasattr(_finetune_config(args), "grad_checkpointing")
+    assert _fast(build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x"])) == "auto"
+
+
+def test_finetune_reuse_reads_an_identical_earlier_fine_tune_from_the_disk_cache(tmp_path, capsys, monkeypatch):
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "cache"))
+    common = ["finetune", "--model", "tiny", "--clip", "tiny", "--attribute", "pixar", "--n-images", "1",
+              "--n-iter", "1", "--n-inv", "4", "--n-gen", "2", "--t0", "300", "--no-progress", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "cache" / "finetuned").exists()  # without --reuse nothing is kept
+    assert main([*common, "--reuse", "--out", str(tmp_path / "first")]) == 0
+    assert "updates" in capsys.readouterr().out
+    assert main([*common, "--reuse", "--out", str(tmp_path / "again")]) == 0
+    assert "read from the disk cache" in capsys.readouterr().out
+    first, again = load_file(tmp_path / "first.safetensors"), load_file(tmp_path / "again.safetensors")
+    plain = load_file(tmp_path / "plain.safetensors")
+    assert all(torch.equal(first[k], again[k]) and torch.equal(first[k], plain[k]) for k in first)

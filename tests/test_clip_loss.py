@@ -6,13 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dclip.clip_loss as cl
-from dclip.weights import WeightsNotFoundError
+import dclip.engine.clip as clip_models
+import dclip.engine.clip_loss as cl
+from dclip.engine.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
 def clip():
-    return cl.tiny_clip(seed=0)
+    return clip_models.tiny_clip(seed=0)
 
 
 def _images(n=2, size=256, seed=0):
@@ -56,7 +57,7 @@ def test_text_direction_matches_template_ensemble(clip):
 
 
 def test_text_direction_is_not_shared_between_models(clip):
-    other = cl.tiny_clip(seed=1)
+    other = clip_models.tiny_clip(seed=1)
     a = cl.text_direction(clip, "face", "tanned face")
     b = cl.text_direction(other, "face", "tanned face")
     assert a is not b and F.cosine_similarity(a, b).item() < 0.99
@@ -66,7 +67,7 @@ def test_text_direction_is_not_shared_between_models(clip):
 
 def test_encode_images_unit_norm_and_differentiable(clip):
     x = _images().requires_grad_(True)
-    emb = cl.encode_images(clip, x)
+    emb = clip_models.encode_images(clip, x)
     assert emb.shape == (2, 32)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2), atol=1e-5, rtol=0)
     emb.sum().backward()
@@ -76,7 +77,7 @@ def test_encode_images_unit_norm_and_differentiable(clip):
 def test_encode_images_center_crops_like_clip_preprocess(clip):
     wide = _images(n=1, size=224)[..., :1].expand(-1, -1, -1, 280).clone()
     wide += torch.linspace(-0.5, 0.5, 280)  # make the columns differ
-    torch.testing.assert_close(cl.encode_images(clip, wide), cl.encode_images(clip, wide[..., 28:252]))
+    torch.testing.assert_close(clip_models.encode_images(clip, wide), clip_models.encode_images(clip, wide[..., 28:252]))
 
 
 # ---------------------------------------------------------------------------------- losses
@@ -120,12 +121,20 @@ def test_directional_similarity_is_one_minus_loss(clip):
     torch.testing.assert_close(sim, 1 - loss.detach(), atol=1e-5, rtol=0)
 
 
-def test_global_loss_is_one_minus_cosine_and_decreases_under_descent(clip):
+def test_global_loss_known_values(clip, monkeypatch):
+    """Eq. 8 with the image encoder replaced by the identity: the text embedding itself scores 0, its
+    opposite 2 and a unit vector orthogonal to it 1."""
+    text = cl.text_embedding(clip, "a dog")
+    orthogonal = F.normalize(torch.randn(1, text.shape[-1]), dim=-1)
+    orthogonal = F.normalize(orthogonal - (orthogonal @ text.T) * text, dim=-1)
+    _fake_encoder(monkeypatch)
+    losses = cl.global_clip_loss(clip, torch.cat([text, -text, orthogonal]), "a dog")
+    torch.testing.assert_close(losses, torch.tensor([0.0, 2.0, 1.0]), atol=1e-5, rtol=0)
+
+
+def test_global_loss_decreases_under_descent(clip):
     x = _images(n=1, seed=5).requires_grad_(True)
-    text_emb = cl.text_embedding(clip, "a dog")
     first = cl.global_clip_loss(clip, x, "a dog")
-    expected = 1 - (cl.encode_images(clip, x) * text_emb).sum(-1)
-    torch.testing.assert_close(first, expected)
     optimizer = torch.optim.Adam([x], lr=0.02)
     for _ in range(5):
         optimizer.zero_grad()
@@ -150,7 +159,7 @@ def test_tiny_clip_is_frozen_and_seeded(clip):
     assert not clip.model.training
     assert not any(p.requires_grad for p in clip.model.parameters())
     assert clip.image_size == 224
-    again = cl.tiny_clip(seed=0)
+    again = clip_models.tiny_clip(seed=0)
     torch.testing.assert_close(again.model.visual.proj, clip.model.visual.proj)
 
 
@@ -158,21 +167,21 @@ def test_load_clip_from_local_weights_file(clip, tmp_path):
     import open_clip
 
     config = tmp_path / "dclip-test-tiny.json"
-    config.write_text(json.dumps(cl._TINY_CFG))
+    config.write_text(json.dumps(clip_models._TINY_CFG))
     open_clip.add_model_config(config)
     weights = tmp_path / "tiny.pt"
     torch.save(clip.model.state_dict(), weights)
-    loaded = cl.load_clip("dclip-test-tiny", weights=weights)
+    loaded = clip_models.load_clip("dclip-test-tiny", weights=weights)
     assert not loaded.model.training and not any(p.requires_grad for p in loaded.model.parameters())
     x = _images(n=1, seed=6)
-    torch.testing.assert_close(cl.encode_images(loaded, x), cl.encode_images(clip, x))
+    torch.testing.assert_close(clip_models.encode_images(loaded, x), clip_models.encode_images(clip, x))
 
 
 def test_load_clip_missing_file_and_unknown_tag():
     with pytest.raises(WeightsNotFoundError, match="no file"):
-        cl.load_clip(weights="/nonexistent/clip.safetensors")
+        clip_models.load_clip(weights="/nonexistent/clip.safetensors")
     with pytest.raises(ValueError, match="not an open_clip pretrained tag"):
-        cl.load_clip(pretrained="no-such-tag")
+        clip_models.load_clip(pretrained="no-such-tag")
 
 
 def test_load_clip_offline_fails_fast(no_network, monkeypatch, tmp_path):
@@ -181,7 +190,7 @@ def test_load_clip_offline_fails_fast(no_network, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(WeightsNotFoundError, match="timm/vit_base_patch16_clip_224.openai"):
-        cl.load_clip("ViT-B-16-quickgelu", "openai")
+        clip_models.load_clip("ViT-B-16-quickgelu", "openai")
 
 
 def test_cached_hub_weights_are_used_without_network(monkeypatch, tmp_path):
@@ -194,5 +203,5 @@ def test_cached_hub_weights_are_used_without_network(monkeypatch, tmp_path):
     (tmp_path / "models--timm--vit_base_patch16_clip_224.openai" / "refs" / "main").write_text("abc123")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    found = cl._checkpoint_for_tag("ViT-B-16-quickgelu", "openai")
+    found = clip_models._checkpoint_for_tag("ViT-B-16-quickgelu", "openai")
     assert found.endswith("abc123/open_clip_model.safetensors")

@@ -5,20 +5,16 @@ models, one ADM-layout model, single forward passes and DDIM trajectories on the
 Everything goes through ``load_unet``, the path a user takes. Tolerance: 1e-4 relative error.
 """
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 import dclip
-from dclip.ddim import Schedule
+from dclip.engine.ddim import Schedule
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
+
 TOLERANCE = 1e-4
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def fixture(name):
@@ -50,7 +46,7 @@ def traj():
 
 
 def test_schedule_is_the_fixtures_betas(traj):
-    ours = dclip.ddim.DEFAULT_SCHEDULE
+    ours = dclip.engine.ddim.DEFAULT_SCHEDULE
     assert rel_err(ours.betas.float(), traj["betas"].float()) < 1e-7
 
 

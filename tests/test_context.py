@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 import torch
 
-from dclip.context import Context
-from dclip.images import sample_photos, save_image
+from dclip.notebook.context import Context
+from dclip.engine.images import sample_photos, save_image
 
 
 def test_without_a_folder_the_sample_photos_are_used_with_a_note(quick_context, capsys):
@@ -61,8 +61,8 @@ def test_finetune_runs_once_per_attribute_and_t0(quick_context):
 
 
 def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatch):
-    import dclip.context
-    import dclip.finetune
+    import dclip.notebook.context
+    import dclip.engine.finetune
 
     monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     profile = dataclasses.replace(quick_profile, disk_cache=True)
@@ -72,13 +72,13 @@ def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatc
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model should have been loaded")
 
-    monkeypatch.setattr(dclip.finetune, "finetune", no_training)
+    monkeypatch.setattr(dclip.engine.finetune, "finetune", no_training)
     again = Context(profile).finetune("gogh")
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
 
 
 def test_paper_profile_without_a_gpu_says_what_to_do(monkeypatch):
-    from dclip.profiles import get_profile
+    from dclip.notebook.profiles import get_profile
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("DCLIP_DEVICE", raising=False)
@@ -109,7 +109,7 @@ def test_expected_time_is_printed_before_long_work_on_the_cpu(quick_profile, tmp
 
 
 def test_results_are_written_to_the_profiles_folder(quick_context, capsys):
-    from dclip.plots import image_grid
+    from dclip.notebook.plots import image_grid
 
     quick_context.save_table([{"a": 1.0}], "nb")
     quick_context.save_figure(image_grid([[torch.zeros(3, 4, 4)]]), "nb")
@@ -134,7 +134,7 @@ def test_generator_is_seeded_and_on_the_contexts_device(quick_context):
 
 
 def test_gan_models_follow_the_profile(quick_context):
-    from dclip.gan_baselines import GAN_SETTINGS
+    from dclip.baselines.gan_baselines import GAN_SETTINGS
 
     models = quick_context.gan_models()
     assert quick_context.gan_models() is models  # loaded once
@@ -151,8 +151,8 @@ def test_gan_models_follow_the_profile(quick_context):
 
 
 def test_paper_profile_loads_the_real_gan_models(monkeypatch):
-    import dclip.gan_baselines as gan
-    from dclip.profiles import get_profile
+    import dclip.baselines.gan_baselines as gan
+    from dclip.notebook.profiles import get_profile
 
     loaded = []
     monkeypatch.setattr(gan, "load_gan_baselines",
@@ -166,7 +166,7 @@ def test_paper_profile_loads_the_real_gan_models(monkeypatch):
 
 
 def test_gan_baselines_run_once_per_faces_prompts_and_settings(quick_context, monkeypatch):
-    import dclip.gan_baselines as gan
+    import dclip.baselines.gan_baselines as gan
 
     runs = []
     monkeypatch.setattr(quick_context, "gan_models", lambda: {"generator": "G"})
@@ -186,11 +186,11 @@ def test_gan_baselines_run_once_per_faces_prompts_and_settings(quick_context, mo
 # --- work done once per session -------------------------------------------------------------------
 
 def test_images_are_read_once_and_each_call_gets_a_copy(quick_context, monkeypatch):
-    import dclip.images
+    import dclip.engine.images
 
     expected, loads = sample_photos(("grace_hopper", "astronaut"), size=32), []
-    real = dclip.images.sample_photo
-    monkeypatch.setattr(dclip.images, "sample_photo", lambda name: loads.append(name) or real(name))
+    real = dclip.engine.images.sample_photo
+    monkeypatch.setattr(dclip.engine.images, "sample_photo", lambda name: loads.append(name) or real(name))
     first = quick_context.images("celeba_hq")
     first.add_(1.0)  # a caller's in-place change stays its own
     again, train = quick_context.images("celeba_hq"), quick_context.train_images("celeba_hq")
@@ -201,12 +201,12 @@ def test_images_are_read_once_and_each_call_gets_a_copy(quick_context, monkeypat
 
 
 def test_training_images_are_counted_without_reading_them(quick_profile, tmp_path, monkeypatch):
-    import dclip.images
+    import dclip.engine.images
 
     for i in range(3):
         save_image(sample_photos(("coffee",), size=32), tmp_path / "test" / f"{i}.png")
-    monkeypatch.setattr(dclip.images, "load_image", lambda *a, **k: pytest.fail("read an image"))
-    monkeypatch.setattr(dclip.images, "sample_photo", lambda *a, **k: pytest.fail("read a photo"))
+    monkeypatch.setattr(dclip.engine.images, "load_image", lambda *a, **k: pytest.fail("read an image"))
+    monkeypatch.setattr(dclip.engine.images, "sample_photo", lambda *a, **k: pytest.fail("read a photo"))
     ctx = Context(dataclasses.replace(quick_profile, n_train=5), image_dirs={"lsun_church": str(tmp_path / "test")})
     assert ctx.n_train_images("lsun_church") == 3  # no train_dir: the test folder, up to n_train
     assert ctx.n_train_images("celeba_hq") == 2 and ctx.n_train_images("afhq_dog") == 2  # sample photos
@@ -216,13 +216,13 @@ def test_training_images_are_counted_without_reading_them(quick_profile, tmp_pat
 
 
 def test_model_fingerprint_is_computed_once_per_model_object(quick_context, monkeypatch):
-    import dclip.context
-    from dclip.latents import fingerprint
+    import dclip.notebook.context
+    from dclip.engine.latents import fingerprint
 
     unet = quick_context.unet("celeba_hq")
     expected = fingerprint(unet.state_dict())
     calls = []
-    monkeypatch.setattr(dclip.context, "fingerprint", lambda t: calls.append(1) or fingerprint(t))
+    monkeypatch.setattr(dclip.notebook.context, "fingerprint", lambda t: calls.append(1) or fingerprint(t))
     assert quick_context.fingerprint(unet) == quick_context.fingerprint(unet) == expected
     assert len(calls) == 1
     other = torch.nn.Linear(2, 2)
@@ -232,8 +232,8 @@ def test_model_fingerprint_is_computed_once_per_model_object(quick_context, monk
 
 
 def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, monkeypatch):
-    import dclip.context
-    from dclip.latents import cache_key, fingerprint
+    import dclip.notebook.context
+    from dclip.engine.latents import cache_key, fingerprint
 
     monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
@@ -244,7 +244,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
         weights.extend([1] if isinstance(tensors, dict) else [])  # a state dict, not an image batch
         return fingerprint(tensors)
 
-    monkeypatch.setattr(dclip.context, "fingerprint", counted)
+    monkeypatch.setattr(dclip.notebook.context, "fingerprint", counted)
     ctx.finetune("makeup")
     ctx.finetune("gray_hair")  # same t0: same training latents
     ctx.finetune("pixar")
@@ -259,18 +259,18 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
 
 
 def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
-    import dclip.latents
-    from dclip.ddim import generate, invert
-    from dclip.edit import edit
+    import dclip.engine.latents
+    from dclip.engine.ddim import generate, invert
+    from dclip.engine.edit import edit
 
     faces, unet, p = quick_context.images("celeba_hq"), quick_context.unet("celeba_hq"), quick_context.profile
-    computed, real = [], dclip.latents.precompute
+    computed, real = [], dclip.engine.latents.precompute
 
     def precompute(model, x, t0, steps, **kwargs):
         computed.append((t0, steps))
         return real(model, x, t0, steps, **kwargs)
 
-    monkeypatch.setattr(dclip.latents, "precompute", precompute)
+    monkeypatch.setattr(dclip.engine.latents, "precompute", precompute)
     lat = quick_context.latents(faces, 301)
     assert quick_context.latents(faces.clone(), 301) is lat and quick_context.latent(faces, 301) is lat.x_lat
     x_lat = invert(unet, faces, 301, p.n_inv)
@@ -294,8 +294,8 @@ def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
 
 
 def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_network, monkeypatch, tmp_path):
-    from dclip.faces import VGGFACE2_FILE, load_face_model
-    from dclip.profiles import get_profile
+    from dclip.engine.identity import VGGFACE2_FILE, load_face_model
+    from dclip.notebook.profiles import get_profile
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -304,3 +304,22 @@ def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_net
     ctx = Context(dataclasses.replace(get_profile("paper"), device="cpu"), output_dir=str(tmp_path / "figures"))
     assert ctx.identity_network == "facenet VGGFace2"
     assert any("not the paper's ArcFace IR-SE50" in note and "model_ir_se50.pth" in note for note in ctx.notes)
+
+
+def test_latents_and_edits_use_the_engines_one_precision_each(quick_context, monkeypatch):
+    """Latents/reconstructions at dclip.engine.fast.RECONSTRUCTION (fp32), edits at EDITING, from the context."""
+    import dclip.engine.edit as edit_module
+    import dclip.engine.latents as latents_module
+    from dclip.engine.fast import EDITING, RECONSTRUCTION
+
+    seen = []
+
+    def spy(real, kind):
+        return lambda *a, **k: seen.append((kind, k.get("fast"))) or real(*a, **k)
+
+    monkeypatch.setattr(latents_module, "precompute", spy(latents_module.precompute, "latents"))
+    monkeypatch.setattr(edit_module, "edit", spy(edit_module.edit, "edit"))
+    x = quick_context.images("celeba_hq", 1)
+    quick_context.latents(x, 301)
+    quick_context.edit(quick_context.unet("celeba_hq"), x, 301)
+    assert seen == [("latents", RECONSTRUCTION), ("edit", EDITING)] and RECONSTRUCTION == "fp32"

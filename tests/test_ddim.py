@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import dclip
-from dclip.ddim import (DEFAULT_SCHEDULE, ddim_step, generation_pairs, inversion_pairs, q_sample,
+from dclip.engine.ddim import (DEFAULT_SCHEDULE, ddim_step, generation_pairs, inversion_pairs, q_sample,
                         timestep_grid)
-from dclip.mixing import RatioMix, ThresholdMix
+from dclip.engine.mixing import RatioMix, ThresholdMix
 from oracle import GaussianOracle
 
 
@@ -160,6 +160,32 @@ def test_threshold_mix_follows_the_gamma_schedule():
         ThresholdMix([a], {0: [1, 0]})
 
 
+def test_noise_mix_is_the_degree_of_change_over_the_gamma_weights():
+    """ε = (1 − r)·ε_original + r·Σ γ_i ε_i, for one model, a constant γ list and a γ(t) schedule."""
+    from dclip.engine.mixing import noise_mix, parse_gammas
+
+    original, a, b = Counting(1.0), Counting(3.0), Counting(7.0)
+    x, t = torch.zeros(1, 3, 2, 2), torch.tensor([10.0])
+    assert noise_mix(original, [a]) is a and noise_mix(original, [a], ratio=0.0) is original
+    assert noise_mix(original, [], ratio=0.5) is original and noise_mix(original, [a, b], gammas=[0, 0]) is original
+    assert torch.allclose(noise_mix(original, [a], ratio=0.25)(x, t), torch.full_like(x, 0.75 + 0.75))
+    # r = 0.5, γ = (1, 3)/4: 0.5·1 + 0.125·3 + 0.375·7
+    assert torch.allclose(noise_mix(original, [a, b], ratio=0.5, gammas=[1, 3])(x, t), torch.full_like(x, 3.5))
+    schedule = parse_gammas("300:1,0;0:0.3,0.7")
+    assert schedule == {300: [1.0, 0.0], 0: [0.3, 0.7]}
+    mix = noise_mix(original, [a, b], gammas=schedule)
+    assert torch.allclose(mix(x, torch.tensor([300.0])), torch.full_like(x, 3.0))
+    assert torch.allclose(mix(x, t), torch.full_like(x, 0.9 + 4.9))
+    half = noise_mix(original, [a, b], ratio=0.5, gammas=schedule)
+    assert torch.allclose(half(x, t), torch.full_like(x, 0.5 + 0.45 + 2.45))
+    with pytest.raises(ValueError, match="need γ weights"):
+        noise_mix(original, [a, b])
+    with pytest.raises(ValueError, match="2 weights for 1 models"):
+        noise_mix(original, [a], gammas={0: [1, 0]})
+    with pytest.raises(ValueError, match="THRESHOLD:W1,W2"):
+        parse_gammas("300=1,0")
+
+
 def test_grid_equals_numpy_linspace_everywhere():
     """torch.linspace fills its upper half from the end point; after int() some points differ."""
     import numpy as np
@@ -172,10 +198,28 @@ def test_grid_equals_numpy_linspace_everywhere():
 
 
 def test_model_token_tells_mixes_apart():
-    from dclip.ddim import loop_key, model_token
+    from dclip.engine.fast import loop_key, model_token
 
     a, b = Counting(1.0), Counting(3.0)
     keys = {loop_key("generate", 400, 6, DEFAULT_SCHEDULE, model=model_token(m))
             for m in (a, b, RatioMix(a, b, 0.3), RatioMix(a, b, 0.7), ThresholdMix([a, b], {0: [1, 1]}),
                       ThresholdMix([a, b], {300: [1, 0], 0: [1, 1]}))}
     assert len(keys) == 6
+
+
+def test_inversion_callback_reports_each_steps_x0_prediction():
+    """Inversion reports what generation does: the step index, t, t_next, the new x and x̂0 (eq. 6)."""
+    from dclip.engine.ddim import DEFAULT_SCHEDULE as S
+
+    x0 = torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)
+    seen = []
+    dclip.invert(Counting(0.5), x0, 300, 4, callback=seen.append)
+    assert [(s["i"], s["t"], s["t_next"]) for s in seen] == [(0, 0, 100), (1, 100, 200), (2, 200, 300)]
+    x = x0
+    for s in seen:  # ε = 0.5 everywhere: x̂0 = (x_t − √(1−ᾱ_t)·0.5)/√ᾱ_t
+        a = S.alpha_bar(s["t"])
+        torch.testing.assert_close(s["x0_pred"], (x - (1 - a) ** 0.5 * 0.5) / a ** 0.5)
+        x = s["x"]
+    exact = []
+    dclip.invert(Counting(0.5), x0, 300, 4, exact=True, callback=exact.append)
+    assert [s["i"] for s in exact] == [0, 1, 2, 3] and all("x0_pred" in s for s in exact)

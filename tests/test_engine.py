@@ -5,11 +5,13 @@ import pytest
 import torch
 
 import dclip
-from dclip.clip_loss import directional_clip_loss, text_direction, tiny_clip
-from dclip.edit import edit, latent_optimisation, project_to_domain, stroke_paint, unseen_to_unseen
-from dclip.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
-from dclip.images import sample_photos
-from dclip.latents import cache_key, precompute
+from dclip.engine.clip import tiny_clip
+from dclip.engine.clip_loss import directional_clip_loss, text_direction
+from dclip.engine.edit import edit, latent_optimisation, project_to_domain, unseen_to_unseen
+from dclip.engine.fast import MODES
+from dclip.engine.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
+from dclip.engine.images import sample_photos, stroke_paint
+from dclip.engine.latents import cache_key, precompute
 
 T0, N_INV, N_GEN = 200, 8, 3
 
@@ -92,13 +94,13 @@ def test_both_modes_update_the_unet(unet, latents, clip, mode):
 
 def test_gradient_checkpointing_gives_the_same_update(unet, latents, clip):
     plain = finetune(unet, latents, clip, config(n_iter=1))
-    ckpt = finetune(unet, latents, clip, config(n_iter=1, grad_checkpointing=True))
+    ckpt = finetune(unet, latents, clip, config(n_iter=1), fast=MODES["fp32"].replace(grad_checkpointing=True))
     for p, q in zip(plain.model.parameters(), ckpt.model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
 
 
 def test_identity_loss_carries_gradient_in_efficient_mode(unet, latents, clip):
-    from dclip.faces import load_face_model
+    from dclip.engine.identity import load_face_model
 
     face = load_face_model(pretrained=False)
     only_id = config(n_iter=1, mode="efficient", lambda_clip=0.0, lambda_l1=0.0, lambda_id=1.0, lr=1e-3)
@@ -201,15 +203,46 @@ def test_latent_optimisation_lowers_its_loss_and_keeps_the_model_frozen(unet, im
     assert [p.requires_grad for p in unet.parameters()] == before
 
 
-def test_config_is_a_frozen_record():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config().lr = 1.0
+def test_efficient_mode_takes_the_loss_on_each_steps_x0_prediction(unet, latents, clip):
+    """Efficient mode (supplement B.1): one loss per generation step, on that step's x̂0 (eq. 6).
+    With lr = 0 the model stays the original, so each step's terms follow from dclip.generate's
+    callback: the history row is their mean over the S_gen steps (the L1 on x_t itself would differ)."""
+    from dclip.engine.clip_loss import clip_objective
+
+    x0, x_lat = latents.x0[:1], latents.x_lat[:1]
+    one = dataclasses.replace(latents, x0=x0, x_lat=x_lat, x_rec=latents.x_rec[:1])
+    result = finetune(unet, one, clip, config(mode="efficient", lr=0.0, n_iter=1, lambda_l1=0.3))
+    steps = []
+    with torch.no_grad():
+        dclip.generate(unet, x_lat, T0, N_GEN, callback=steps.append)
+    direction = text_direction(clip, "photo", "sketch")
+    l1 = [(x0 - s["x0_pred"]).abs().mean().item() for s in steps]
+    l_clip = [clip_objective(directional_clip_loss(clip, x0, s["x0_pred"], direction).mean()).item() for s in steps]
+    on_xt = sum((x0 - s["x"]).abs().mean().item() for s in steps) / len(steps)
+    (row,) = result.history
+    assert len(steps) == N_GEN
+    assert row["l1"] == pytest.approx(sum(l1) / N_GEN, rel=1e-5) and row["l1"] != pytest.approx(on_xt, rel=1e-3)
+    assert row["clip"] == pytest.approx(sum(l_clip) / N_GEN, rel=1e-5)
+    assert row["loss"] == pytest.approx(sum(c + 0.3 * d for c, d in zip(l_clip, l1)) / N_GEN, rel=1e-5)
+
+
+def test_edit_multi_from_a_precomputed_latent_is_the_same_edit(unet, latents, images):
+    from dclip.engine.edit import edit_multi
+
+    a, b = unet, dclip.load_unet("tiny")
+    with torch.no_grad():
+        for p in b.parameters():
+            p.mul_(1.01)
+    gammas = {100: [1, 0], 0: [0.5, 0.5]}
+    direct = edit_multi(unet, [a, b], images, T0, gammas, n_inv=N_INV, n_gen=N_GEN)
+    from_latent = edit_multi(unet, [a, b], None, T0, gammas, x_lat=latents.x_lat, n_gen=N_GEN)
+    torch.testing.assert_close(from_latent, direct, rtol=0, atol=1e-5)
 
 
 def test_clip_term_takes_the_batch_mean_inside_the_log(unet, latents, clip):
     """Eq. 10 as the original computes it: −log((2 − mean L_dir)/2), not the mean of the logs."""
-    from dclip.clip_loss import clip_objective
-    from dclip.finetune import _Objective
+    from dclip.engine.clip_loss import clip_objective
+    from dclip.engine.finetune import _Objective
 
     objective = _Objective(clip, config(), None)
     with torch.no_grad():
@@ -223,6 +256,35 @@ def test_finetune_leaves_the_global_rng_and_returns_a_plain_model(unet, latents,
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    result = finetune(unet, latents, clip, config(n_iter=1, grad_checkpointing=True))
+    result = finetune(unet, latents, clip, config(n_iter=1), fast=MODES["fp32"].replace(grad_checkpointing=True))
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
     assert not result.model.is_gradient_checkpointing and not result.model.training
+
+
+def test_finetune_cached_trains_once_then_loads(unet, images, clip, tmp_path, monkeypatch):
+    """The fine-tune cache is an engine feature: a second call with the same base, images and settings
+    loads the saved model (nothing inverted or trained); other settings train anew."""
+    import dclip.engine.finetune as ft
+
+    settings = config(n_iter=1)
+    first = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path).model
+    assert len(list((tmp_path / "finetuned").glob("*.safetensors"))) == 1
+    assert len(list((tmp_path / "latents").glob("*.pt"))) == 1
+    monkeypatch.setattr(ft, "finetune", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("dclip.engine.latents.precompute", lambda *a, **k: pytest.fail("inverted again"))
+    again = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path)
+    assert not params_changed(first, again.model) and again.model is not first and again.history == []
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        ft.finetune_cached(unet, images, clip, config(n_iter=1, lr=1e-4), inversion_steps=N_INV, cache=tmp_path,
+                           latents=lambda: precompute(unet, images, T0, N_INV))
+
+
+def test_long_loops_report_one_callback_shape(unet, latents, clip, images):
+    """Fine-tuning updates and latent optimisation call back with the step index "i" and what the step made."""
+    rows = []
+    finetune(unet, latents, clip, config(n_iter=1), callback=rows.append)
+    assert [r["i"] for r in rows] == [0, 1] and all({"loss", "clip", "l1", "lr"} <= set(r) for r in rows)
+    steps = []
+    latent_optimisation(unet, clip, images[:1], "photo", "sketch", T0, n_inv=N_INV, n_gen=N_GEN, iterations=2,
+                        callback=steps.append)
+    assert [s["i"] for s in steps] == [0, 1] and steps[0]["x_lat"].shape == images[:1].shape

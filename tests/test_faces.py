@@ -9,8 +9,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from dclip import faces
-from dclip.weights import WeightsNotFoundError
+from dclip.engine import faces, identity
+from dclip.engine.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def grace_hopper():
 def face_model():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return faces.load_face_model(pretrained=False)
+        return identity.load_face_model(pretrained=False)
 
 
 def _expected_eyes(landmarks, size):
@@ -91,18 +91,11 @@ def test_align_face_detects_by_itself(grace_hopper):
 
 # ---------------------------------------------------------------------------------- identity
 
-def test_identity_similarity_of_an_image_with_itself_is_one(face_model, grace_hopper):
-    x = _to_tensor(faces.align_face(grace_hopper))
-    sim = faces.identity_similarity(face_model, x, x.clone())
-    assert sim.shape == (1,) and not sim.requires_grad
-    assert sim.item() == pytest.approx(1.0, abs=1e-5)
-
-
 def test_identity_loss_gradient_flows_to_x_inside_the_face_box(face_model):
     generator = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 3, 256, 256, generator=generator) * 2 - 1
     x = (torch.rand(1, 3, 256, 256, generator=generator) * 2 - 1).requires_grad_(True)
-    loss = faces.identity_loss(face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
+    loss = identity.identity_loss(face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
     assert loss.shape == (1,)
     loss.sum().backward()
     grad = x.grad.abs().sum(dim=(0, 1))
@@ -115,9 +108,9 @@ def test_identity_loss_gradient_flows_to_x_inside_the_face_box(face_model):
 def test_identity_loss_l1_part(face_model):
     x0 = torch.zeros(2, 3, 256, 256)
     x = torch.full((2, 3, 256, 256), 0.5)
-    loss = faces.identity_loss(face_model, x0, x, lambda_l1=0.3, lambda_face=0.0)
+    loss = identity.identity_loss(face_model, x0, x, lambda_l1=0.3, lambda_face=0.0)
     torch.testing.assert_close(loss, torch.full((2,), 0.15))
-    same = faces.identity_loss(face_model, x, x.clone())  # paper weights, identical images
+    same = identity.identity_loss(face_model, x, x.clone())  # paper weights, identical images
     torch.testing.assert_close(same, torch.zeros(2), atol=1e-5, rtol=0)
 
 
@@ -125,16 +118,16 @@ def test_load_face_model_offline_without_file(no_network, monkeypatch, tmp_path)
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsNotFoundError, match="20180402-114759-vggface2.pt"):
-        faces.load_face_model()
+        identity.load_face_model()
 
 
 def test_load_face_model_from_file(face_model, tmp_path):
     state = dict(face_model.state_dict())
     state["logits.weight"] = torch.zeros(8631, 512)  # the real file carries the classifier too
     state["logits.bias"] = torch.zeros(8631)
-    path = tmp_path / faces.VGGFACE2_FILE
+    path = tmp_path / identity.VGGFACE2_FILE
     torch.save(state, path)
-    loaded = faces.load_face_model(weights=path)
+    loaded = identity.load_face_model(weights=path)
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
     torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
 
@@ -151,21 +144,21 @@ def test_vggface2_in_facenets_own_cache_is_used(face_model, no_network, monkeypa
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _vggface2_file(face_model, tmp_path / "torch" / "checkpoints" / faces.VGGFACE2_FILE)
-    loaded = faces.load_face_model()
+    _vggface2_file(face_model, tmp_path / "torch" / "checkpoints" / identity.VGGFACE2_FILE)
+    loaded = identity.load_face_model()
     torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
 
 
 def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model, monkeypatch, tmp_path):
     import facenet_pytorch.models.utils.download as facenet_download
 
-    import dclip.weights
+    import dclip.engine.weights
 
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("DCLIP_OFFLINE", raising=False)
-    monkeypatch.setattr(dclip.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
+    monkeypatch.setattr(dclip.engine.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
     calls = []
 
     def fake_download(url, dst, hash_prefix=None, progress=True):  # facenet's downloader, minus the network
@@ -173,8 +166,23 @@ def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model
         _vggface2_file(face_model, Path(dst))
 
     monkeypatch.setattr(facenet_download, "download_url_to_file", fake_download)
-    loaded = faces.load_face_model()
-    assert calls == [(faces.VGGFACE2_URL, str(tmp_path / "torch" / "checkpoints" / faces.VGGFACE2_FILE))]
+    loaded = identity.load_face_model()
+    assert calls == [(identity.VGGFACE2_URL, str(tmp_path / "torch" / "checkpoints" / identity.VGGFACE2_FILE))]
     torch.testing.assert_close(loaded.last_linear.weight, face_model.last_linear.weight)
-    faces.load_face_model()
+    identity.load_face_model()
     assert len(calls) == 1  # cached now
+
+
+def test_photo_to_tensor_is_the_aligned_crop_or_says_why_not(grace_hopper):
+    from dclip.engine.images import to_tensor
+
+    x, how = faces.photo_to_tensor(grace_hopper, 64)
+    assert how == "face aligned"
+    torch.testing.assert_close(x, to_tensor(faces.align_face(grace_hopper, 64), 64))
+    cat = Image.fromarray(skimage.data.chelsea())
+    with pytest.raises(faces.NoFaceError):
+        faces.photo_to_tensor(cat, 64)
+    x, how = faces.photo_to_tensor(cat, 64, crop_without_face=True)
+    assert how == "no face found; centre-cropped" and x.shape == (1, 3, 64, 64)
+    torch.testing.assert_close(x, to_tensor(cat, 64))
+    assert faces.photo_to_tensor(cat, 64, align=False)[1] == "centre-cropped"

@@ -1,4 +1,4 @@
-"""The fast path (dclip.fast) computes what the reference mode computes.
+"""The fast path (dclip.engine.fast) computes what the reference mode computes.
 
 Tolerances (relative error, L2 over the whole tensor):
 
@@ -20,14 +20,15 @@ import pytest
 import torch
 
 import dclip
-from dclip import fast as fastpath
-from dclip.clip_loss import tiny_clip
-from dclip.ddim import predict_eps
-from dclip.edit import edit, edit_multi
-from dclip.fast import MODES, FastPath, resolve, session
-from dclip.finetune import FinetuneConfig, finetune
-from dclip.images import sample_photos
-from dclip.latents import cache_key, precompute
+from dclip.engine.clip import tiny_clip
+from dclip.engine.ddim import predict_eps
+from dclip.engine.edit import edit, edit_multi
+from dclip.engine.fast import MODES, FastPath, resolve, session
+from dclip.engine.finetune import FinetuneConfig, finetune
+from dclip.engine.images import sample_photos
+from dclip.engine.latents import cache_key, precompute
+
+from conftest import rel_err
 
 T0, N_INV, N_GEN = 300, 6, 3
 FP32_RTOL = 1e-5
@@ -35,10 +36,6 @@ GRAD_RTOL = 1e-4
 BF16_RTOL = 5e-2
 BF16_GRAD_RTOL = 1e-1
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def rel_err(a, b):
-    return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +62,7 @@ def reference(unet, images):
     return precompute(unet, images, T0, N_INV, fast="reference")
 
 
-def update_rel_err(a, b, base):
+def updaterel_err(a, b, base):
     """Relative difference of two fine-tunes' weight updates (from ``base``), over all parameters.
 
     Adam divides by √v, so an element whose gradient is ~0 can move by up to lr on a 1e-7 change;
@@ -83,7 +80,7 @@ def config(**kw):
 # --- the settings ---------------------------------------------------------------------------------
 
 def test_auto_resolves_per_device_and_cuda_switches_are_dropped_on_cpu():
-    assert resolve("auto", "cpu") == MODES["cpu"] == resolve(None, "cpu")
+    assert resolve("auto", "cpu") == MODES["fp32"] == resolve(None, "cpu")
     assert resolve("auto", "cuda").name == "cuda"
     on_cpu = resolve("cuda-max", "cpu")
     assert not (on_cpu.tf32 or on_cpu.cuda_graphs or on_cpu.cudnn_benchmark) and on_cpu.fused_adam is None
@@ -108,7 +105,7 @@ def test_bad_settings_are_clear_errors():
 
 @pytest.mark.parametrize("api", ["legacy", "new"])
 def test_tf32_switch_round_trips_through_either_api(api):
-    from dclip.fast import _restore_tf32, _set_tf32, _tf32_state
+    from dclip.engine.fast import _restore_tf32, _set_tf32, _tf32_state
 
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     if api == "new" and not hasattr(cudnn, "conv"):
@@ -149,7 +146,7 @@ def test_session_restores_layout_and_attention_even_after_an_error(unet):
 
 def test_session_maps_mixes_to_prepared_runners(unet, other):
     mix = dclip.RatioMix(unet, other, 0.5)
-    with session(mix, fast="cpu") as s:
+    with session(mix, fast="fp32") as s:
         assert {id(m) for m in s.modules} == {id(unet), id(other)}
         mapped = s.runner(mix)
         assert isinstance(mapped, dclip.RatioMix) and mapped.ratio == 0.5
@@ -174,7 +171,7 @@ def test_eps_comes_back_in_the_latents_dtype():
 # --- precompute -----------------------------------------------------------------------------------
 
 def test_cpu_default_is_bit_identical_to_the_plain_loops(unet, images):
-    fast = precompute(unet, images, T0, N_INV)  # fast="auto" -> "cpu"
+    fast = precompute(unet, images, T0, N_INV)  # fast="auto" -> "fp32"
     x_lat = dclip.invert(unet, images, T0, N_INV)
     with torch.no_grad():
         x_rec = dclip.generate(unet, x_lat, T0, N_INV)
@@ -223,10 +220,10 @@ def test_low_level_invert_and_generate_take_a_fast_path(unet, images):
 
 def test_edit_batching_and_modes_match_the_reference(unet, other, images):
     ref = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, fast="reference")
-    for settings in ("cpu", FastPath(batch_size=2, channels_last=True)):
+    for settings in ("fp32", FastPath(batch_size=2, channels_last=True)):
         x = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, fast=settings)
         assert rel_err(x, ref) < FP32_RTOL
-    one_by_one = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, batch_size=1, fast="cpu")
+    one_by_one = edit(unet, other, images, T0, n_inv=N_INV, n_gen=N_INV, ratio=0.5, batch_size=1, fast="fp32")
     assert rel_err(one_by_one, ref) < FP32_RTOL
 
 
@@ -257,8 +254,8 @@ def latents(unet, images):
 @pytest.mark.parametrize("mode", ["full", "efficient"])
 def test_sync_free_history_equals_the_per_update_history(unet, latents, clip, mode):
     seen = []
-    quiet = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="cpu")
-    watched = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="cpu", callback=seen.append)
+    quiet = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="fp32")
+    watched = finetune(unet, latents, clip, config(mode=mode, n_iter=2), fast="fp32", callback=seen.append)
     assert quiet.history == watched.history == seen
     assert len(quiet.history) == 4 and all(isinstance(row["loss"], float) for row in quiet.history)
     for p, q in zip(quiet.model.parameters(), watched.model.parameters()):
@@ -267,8 +264,8 @@ def test_sync_free_history_equals_the_per_update_history(unet, latents, clip, mo
 
 def chain_gradient(unet, latents, clip, settings):
     """The gradient of eq. 10 through one full-mode S_gen chain, run under ``settings``."""
-    from dclip.ddim import denoise_step, generation_pairs
-    from dclip.finetune import _Objective
+    from dclip.engine.ddim import denoise_step, generation_pairs
+    from dclip.engine.finetune import _Objective
 
     model = copy.deepcopy(unet).train()
     with session(model, fast=settings) as s:
@@ -284,29 +281,29 @@ def chain_gradient(unet, latents, clip, settings):
 
 @pytest.mark.parametrize("settings", ["reference", FastPath(channels_last=True), FastPath(grad_checkpointing=True)])
 def test_training_gradient_matches_the_reference(unet, latents, clip, settings):
-    ref = chain_gradient(unet, latents, clip, "cpu")
+    ref = chain_gradient(unet, latents, clip, "fp32")
     assert rel_err(chain_gradient(unet, latents, clip, settings), ref) < GRAD_RTOL
 
 
 def test_bf16_training_gradient_is_within_its_tolerance(unet, latents, clip):
-    ref = chain_gradient(unet, latents, clip, "cpu")
+    ref = chain_gradient(unet, latents, clip, "fp32")
     assert rel_err(chain_gradient(unet, latents, clip, FastPath(autocast="bf16")), ref) < BF16_GRAD_RTOL
 
 
 @pytest.mark.parametrize("settings", ["reference", FastPath(channels_last=True)])
 def test_finetune_fast_settings_follow_the_reference(unet, latents, clip, settings):
-    ref = finetune(unet, latents, clip, config(), fast="cpu")
+    ref = finetune(unet, latents, clip, config(), fast="fp32")
     other = finetune(unet, latents, clip, config(), fast=settings)
     assert other.losses() == pytest.approx(ref.losses(), rel=1e-4)
     # Adam's first steps are ≈ lr·sign(g): elements whose gradient is ~0 flip on 1e-7 changes, so
     # the updates agree as a whole (the gradients above agree to 1e-5), not element by element.
-    assert update_rel_err(other.model, ref.model, unet) < 0.1
+    assert updaterel_err(other.model, ref.model, unet) < 0.1
     assert all(p.is_contiguous() for p in other.model.parameters())
 
 
 def test_finetune_bf16_autocast_trains_on_cpu(unet, latents, clip):
     result = finetune(unet, latents, clip, config(n_iter=2), fast=FastPath(autocast="bf16"))
-    ref = finetune(unet, latents, clip, config(n_iter=2), fast="cpu")
+    ref = finetune(unet, latents, clip, config(n_iter=2), fast="fp32")
     assert all(p.dtype == torch.float32 for p in result.model.parameters())
     assert result.losses() == pytest.approx(ref.losses(), rel=BF16_RTOL)
 
@@ -341,7 +338,7 @@ def test_cuda_session_restores_tf32_flags(gpu_unet):
 
 @cuda
 def test_cuda_graphs_replay_matches_eager_and_sees_weight_updates(images):
-    from dclip import graphs
+    from dclip.engine import graphs
 
     graphs.clear()
     model = dclip.load_unet("tiny").cuda()
@@ -404,11 +401,6 @@ def test_cuda_compiled_sampling_matches_eager(gpu_unet, images):
     assert rel_err(x, ref) < BF16_RTOL
 
 
-def test_fast_module_exports():
-    assert set(fastpath.__all__) >= {"FastPath", "MODES", "resolve", "session"}
-    assert dataclasses.is_dataclass(FastPath)
-
-
 # --- CUDA-graph bookkeeping, with a stand-in for the CUDA API (the real capture is tested above) ---
 
 class _FakeCuda:
@@ -438,7 +430,7 @@ class _FakeCuda:
 
 
 def test_graph_cache_captures_once_per_key_and_recaptures_on_new_weights(monkeypatch, unet):
-    from dclip import graphs
+    from dclip.engine import graphs
 
     monkeypatch.setattr(graphs.torch, "cuda", _FakeCuda)
     graphs.clear()
@@ -470,7 +462,7 @@ def test_graph_cache_captures_once_per_key_and_recaptures_on_new_weights(monkeyp
 def test_the_fast_path_used_is_recorded_with_the_weights(unet, latents, clip, tmp_path):
     import json
 
-    from dclip.finetune import save_finetuned
+    from dclip.engine.finetune import save_finetuned
 
     result = finetune(unet, latents, clip, config(), fast="reference")
     assert result.fast == MODES["reference"]

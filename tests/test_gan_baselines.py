@@ -10,20 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from dclip import faces
-from dclip.clip_loss import tiny_clip
-from dclip.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
+from dclip.engine import faces, identity
+from dclip.engine.clip import tiny_clip
+from dclip.baselines.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
                                  run_gan_baselines)
-from dclip.gan_common import frozen, ramped_lr
-from dclip.gan_framing import align_for_generator, frame_photos, resize_faces, to_diffusion_frame
-from dclip.gan_e4e import tiny_e4e
-from dclip.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
-from dclip.images import sample_photo, sample_photos, to_pil, to_tensor
-from dclip.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
-from dclip.perceptual import BACKBONES, load_lpips, perceptual_distance
-from dclip.styleclip import StyleClipConfig, styleclip_edit, styleclip_losses
-from dclip.stylegan2 import tiny_stylegan2
-from dclip.weights import WeightsNotFoundError
+from dclip.baselines.gan_common import ramped_lr
+from dclip.engine.modules import frozen
+from dclip.baselines.gan_framing import frame_photos, resize_faces, to_diffusion_frame
+from dclip.baselines.gan_e4e import tiny_e4e
+from dclip.baselines.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
+from dclip.engine.images import sample_photo, sample_photos, to_pil, to_tensor
+from dclip.baselines.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
+from dclip.engine.perceptual import BACKBONES, load_lpips, perceptual_distance
+from dclip.baselines.styleclip import StyleClipConfig, styleclip_edit, styleclip_losses
+from dclip.baselines.stylegan2 import tiny_stylegan2
+from dclip.engine.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def clip():
 def face_model():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return faces.load_face_model(pretrained=False)
+        return identity.load_face_model(pretrained=False)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def _expected_eyes(landmarks, size):
 
 def test_alignment_at_generator_size_puts_the_eyes_where_ffhq_does(grace_hopper):
     landmarks = faces.detect_landmarks(grace_hopper)
-    aligned = align_for_generator(grace_hopper, 1024, landmarks=landmarks)
+    aligned = faces.align_face(grace_hopper, 1024, landmarks=landmarks)
     assert aligned.size == (1024, 1024)
     expected = _expected_eyes(landmarks, 1024)
     # FFHQ: eyes level, about a quarter of the side apart, around (384, 480) and (640, 480) at 1024 px
@@ -162,9 +163,13 @@ def test_projection_without_lpips_needs_no_perceptual_model(gan):
     generator, latent_avg = gan
     with torch.no_grad():
         target = render(generator, _random_w_plus(generator, 1, seed=7))
+    seen = []
     result = project(generator, resize_faces(target, 64), perceptual=None,
-                     config=ProjectionConfig(steps=10, lpips=0.0, n_mean_latent=256))
+                     config=ProjectionConfig(steps=10, lpips=0.0, n_mean_latent=256), callback=seen.append)
     assert result.history[-1] < result.history[0]
+    # the engine's callback shape: the step index and what the step made
+    assert [s["i"] for s in seen] == list(range(10)) and [s["loss"] for s in seen] == result.history
+    assert seen[-1]["w_plus"].shape == result.w_plus.shape
     with pytest.raises(ValueError, match="perceptual"):
         project(generator, target, perceptual=None, config=ProjectionConfig(steps=1))
 
@@ -344,7 +349,7 @@ def test_load_gan_baselines_offline_lists_every_missing_file(no_network, offline
     # e4e (a manual download) is not among them: without it the e4e row is left out with a note
     assert "e4e_ffhq_encode.pt" not in message
     for name in ("stylegan2-ffhq-config-f.pt", "timm/vit_base_patch32_clip_224.openai",
-                 "timm/vit_base_patch16_clip_224.openai", "model_ir_se50.pth", faces.VGGFACE2_FILE,
+                 "timm/vit_base_patch16_clip_224.openai", "model_ir_se50.pth", identity.VGGFACE2_FILE,
                  BACKBONES["alex"][0]):
         assert name in message
 

@@ -5,23 +5,19 @@ Weight files are written in the real layouts (``model_ir_se50.pth``: a plain sta
 fixtures' seeded weights and read back through the public loaders.
 """
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-from dclip import faces
-from dclip.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
-from dclip.gan_e4e import E4E_FILE, load_e4e, tiny_e4e
-from dclip.stylegan2 import Generator, StyleGAN2Config, tiny_stylegan2
-from dclip.weights import WeightsNotFoundError
+from dclip.engine import identity
+from dclip.engine.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
+from dclip.baselines.gan_e4e import E4E_FILE, load_e4e, tiny_e4e
+from dclip.baselines.stylegan2 import Generator, StyleGAN2Config, tiny_stylegan2
+from dclip.engine.weights import WeightsNotFoundError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
+
 TOL = 1e-4
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def seeded_state(keys, seed):
@@ -77,7 +73,7 @@ def test_arcface_embedding_matches_authors_extract_feats(arcface, arcface_ref):
 
 def test_identity_loss_with_arcface_matches_authors_id_loss(arcface, arcface_ref):
     # the public loss, as fine-tuning calls it (x0 = reference, x = the image that gets gradients)
-    loss = faces.identity_loss(arcface, arcface_ref["x"], arcface_ref["x_hat"], lambda_l1=0.0, lambda_face=1.0)
+    loss = identity.identity_loss(arcface, arcface_ref["x"], arcface_ref["x_hat"], lambda_l1=0.0, lambda_face=1.0)
     err = rel_err(loss, arcface_ref["id_loss"])
     assert err <= TOL, f"identity loss: relative error {err:.3e} ({loss.tolist()} vs {arcface_ref['id_loss'].tolist()})"
 
@@ -85,7 +81,7 @@ def test_identity_loss_with_arcface_matches_authors_id_loss(arcface, arcface_ref
 def test_loaded_arcface_is_frozen_eval_and_named(arcface):
     assert isinstance(arcface, ArcFace) and not arcface.training
     assert not any(p.requires_grad for p in arcface.parameters())
-    assert faces.identity_name(arcface) == "ArcFace IR-SE50"
+    assert identity.identity_name(arcface) == "ArcFace IR-SE50"
 
 
 def test_truncated_arcface_file_names_the_keys(arcface_file, tmp_path):
@@ -107,7 +103,7 @@ def test_arcface_offline_without_file_names_file_and_source(no_network, monkeypa
 
 def test_identity_model_prefers_arcface_from_the_weights_folder(no_network, monkeypatch, arcface_file):
     monkeypatch.setenv("DCLIP_WEIGHTS", str(arcface_file.parent))
-    model, note = faces.load_identity_model()
+    model, note = identity.load_identity_model()
     assert isinstance(model, ArcFace) and note == ""
 
 
@@ -115,7 +111,7 @@ def test_identity_model_without_any_file_names_both(no_network, monkeypatch, tmp
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsNotFoundError, match=r"(?s)model_ir_se50\.pth.*20180402-114759-vggface2\.pt"):
-        faces.load_identity_model()
+        identity.load_identity_model()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,14 @@
 """guided-diffusion (ADM) checkpoint -> diffusers UNet2DModel: pinned to the authors' own forward pass."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from diffusers import UNet2DModel
 
-from dclip.layouts import adm
+from dclip.engine.layouts import adm
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES
 
 
 def _load(name):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import dclip
-from dclip.loading import PRESETS, load_state_dict
+from dclip.engine.loading import PRESETS, load_state_dict
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import json
 
 import torch
 
-from dclip.outputs import figures_dir, format_table, round_value, rows_without, save_figure, save_table
-from dclip.plots import image_grid
-from dclip.profiles import SMOKE_STAMP, get_profile
+from dclip.notebook.outputs import figures_dir, format_table, round_value, rows_without, save_figure, save_table
+from dclip.notebook.plots import image_grid
+from dclip.notebook.profiles import SMOKE_STAMP, get_profile
 
 
 def test_format_table_rounds_to_three_decimals_and_marks_missing_values():
@@ -78,3 +78,12 @@ def test_unstamped_grid_has_no_stamp_and_empty_grids_are_refused():
     assert not fig.texts
     with pytest.raises(ValueError, match="at least one image"):
         image_grid([])
+
+
+def test_repo_root_is_the_checkout_from_any_working_directory(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dclip.notebook.outputs import repo_root
+
+    monkeypatch.chdir(tmp_path)
+    assert repo_root() == Path(__file__).resolve().parents[1]

@@ -1,20 +1,16 @@
-"""dclip.stylegan2 against rosinality's StyleGAN2 Generator (fixture outputs computed with its CPU code)."""
+"""dclip.baselines.stylegan2 against rosinality's StyleGAN2 Generator (fixture outputs computed with its CPU code)."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from dclip.stylegan2 import Generator, infer_config, load_stylegan2, tiny_stylegan2
-from dclip.weights import WeightsNotFoundError
+from dclip.baselines.stylegan2 import Generator, infer_config, load_stylegan2, tiny_stylegan2
+from dclip.engine.weights import WeightsNotFoundError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from conftest import FIXTURES, rel_err
+
 CKPT = FIXTURES / "stylegan2_small.pt"
 TOL = 1e-4
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,8 @@ def test_shipped_models_match_the_current_domain():
 
 def test_shipped_models_load_through_the_public_loaders():
     import dclip
-    from dclip.clip_loss import load_clip, text_direction
+    from dclip.engine.clip import load_clip
+    from dclip.engine.clip_loss import text_direction
     from dclip.toy.models import load_judge
 
     unet = dclip.load_unet("toy")
@@ -134,8 +135,8 @@ NOT_YET = pytest.mark.xfail(run=False, reason="the shipped toy models do not edi
 
 @pytest.fixture(scope="module")
 def toy_ctx(tmp_path_factory):
-    from dclip.context import Context
-    from dclip.profiles import get_profile
+    from dclip.notebook.context import Context
+    from dclip.notebook.profiles import get_profile
 
     return Context(dataclasses.replace(get_profile("toy"), num_threads=0),
                    output_dir=str(tmp_path_factory.mktemp("figures")))
@@ -147,7 +148,7 @@ def _held_out(n: int = 16, **fixed):
 
 def _judged(ctx, name: str, faces: torch.Tensor) -> tuple[dict, dict]:
     """(judged edit with the fine-tuned model, judged reconstruction with the untouched model)."""
-    from dclip.attributes import attribute
+    from dclip.engine.attributes import attribute
     from dclip.toy.judging import judge_edit
 
     t0 = attribute(name).t0
@@ -174,7 +175,7 @@ def test_finetuning_reaches_an_unseen_style(toy_ctx):
 @NOT_YET
 def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx):
     """Eq. 14 with constant γ = (1/2, 1/2): smiling and glasses together, on neutral faces without glasses."""
-    from dclip.edit import edit_multi
+    from dclip.engine.edit import edit_multi
 
     faces = _held_out(expression="neutral", glasses="no")
     smile, glasses = toy_ctx.finetune("smiling"), toy_ctx.finetune("glasses")
@@ -190,9 +191,9 @@ def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx)
 
 def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
     """The notebooks' path at the toy profile (steps cut down): stand-in attributes, judge columns, no GAN."""
-    from dclip import experiments
-    from dclip.context import Context
-    from dclip.profiles import get_profile
+    from dclip.notebook import experiments
+    from dclip.notebook.context import Context
+    from dclip.notebook.profiles import get_profile
 
     p = dataclasses.replace(get_profile("toy"), n_inv=4, n_gen=4, n_test=2, n_train=2, n_iter=1, n_inv_train=4,
                             n_gen_train=2, project_repeats=1, project_steps=2, num_threads=0)

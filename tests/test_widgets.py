@@ -5,8 +5,9 @@ import io
 import pytest
 import torch
 
-from dclip import widgets
-from dclip.ddim import generate, invert
+from dclip.engine.mixing import change_weights
+from dclip.notebook import widgets
+from dclip.engine.ddim import generate, invert
 
 
 @pytest.fixture
@@ -23,14 +24,14 @@ def reconstruction(editor):
 
 
 def test_mix_weights():
-    assert widgets.mix_weights(1.0, []) == [1.0]
-    assert widgets.mix_weights(0.5, [1.0, 3.0]) == [0.5, 0.125, 0.375]
-    assert widgets.mix_weights(0.0, [1.0]) == [1.0, 0.0]
-    assert widgets.mix_weights(0.7, [0.0, 0.0]) == [1.0, 0.0, 0.0]  # no model weighted: the reconstruction
+    assert change_weights(1.0, []) == [1.0]
+    assert change_weights(0.5, [1.0, 3.0]) == [0.5, 0.125, 0.375]
+    assert change_weights(0.0, [1.0]) == [1.0, 0.0]
+    assert change_weights(0.7, [0.0, 0.0]) == [1.0, 0.0, 0.0]  # no model weighted: the reconstruction
     with pytest.raises(ValueError, match="degree of change"):
-        widgets.mix_weights(1.5, [1.0])
+        change_weights(1.5, [1.0])
     with pytest.raises(ValueError, match="non-negative"):
-        widgets.mix_weights(0.5, [-1.0])
+        change_weights(0.5, [-1.0])
 
 
 def test_without_a_model_the_editor_shows_the_reconstruction(editor):

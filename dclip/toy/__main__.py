@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sheet(out: Path | None) -> int:
-    from ..outputs import figures_dir, save_figure, save_table
-    from ..profiles import get_profile
+    from ..notebook.outputs import figures_dir, save_figure, save_table
+    from ..notebook.profiles import get_profile
     from .sheet import toy_world_figure
 
     folder = out or figures_dir(get_profile("toy"))

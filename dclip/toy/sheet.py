@@ -17,9 +17,9 @@ def toy_world_figure(n: int = 6, seed: int = 0):
     """A stamped image grid (see module doc); returns (figure, rows of numbers: the reconstruction MAE)."""
     import dclip
 
-    from ..ddim import sample
-    from ..plots import image_grid
-    from ..profiles import TOY_STAMP
+    from ..engine.ddim import sample
+    from ..notebook.plots import image_grid
+    from ..notebook.profiles import TOY_STAMP
     from .models import load_judge
 
     x, records = domain.face_set(domain.HELD_OUT_SEED, n)

@@ -1,0 +1,167 @@
+"""Run profiles for the notebooks: which models, how many images and steps, which device.
+
+A profile is a frozen record of literal settings. Two are real:
+
+* ``paper``: the pretrained 256² diffusion models, OpenAI CLIP ViT-B/16, ArcFace IR-SE50 (else VGGFace2),
+  LPIPS on ImageNet AlexNet, and the paper's hyper-parameters (Sec. 4: S_inv = 40 and S_gen = 6
+  while fine-tuning, 40/40 at test time, lr 1e-6, the attribute's own t0). Needs a CUDA GPU.
+* ``toy``: the miniature world that ships with dclip (:mod:`dclip.toy`): a DDPM, a CLIP and a judge
+  classifier trained on synthetic 32 px cartoon faces, on the CPU. The paper's method, code path and
+  settings (S_inv/S_gen 40/6 while training, 40/40 at test) on small models and images, so every
+  notebook shows its claim in minutes; the paper's attributes are replaced by toy stand-ins
+  (:data:`dclip.engine.attributes.TOY_STAND_INS`) and edits are scored by the judge.
+* ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.engine.clip_loss.tiny_clip`, a random face
+  model and a random LPIPS backbone at 32 px, with a handful of images and steps, on the CPU.
+  Every notebook runs end to end in well under a minute; the numbers mean nothing about the paper.
+
+Each also names the GAN baselines of notebook 02 (StyleCLIP, StyleGAN-NADA; Fig. 5, Tables 1 and 3):
+``gan`` picks their models (``pretrained``: the FFHQ StyleGAN2 and the baselines' own CLIP, face and
+LPIPS models; ``tiny``: :func:`dclip.baselines.stylegan2.tiny_stylegan2` with the profile's own CLIP, face model
+and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.baselines.gan_baselines.GAN_SETTINGS`).
+
+``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
+``toy`` (with a one-line explanation) elsewhere.
+
+:func:`customise` changes a profile for one run: the device (a notebook's ``device`` parameter or
+``$DCLIP_DEVICE``; ``cpu`` runs even the paper profile, slowly) and the amount of work (images,
+DDIM steps, training images, optimisation steps), so that the real models can be seen working on
+one image on a machine without a GPU.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+__all__ = ["Profile", "PROFILES", "get_profile", "customise", "resolve_device", "SMOKE_STAMP", "TOY_STAMP"]
+
+SMOKE_STAMP = "smoke profile: tiny untrained models, not the paper's result"
+TOY_STAMP = "toy profile: miniature models trained on synthetic faces"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every setting a notebook takes from its profile (all literals)."""
+
+    name: str
+    unet: str | None            # UNet preset for every domain; None = the domain's own pretrained model
+    clip: str                   # "tiny" or an open_clip architecture name
+    clip_pretrained: str | None  # open_clip pretrained tag ("openai") when ``clip`` is a name
+    face_pretrained: bool       # pretrained identity network, ArcFace or VGGFace2 (else a random facenet)
+    lpips_pretrained: bool      # ImageNet AlexNet backbone for LPIPS (else random)
+    align_faces: bool           # FFHQ-align the shipped sample portraits (MTCNN)
+    image_size: int
+    n_test: int                 # images per experiment (edited / reconstructed)
+    n_ablation: int             # images in the S_inv x S_gen study (Fig. 8a; up to 200 + 200 steps each)
+    n_train: int                # training images per fine-tune (the paper: 50)
+    n_inv: int                  # S_inv at test time (the paper: 40)
+    n_gen: int                  # S_gen at test time (the paper: 40)
+    n_inv_train: int            # S_inv of the training latents (the paper: 40)
+    n_gen_train: int            # S_gen while fine-tuning (the paper: 6)
+    n_iter: int                 # passes over the training latents
+    lr: float                   # initial learning rate (the paper: 1e-6)
+    latent_opt_iterations: int  # Fig. 9 baseline: Adam steps on x_t0
+    latent_opt_lr: float
+    project_repeats: int        # K rounds of forward noising + denoising (Sec. 3.2: K > 8)
+    project_steps: int          # DDIM steps per round
+    device: str
+    num_threads: int            # torch CPU threads; 0 leaves torch's default
+    seed: int
+    stamp: str                  # written on every figure; "" for real results
+    figures_subdir: str         # figures/<subdir>; "" for the real figures
+    disk_cache: bool            # keep latents and fine-tuned models in the disk cache (dclip.engine.cache)
+    gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
+    gan_settings: str           # their steps: a key of dclip.baselines.gan_baselines.GAN_SETTINGS ("paper", "smoke")
+    world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
+                                # stand-in attributes and the judge (see dclip.engine.attributes.TOY_STAND_INS)
+
+    @property
+    def is_smoke(self) -> bool:
+        return self.name == "smoke"
+
+    @property
+    def is_toy(self) -> bool:
+        return self.world == "toy"
+
+    def unet_for(self, domain: str) -> str:
+        """The UNet preset that stands for a domain (``celeba_hq``, ``lsun_church``, ...)."""
+        return self.unet or domain
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        name="paper", unet=None, clip="ViT-B-16-quickgelu", clip_pretrained="openai", face_pretrained=True,
+        lpips_pretrained=True, align_faces=True, image_size=256, n_test=8, n_ablation=8, n_train=50, n_inv=40,
+        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=1, lr=1e-6, latent_opt_iterations=50, latent_opt_lr=0.01,
+        project_repeats=10, project_steps=6, device="cuda", num_threads=0, seed=0, stamp="",
+        figures_subdir="", disk_cache=True, gan="pretrained", gan_settings="paper"),
+    "smoke": Profile(
+        name="smoke", unet="tiny", clip="tiny", clip_pretrained=None, face_pretrained=False,
+        lpips_pretrained=False, align_faces=False, image_size=32, n_test=2, n_ablation=1, n_train=2, n_inv=10,
+        n_gen=10, n_inv_train=8, n_gen_train=3, n_iter=2, lr=2e-4, latent_opt_iterations=4, latent_opt_lr=0.05,
+        project_repeats=2, project_steps=3, device="cpu", num_threads=1, seed=0, stamp=SMOKE_STAMP,
+        figures_subdir="smoke", disk_cache=False, gan="tiny", gan_settings="smoke"),
+    "toy": Profile(
+        name="toy", unet="toy", clip="toy", clip_pretrained=None, face_pretrained=False,
+        lpips_pretrained=False, align_faces=False, image_size=32, n_test=8, n_ablation=2, n_train=8, n_inv=40,
+        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=3, lr=2e-4, latent_opt_iterations=20, latent_opt_lr=0.05,
+        project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
+        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy"),
+}
+
+
+def _auto() -> tuple[str, str]:
+    """(profile name, why) for ``auto``."""
+    forced = os.environ.get("DCLIP_PROFILE", "").strip()
+    if forced and forced != "auto":
+        return forced, f"DCLIP_PROFILE={forced} is set"
+    import torch
+
+    if torch.cuda.is_available():
+        return "paper", f"a CUDA GPU is available ({torch.cuda.get_device_name(0)})"
+    return "toy", ("no CUDA GPU here, so the notebook runs the CPU toy profile: the paper's method on miniature "
+                   "models trained on synthetic 32 px faces (profile = 'paper' on a GPU for the real figures)")
+
+
+def get_profile(name: str = "auto", *, verbose: bool = True) -> Profile:
+    """The profile called ``name`` (``paper``, ``toy``, ``smoke`` or ``auto``); ``auto`` says what it chose."""
+    if name == "auto":
+        name, why = _auto()
+        if verbose:
+            print(f"profile 'auto' -> '{name}': {why}.")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper', 'toy' or 'smoke'.")
+    return PROFILES[name]
+
+
+def resolve_device(device: str = "", default: str = "cpu") -> str:
+    """The torch device to run on: ``device`` when given (not ``""``/``"auto"``), else ``$DCLIP_DEVICE``,
+    else ``default`` (the profile's)."""
+    for choice in (device, os.environ.get("DCLIP_DEVICE", "")):
+        choice = (choice or "").strip()
+        if choice and choice != "auto":
+            return choice
+    return default
+
+
+def customise(profile: Profile, *, device: str = "", n_images: int = 0, n_steps: int = 0, n_train: int = 0,
+              n_train_steps: int = 0, latent_steps: int = 0) -> Profile:
+    """``profile`` with its device and amount of work changed; ``""``/``0`` keep the profile's value.
+
+    Args:
+        device: torch device (see :func:`resolve_device`; ``$DCLIP_DEVICE`` applies when empty).
+        n_images: test images per experiment (``n_test``), also in the S_inv x S_gen study.
+        n_steps: S_inv = S_gen at test time (the paper: 40).
+        n_train: training images per fine-tune; with the paper's one pass, also the number of updates.
+        n_train_steps: S_inv of the training latents and S_gen while fine-tuning (the paper: 40 and 6).
+        latent_steps: Adam steps of the latent-optimisation baseline (Fig. 9) and DDIM steps per
+            round of the forward-noising projection (Sec. 3.2).
+    """
+    changes: dict = {"device": resolve_device(device, profile.device)}
+    for value, fields in [(n_images, ("n_test", "n_ablation")), (n_steps, ("n_inv", "n_gen")),
+                          (n_train, ("n_train",)), (n_train_steps, ("n_inv_train", "n_gen_train")),
+                          (latent_steps, ("latent_opt_iterations", "project_steps"))]:
+        if int(value) < 0:
+            raise ValueError(f"{fields[0]} override must be >= 0 (0 keeps the profile's), got {value}.")
+        if value:
+            changes.update({field: int(value) for field in fields})
+    return replace(profile, **changes)

@@ -88,8 +88,6 @@ def test_toy_clip_knows_colours_and_styles_zero_shot():
     assert min(zero_shot[k] for k in ("skin", "hair", "background", "style")) >= 0.95
 
 
-@pytest.mark.xfail(reason="measured: the shipped toy CLIP (1000 + 400 steps) reads glasses 0.997 but "
-                          "expression only 0.87 zero-shot; the 2-pixel mouth is the last thing it learns", strict=False)
 def test_toy_clip_knows_expression_and_glasses_zero_shot():
     from dclip.toy.models import sidecar
 
@@ -125,13 +123,15 @@ def test_a_short_training_lowers_the_loss(which, tmp_path):
 
 
 # -- the method works (fine-tuning, eq. 10; editing, eqs. 12-13; mixing, eq. 14), judged ----------------------
-# Not yet with the shipped models (measured with the toy profile's settings, 8 training faces, 3 passes,
-# S_inv = S_gen = 40 on 8 held-out faces): the fine-tuned DDPM lowers the directional CLIP loss but mostly by
-# tinting the whole image, which the judge does not take for the target (e.g. gray hair lr 5e-5: hit 0.125,
-# kept 1.0; sketch lr 1e-4: hit 0.0, kept 0.125, a green wash). The models were trained for minutes on a busy
-# CPU (DDPM 400 steps, CLIP 1000); these tests state the issue's bar and are not run until models that
-# meet it ship. Run them with `pytest tests/test_toy.py --runxfail`.
-NOT_YET = pytest.mark.xfail(run=False, reason="the shipped toy models do not edit yet (see the comment above)")
+# The toy profile's settings: 8 training faces, 3 passes, lr 6e-5, S_inv = 40 / S_gen = 6 while training,
+# S_inv = S_gen = 40 on 16 held-out faces. Measured with the shipped models (hit / kept; untouched model 0.0 / 1.0):
+#   frowning ("face" -> "angry face")         0.94 / 1.00      glasses ("person" -> "person with glasses") 1.00 / 0.94
+#   smiling ("face" -> "smiling face")        0.06 / 0.89      sketch ("photo" -> "sketch", out of domain) 0.50 / 0.75
+# At lr 2e-4 every edit kept less (glasses 0.66, sketch 0.34, smiling 0.59) and smiling/sketch still missed.
+# The two that miss are marked xfail with these numbers: the claim does not reproduce for them at toy scale.
+MISSES = pytest.mark.xfail(strict=False, reason="measured with the shipped toy models: smiling hit 0.06, "
+                                                "sketch hit 0.50 / kept 0.75 (see the comment above)")
+
 
 @pytest.fixture(scope="module")
 def toy_ctx(tmp_path_factory):
@@ -157,35 +157,38 @@ def _judged(ctx, name: str, faces: torch.Tensor) -> tuple[dict, dict]:
     return judge_edit(ctx.judge, faces, edited, name), judge_edit(ctx.judge, faces, untouched, name)
 
 
-@NOT_YET
-def test_finetuning_makes_neutral_faces_smile_and_keeps_the_rest(toy_ctx):
-    edited, untouched = _judged(toy_ctx, "smiling", _held_out(expression="neutral"))
+@pytest.mark.parametrize("name, fixed", [("angry", {"expression": "neutral"}), ("glasses", {"glasses": "no"}),
+                                         pytest.param("smiling", {"expression": "neutral"}, marks=MISSES)])
+def test_finetuning_makes_the_named_edit_and_keeps_the_rest(toy_ctx, name, fixed):
+    """In domain: the judge sees the target on >= 80 % of held-out faces that lacked it, and >= 90 % of the
+    attributes not named keep their judged value; the untouched model does neither."""
+    edited, untouched = _judged(toy_ctx, name, _held_out(**fixed))
     assert edited["hit"] >= 0.8 and edited["kept"] >= 0.9, edited
-    assert untouched["hit"] <= 0.2 and untouched["kept"] >= 0.9, untouched  # the untouched model does not edit
+    assert untouched["hit"] <= 0.2 and untouched["kept"] >= 0.9, untouched
 
 
-@NOT_YET
+@MISSES
 def test_finetuning_reaches_an_unseen_style(toy_ctx):
-    """Out of domain: the DDPM never saw a sketch; the fine-tuned one draws them (Fig. 1b, 'photo' -> 'sketch')."""
+    """Out of domain: the DDPM never saw a sketch; the fine-tuned one should draw them (Fig. 1b, 'photo' -> 'sketch')."""
     edited, untouched = _judged(toy_ctx, "sketch", _held_out())
     assert edited["hit"] >= 0.8 and edited["kept"] >= 0.9, edited
     assert untouched["hit"] <= 0.2, untouched
 
 
-@NOT_YET
 def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx):
-    """Eq. 14 with constant γ = (1/2, 1/2): smiling and glasses together, on neutral faces without glasses."""
+    """Eq. 14 with constant γ = (1/2, 1/2): frowning and glasses together, on neutral faces without glasses
+    (measured: both on 0.44 of 16 faces mixed, 0.0 with either model alone)."""
     from dclip.engine.edit import edit_multi
 
     faces = _held_out(expression="neutral", glasses="no")
-    smile, glasses = toy_ctx.finetune("smiling"), toy_ctx.finetune("glasses")
+    angry, glasses = toy_ctx.finetune("angry"), toy_ctx.finetune("glasses")
     p, t0 = toy_ctx.profile, 301
 
     def both(x):
-        return np.mean([j["expression"] == "smiling" and j["glasses"] == "yes" for j in toy_ctx.judge.predict(x)])
+        return np.mean([j["expression"] == "frowning" and j["glasses"] == "yes" for j in toy_ctx.judge.predict(x)])
 
-    mixed = edit_multi(toy_ctx.unet(), [smile, glasses], faces, t0, {0: [0.5, 0.5]}, n_inv=p.n_inv, n_gen=p.n_gen)
-    singles = [both(toy_ctx.edit(m, faces, t0)) for m in (smile, glasses)]
+    mixed = edit_multi(toy_ctx.unet(), [angry, glasses], faces, t0, {0: [0.5, 0.5]}, n_inv=p.n_inv, n_gen=p.n_gen)
+    singles = [both(toy_ctx.edit(m, faces, t0)) for m in (angry, glasses)]
     assert both(mixed) > max(singles), (both(mixed), singles)
 
 

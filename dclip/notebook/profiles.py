@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
     "toy": Profile(
         name="toy", unet="toy", clip="toy", clip_pretrained=None, face_pretrained=False,
         lpips_pretrained=False, align_faces=False, image_size=32, n_test=8, n_ablation=2, n_train=8, n_inv=40,
-        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=3, lr=2e-4, latent_opt_iterations=20, latent_opt_lr=0.05,
+        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=3, lr=6e-5, latent_opt_iterations=20, latent_opt_lr=0.05,
         project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
         figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy"),
 }

@@ -43,7 +43,7 @@ test: setup
 # nbval runs each notebook with its stored defaults ("auto"), forced to NBVAL_PROFILE (the profile the
 # stored outputs were made at: dclip.notebook.figures.CHECKED_PROFILE); only the cells marked "# NBVAL_CHECK_OUTPUT"
 # are compared. Figures go to .cache/, not the source tree.
-NBVAL_PROFILE ?= smoke
+NBVAL_PROFILE ?= toy
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=$(NBVAL_PROFILE) DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
 		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/

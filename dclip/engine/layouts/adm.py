@@ -288,12 +288,17 @@ def _down_entries(lay: dict) -> dict:
                 entries |= _attention_entries(f"input_blocks.{idx}.1", f"{block}.attentions.{j}")
             idx, ch = idx + 1, out_ch
         if level != len(channels) - 1:
-            if lay["resblock_updown"]:
-                entries |= _resblock_entries(f"input_blocks.{idx}.0", f"{block}.downsamplers.0", False)
-            else:
-                entries |= _conv_entries(f"input_blocks.{idx}.0.op", f"{block}.downsamplers.0.conv")
+            entries |= _resample_entries(lay, f"input_blocks.{idx}.0", f"{block}.downsamplers.0", "op")
             idx += 1
     return entries
+
+
+def _resample_entries(lay: dict, src: str, dst: str, conv: str) -> dict:
+    """A down- or upsampler: ADM's resblock (``resblock_updown``) or its plain convolution, named ``conv``
+    under ``src`` ("op" downsampling, "conv" upsampling)."""
+    if lay["resblock_updown"]:
+        return _resblock_entries(src, dst, False)
+    return _conv_entries(f"{src}.{conv}", f"{dst}.conv")
 
 
 def _skip_channels(channels: list[int], n: int) -> list[int]:
@@ -321,10 +326,7 @@ def _up_entries(lay: dict) -> dict:
                 entries |= _attention_entries(f"output_blocks.{idx}.1", f"{block}.attentions.{j}")
                 k = 2
             if level and j == n:
-                if lay["resblock_updown"]:
-                    entries |= _resblock_entries(f"output_blocks.{idx}.{k}", f"{block}.upsamplers.0", False)
-                else:
-                    entries |= _conv_entries(f"output_blocks.{idx}.{k}.conv", f"{block}.upsamplers.0.conv")
+                entries |= _resample_entries(lay, f"output_blocks.{idx}.{k}", f"{block}.upsamplers.0", "conv")
             idx += 1
     return entries
 

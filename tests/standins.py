@@ -138,7 +138,7 @@ def adm_afhq_state(seed: int = 0) -> dict:
 
     cfg = PRESETS["afhq_dog"].config
     lay = adm._layout(cfg)
-    expected = adm._expected_shapes(adm.unet_kwargs(cfg))
+    expected = adm.expected_shapes(adm.unet_kwargs(cfg))
     gen = torch.Generator().manual_seed(seed)
     state = {}
     for name, (target, transform) in adm._key_map(lay).items():

@@ -7,7 +7,7 @@
   (``HF_ENDPOINT``), download.pytorch.org and GitHub's release host -- downloads every file the
   notebooks need into the libraries' own caches, in the layouts the offline check reads.
 
-The stand-ins are full size (about 2.5 GB, built once per session in a temporary folder); each check
+The stand-ins are full size (about 3 GB, built once per session in a temporary folder); each check
 runs in a fresh Python process with the environment a user would set.
 """
 import hashlib
@@ -34,9 +34,9 @@ def standin_root(tmp_path_factory):
     """The stand-ins, built once per session (or kept in ``$DCLIP_STANDINS`` between sessions)."""
     kept = os.environ.get("DCLIP_STANDINS", "")
     root = Path(kept) if kept else tmp_path_factory.mktemp("paper-standins")
-    standins.build(root)
+    standins.build(root, afhq=True)
     yield root
-    if not kept:  # ~2.5 GB: not left for pytest's kept temporary folders
+    if not kept:  # ~3 GB: not left for pytest's kept temporary folders
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -52,7 +52,8 @@ def test_every_paper_model_loads_from_the_real_layouts_offline(standin_root):
     env = standins.env_for(standin_root)
     out = _run(f"import standins; standins.check({str(standin_root)!r})", env)
     for line in ("load_unet('celeba_hq')", "load_unet('lsun_church')", "load_unet('lsun_bedroom')",
-                 "load_unet('google/ddpm-ema-bedroom-256')", "load_clip: ViT-B-16-quickgelu/openai",
+                 "load_unet('google/ddpm-ema-bedroom-256')", "load_unet('afhq_dog'): out_channels 6",
+                 "load_clip: ViT-B-16-quickgelu/openai",
                  "VGGFace2 from $TORCH_HOME/checkpoints", "AlexNet from $TORCH_HOME/hub/checkpoints",
                  "StyleGAN2 1024 px"):
         assert line in out, out

@@ -81,6 +81,34 @@ def test_judge_reads_every_attribute_and_style():
     assert min(judge_accuracy(load_judge(), n=48, start=domain.HELD_OUT_SEED + 5000).values()) >= 0.95
 
 
+def test_an_edit_is_judged_only_on_faces_that_lacked_its_target():
+    """A face that already wears glasses says nothing about a glasses edit. Real judge, real faces: two
+    without glasses and two with; "edited" = the same faces all with glasses -> hit 2 of 2, kept 1.0;
+    "edited" = the originals unchanged -> hit 0 of 2; originals all with glasses -> nothing to judge."""
+    from dclip.toy.judging import judge_edit
+    from dclip.toy.models import load_judge
+
+    records = domain.faces(domain.HELD_OUT_SEED + 7000, 4)
+    draw = lambda glasses: domain.to_tensor([domain.render(dataclasses.replace(f, glasses=g), "photo")
+                                             for f, g in zip(records, glasses)])
+    originals, with_glasses, judge = draw(["no", "no", "yes", "yes"]), draw(["yes"] * 4), load_judge()
+    assert judge_edit(judge, originals, with_glasses, "glasses") == {"hit": 1.0, "lacking": 2, "kept": 1.0}
+    assert judge_edit(judge, originals, originals, "glasses")["hit"] == 0.0
+    assert judge_edit(judge, with_glasses, with_glasses, "glasses")["hit"] is None
+
+
+def test_the_notebooks_test_faces_can_show_every_edit():
+    """The toy notebooks' test faces (8 by default) include faces without each judged target, so no edit's
+    hit rate is left with nothing to count (the first nine held-out faces as drawn all wear glasses)."""
+    from dclip.toy.judging import JUDGE_TARGETS
+
+    records = domain.evaluation_set(8)[1]
+    for name, (head, value) in JUDGE_TARGETS.items():
+        if head != "style":
+            assert any(getattr(f, head) != value for f in records), name
+    assert {f.glasses for f in records} == {"no", "yes"}
+
+
 def test_toy_clip_knows_colours_and_styles_zero_shot():
     from dclip.toy.models import sidecar
 
@@ -206,4 +234,4 @@ def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
     study = experiments.manipulation_study(ctx, names, gan_baselines=True)
     assert [r["attribute"] for r in study.rows] == names and all(0 <= r["hit"] <= 1 for r in study.rows)
     assert any("need the paper profile" in n for n in ctx.notes)
-    assert torch.equal(ctx.images(), _held_out(2)) and ctx.unseen_images(ctx.images()).shape == (2, 3, 32, 32)
+    assert torch.equal(ctx.images(), domain.evaluation_set(2)[0]) and ctx.unseen_images(ctx.images()).shape == (2, 3, 32, 32)

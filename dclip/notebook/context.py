@@ -36,6 +36,15 @@ def _as_attribute(item: str | Attribute) -> Attribute:
     return attribute(item) if isinstance(item, str) else item
 
 
+def _duration(seconds: float) -> str:
+    """A rough duration for people: "40 s", "12 min", "3.5 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class Context:
     """A profile's models, images and figure folder for one notebook session."""
 
@@ -111,8 +120,8 @@ class Context:
         finetune = (2 * p.n_inv_train * n_train + 3 * p.n_gen_train * n_train * p.n_iter) * step
         edit = (p.n_inv + p.n_gen) * step
         return (f"expected time on {self.device}: one {p.image_size} px UNet evaluation takes {step:.1f} s here, "
-                f"so about {finetune / 60:.0f} min per fine-tune ({n_train} image(s), S_inv {p.n_inv_train}, "
-                f"S_gen {p.n_gen_train}) and {edit / 60:.1f} min per edited image (S_inv/S_gen {p.n_inv}/{p.n_gen}); "
+                f"so about {_duration(finetune)} per fine-tune ({n_train} image(s), S_inv {p.n_inv_train}, "
+                f"S_gen {p.n_gen_train}) and {_duration(edit)} per edited image (S_inv/S_gen {p.n_inv}/{p.n_gen}); "
                 "a notebook runs several of each (fewer with n_images, n_steps, n_train, n_train_steps).")
 
     def fingerprint(self, model: torch.nn.Module) -> str:
@@ -299,13 +308,14 @@ class Context:
 
     def _toy_images(self, n: int, train: bool) -> torch.Tensor:
         """Toy faces: held-out seeds for test images, training seeds for fine-tuning images."""
-        from ..toy.domain import HELD_OUT_SEED, face_set
+        from ..toy.domain import HELD_OUT_SEED, evaluation_set, face_set
 
         if train:
             self.note(f"toy profile: fine-tuning on {n} training-seed toy faces.")
             return face_set(HELD_OUT_SEED // 2, n)[0]
-        self.note(f"toy profile: test images are {n} held-out toy faces (seeds {HELD_OUT_SEED}+).")
-        return face_set(HELD_OUT_SEED, n)[0]
+        self.note(f"toy profile: test images are {n} held-out toy faces (seeds {HELD_OUT_SEED}+, every other one "
+                  "without glasses).")
+        return evaluation_set(n)[0]
 
     def unseen_images(self, portraits: torch.Tensor) -> torch.Tensor:
         """Inputs from outside the model's domain for Fig. 7a: the portraits themselves (the paper's inputs

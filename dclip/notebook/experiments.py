@@ -76,16 +76,16 @@ class EditSet:
 
 def judged(ctx, originals: torch.Tensor, edited: torch.Tensor, name: str) -> dict:
     """At the toy profile, the judge's verdict on an edit towards attribute ``name``
-    (:func:`dclip.toy.judging.judge_edit`): ``hit`` (target seen) and ``kept`` (other attributes kept);
-    ``{}`` at other profiles or for edits the judge cannot read."""
+    (:func:`dclip.toy.judging.judge_edit`): ``hit`` (target seen, among the ``of`` originals that lacked it)
+    and ``kept`` (other attributes kept); ``{}`` at other profiles or for edits the judge cannot read."""
     if not ctx.profile.is_toy:
         return {}
     from ..toy.judging import JUDGE_TARGETS, judge_edit
 
     if name not in JUDGE_TARGETS:
-        return {"hit": None, "kept": None}
+        return {"hit": None, "of": None, "kept": None}
     verdict = judge_edit(ctx.judge, originals, edited, name)
-    return {"hit": verdict["hit"], "kept": verdict["kept"]}
+    return {"hit": verdict["hit"], "of": verdict["lacking"], "kept": verdict["kept"]}
 
 
 def mean(values: torch.Tensor) -> float:
@@ -585,24 +585,30 @@ def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gamma
         study.rows.append({"application": "multi-attribute mix", "prompt": name,
                            "s_dir": _s_dir(ctx, portraits, mixed, a), **judged(ctx, portraits, mixed, name)})
     if ctx.profile.is_toy:
-        study.rows.extend(_both_rows(ctx, study, names))
+        study.rows.extend(_both_rows(ctx, portraits, study, names))
 
 
-def _both_rows(ctx, study: Study, names: Sequence[str]) -> list[dict]:
-    """Toy profile: how often the judge sees all mixed attributes at once, for each single model and the mix."""
+def _both_rows(ctx, portraits: torch.Tensor, study: Study, names: Sequence[str]) -> list[dict]:
+    """Toy profile: how often the judge sees all mixed attributes at once, for each single model and the mix,
+    among the portraits that lacked at least one of them."""
     from ..toy.judging import judge_target
 
     targets = [judge_target(n) for n in names]
 
-    def rate(x):
-        verdicts = ctx.judge.predict(x.cpu())
-        return sum(all(v[h] == val for h, val in targets) for v in verdicts) / len(verdicts)
+    def has_all(x) -> list[bool]:
+        return [all(v[h] == val for h, val in targets) for v in ctx.judge.predict(x.cpu())]
 
-    label = " + ".join(names)
+    lacking = [not had for had in has_all(portraits)]
+
+    def rate(x):
+        hits = [hit for hit, counted in zip(has_all(x), lacking) if counted]
+        return sum(hits) / len(hits) if hits else None
+
+    label, of = " + ".join(names), sum(lacking)
     return [*({"application": "all attributes at once", "prompt": f"{n} alone", "s_dir": None,
-               "hit": rate(study.images[f"c/{n}"]), "kept": None} for n in names),
+               "hit": rate(study.images[f"c/{n}"]), "of": of, "kept": None} for n in names),
             {"application": "all attributes at once", "prompt": f"mix {label}", "s_dir": None,
-             "hit": rate(study.images["c/mixed"]), "kept": None}]
+             "hit": rate(study.images["c/mixed"]), "of": of, "kept": None}]
 
 
 def novel_applications(ctx, portraits: torch.Tensor, *, unseen: str = "pixar", stroke_target: str = "gogh",

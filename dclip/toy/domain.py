@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageDraw
 
 __all__ = ["SIZE", "ATTRIBUTES", "STYLES", "HELD_OUT_SEED", "DOMAIN_VERSION", "Face", "random_face", "render",
-           "faces", "face_set", "to_tensor", "domain_hash"]
+           "faces", "face_set", "evaluation_set", "to_tensor", "domain_hash"]
 
 SIZE = 32           # pixels per side of a rendered face
 _SCALE = 4          # drawn at SIZE * _SCALE, then box-reduced
@@ -197,6 +197,18 @@ def face_set(start: int, n: int, style: str = "photo", *, seed: int = 0, **fixed
     ``face_set(HELD_OUT_SEED, 8)`` are eight held-out photo-style faces.
     """
     records = faces(start, n, seed=seed, **fixed)
+    return to_tensor([render(f, style) for f in records]), records
+
+
+def evaluation_set(n: int, style: str = "photo") -> tuple[torch.Tensor, list[Face]]:
+    """The notebooks' ``n`` test faces: held-out faces (:data:`HELD_OUT_SEED` upwards) with glasses set
+    to "no", "yes", "no", ... in turn, the rest as drawn.
+
+    Glasses is the one two-valued attribute, and an edit can only be judged on faces that lack its
+    target (:func:`dclip.toy.judging.judge_edit`); as drawn, the first nine held-out faces all wear
+    glasses, which would leave a "glasses" edit nothing to be measured on.
+    """
+    records = [replace(f, glasses=ATTRIBUTES["glasses"][i % 2]) for i, f in enumerate(faces(HELD_OUT_SEED, n))]
     return to_tensor([render(f, style) for f in records]), records
 
 

@@ -3,7 +3,9 @@
 The judge (:class:`dclip.toy.train.Judge`) reads every attribute and the style of the originals and of
 the edits. For an edit towards ``attribute`` (a name of :data:`JUDGE_TARGETS`):
 
-* **hit rate**: the fraction of edited images whose judged ``head`` is the target value;
+* **hit rate**: over the originals that did *not* show the target (judged), the fraction whose edit
+  does; a face that already wore glasses says nothing about a "glasses" edit. ``None`` when every
+  original already showed it (``lacking`` = 0);
 * **kept rate**: over the attributes the edit does not name, the fraction of (image, attribute) whose
   judged value is the same before and after (colour heads are not read on sketches, which have no colour).
 """
@@ -38,11 +40,12 @@ def _kept_heads(head: str, value: str) -> list[str]:
 
 
 def judge_edit(judge, originals: torch.Tensor, edited: torch.Tensor, name: str) -> dict:
-    """``{"hit": target hit rate, "kept": other attributes kept, "hit_before": target rate in the originals}``."""
+    """``{"hit": target rate after the edit among originals lacking it (None if none did), "lacking": how many
+    originals lacked it, "kept": other attributes kept}``."""
     head, value = judge_target(name)
     before, after = judge.predict(originals.cpu()), judge.predict(edited.cpu())
     kept_heads = _kept_heads(head, value)
-    hits = [a[head] == value for a in after]
+    hits = [a[head] == value for b, a in zip(before, after) if b[head] != value]
     kept = [b[h] == a[h] for b, a in zip(before, after) for h in kept_heads]
-    return {"hit": sum(hits) / len(hits), "kept": sum(kept) / max(1, len(kept)),
-            "hit_before": sum(b[head] == value for b in before) / len(before)}
+    return {"hit": sum(hits) / len(hits) if hits else None, "lacking": len(hits),
+            "kept": sum(kept) / max(1, len(kept))}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-__all__ = ["Claim", "beats_gan_baselines", "inversion_is_near_perfect", "inversion_error_grows_with_t0", "more_steps_reconstruct_better",
-           "larger_t0_changes_more", "finetuning_beats_latent_optimisation", "mixing_edits_several_attributes",
-           "report"]
+__all__ = ["Claim", "beats_gan_baselines", "inversion_is_near_perfect", "inversion_error_grows_with_t0",
+           "more_steps_reconstruct_better", "larger_t0_changes_more", "finetuning_beats_latent_optimisation",
+           "mixing_edits_several_attributes", "report"]
 
 
 class Claim(NamedTuple):
@@ -76,8 +76,9 @@ def more_steps_reconstruct_better(rows: Sequence[dict]) -> Claim:
     pair of neighbouring settings along S_inv (S_gen fixed) and along S_gen (S_inv fixed): MAE must fall."""
     mae = {(r["S_inv"], r["S_gen"]): r["mae"] for r in rows}
     s_inv, s_gen = sorted({k[0] for k in mae}), sorted({k[1] for k in mae})
-    falls = [mae[(a, g)] > mae[(b, g)] for g in s_gen for a, b in zip(s_inv, s_inv[1:]) if (a, g) in mae and (b, g) in mae]
-    falls += [mae[(i, a)] > mae[(i, b)] for i in s_inv for a, b in zip(s_gen, s_gen[1:]) if (i, a) in mae and (i, b) in mae]
+    pairs = [((a, g), (b, g)) for g in s_gen for a, b in zip(s_inv, s_inv[1:])]   # more S_inv, S_gen fixed
+    pairs += [((i, a), (i, b)) for i in s_inv for a, b in zip(s_gen, s_gen[1:])]  # more S_gen, S_inv fixed
+    falls = [mae[fewer] > mae[more] for fewer, more in pairs if fewer in mae and more in mae]
     lo, hi = (s_inv[0], s_gen[0]), (s_inv[-1], s_gen[-1])
     measured = (f"MAE {_f(mae.get(lo))} at S_inv/S_gen {lo[0]}/{lo[1]}, {_f(mae.get(hi))} at {hi[0]}/{hi[1]}; "
                 f"falls in {sum(falls)} of {len(falls)} single-step increases")
@@ -149,7 +150,7 @@ def mixing_edits_several_attributes(rows: Sequence[dict]) -> Claim:
     alone = [r for r in both if not r["prompt"].startswith("mix ")]
     paper = "mixing the noise of several fine-tuned models edits several attributes at once (Fig. 7c, eq. 14)"
     if not (mixed and alone):
-        return Claim(paper, "not judged at this profile (the toy profile's judge reads attributes); see the figure", 0, 0)
+        return Claim(paper, "not judged at this profile (only the toy profile has a judge); see the figure", 0, 0)
     best = max(r["hit"] for r in alone)
     measured = (f"all attributes on {_f(mixed[0]['hit'], 2)} of the faces mixed vs "
                 + ", ".join(f"{_f(r['hit'], 2)} {r['prompt']}" for r in alone))

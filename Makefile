@@ -52,8 +52,8 @@ test-fast: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests -x -q
 
 # All six notebooks at the paper profile on stand-in weights in the real file layouts (random values;
-# tests/standins.py), CPU, one image, fewest steps, ~3 GB in $(STANDINS). About 20 minutes on 2 free
-# cores; notebook 02's GAN baselines at 1024 px need ~15 GB of RAM. For whoever changes the notebooks or
+# tests/standins.py), CPU, one image, fewest steps, ~3 GB in $(STANDINS). 15 minutes on 2 free
+# cores (measured); notebook 02's GAN baselines at 1024 px peak at ~16 GB of RAM. For whoever changes the notebooks or
 # the loaders. `make test` runs notebook 01 of it.
 STANDINS ?= $(or $(TMPDIR),/tmp)/dclip-standins
 paper-standins: setup

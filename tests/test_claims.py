@@ -34,6 +34,8 @@ def test_larger_t0_needs_a_rise_at_every_step_per_attribute():
     rows += [{"attribute": "pixar", "t0": t, "mae": m} for t, m in ((300, 0.1), (500, 0.3), (700, 0.2))]
     claim = claims.larger_t0_changes_more(rows)
     assert (claim.held, claim.cases, claim.verdict) == (1, 2, "partly")
+    one_t0 = claims.larger_t0_changes_more([{"attribute": "tanned", "t0": 300, "mae": 0.1}])
+    assert one_t0.verdict == "not measured"
 
 
 def test_finetuning_vs_latent_uses_the_judge_when_there_is_one_and_a_tie_does_not_hold():
@@ -74,3 +76,5 @@ def test_table3_compares_each_gan_method_per_domain_and_measure():
     claim = claims.beats_gan_baselines(summary)
     assert (claim.held, claim.cases, claim.verdict) == (3, 4, "partly")  # StyleCLIP's ID is higher
     assert claims.beats_gan_baselines(summary[:1] + summary[-1:]).verdict == "not measured"
+    summary[0]["id"], summary[1]["id"] = 0.70 + 1e-7, 0.70  # equal as printed: a tie, which does not hold
+    assert claims.beats_gan_baselines(summary).held == 3

@@ -58,6 +58,18 @@ def inversion_is_near_perfect(rows: Sequence[dict]) -> Claim:
                  held, len(ddim))
 
 
+def _better(a: float, b: float) -> bool:
+    """``a`` above ``b`` as printed (2 decimals): a tie at the printed precision does not count."""
+    return round(a, 2) > round(b, 2)
+
+
+def _by_attribute(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["attribute"], []).append(r)
+    return groups
+
+
 def _rises(values: Sequence[float]) -> list[bool]:
     return [b > a for a, b in zip(values, values[1:])]
 
@@ -88,12 +100,8 @@ def more_steps_reconstruct_better(rows: Sequence[dict]) -> Claim:
 def larger_t0_changes_more(rows: Sequence[dict]) -> Claim:
     """Fig. 8b: a larger t0 lets the edit change more of the image. One case per attribute: its MAE to the
     original rises at every larger t0."""
-    by_attr: dict[str, list[dict]] = {}
-    for r in rows:
-        by_attr.setdefault(r["attribute"], []).append(r)
-    parts, held = [], 0
-    cases = 0
-    for name, group in by_attr.items():
+    parts, held, cases = [], 0, 0
+    for name, group in _by_attribute(rows).items():
         group = sorted(group, key=lambda r: r["t0"])
         if len(group) > 1:  # one t0 compares nothing
             cases += 1
@@ -117,7 +125,7 @@ def beats_gan_baselines(summary: Sequence[dict]) -> Claim:
         for key in ("s_dir", "id"):
             if mine.get(key) is not None and r.get(key) is not None:
                 cases += 1
-                held += round(mine[key], 2) > round(r[key], 2)  # better as printed: equal at 2 decimals is a tie
+                held += _better(mine[key], r[key])
                 parts.append(f"{r['domain']} {key} {_f(mine[key], 2)} vs {_f(r[key], 2)} {r['method']}")
     measured = "; ".join(parts) or "no GAN baseline rows at this profile (they need the paper profile's StyleGAN2)"
     return Claim("DiffusionCLIP edits more and keeps identity better than StyleCLIP and StyleGAN-NADA (Table 3)",
@@ -128,17 +136,15 @@ def finetuning_beats_latent_optimisation(rows: Sequence[dict]) -> Claim:
     """Fig. 9 (Sec. 4.3): fine-tuning the model edits better than optimising the latent with the same loss.
     One case per attribute; compared on the judge's hit rate where there is one (toy profile), else on
     S_dir. A tie does not hold."""
-    by_attr: dict[str, dict[str, dict]] = {}
-    for r in rows:
-        by_attr.setdefault(r["attribute"], {})[r["method"]] = r
     parts, held, cases = [], 0, 0
-    for name, methods in by_attr.items():
+    for name, group in _by_attribute(rows).items():
+        methods = {r["method"]: r for r in group}
         tuned, latent = methods.get("fine-tuning"), methods.get("latent optimisation")
         if not (tuned and latent):
             continue
         key = "hit" if tuned.get("hit") is not None and latent.get("hit") is not None else "s_dir"
         cases += 1
-        held += round(tuned[key], 2) > round(latent[key], 2)  # better as printed: equal at 2 decimals is a tie
+        held += _better(tuned[key], latent[key])
         parts.append(f"{name} {key} {_f(tuned[key], 2)} fine-tuned vs {_f(latent[key], 2)} latent")
     return Claim("fine-tuning the diffusion model edits better than latent optimisation (Fig. 9)",
                  "; ".join(parts) or "no attribute with both methods", held, cases)

@@ -41,7 +41,7 @@ test: setup
 	$(MAKE) --no-print-directory test-notebooks
 
 # nbval runs each notebook with its stored defaults ("auto"), forced to NBVAL_PROFILE (the profile the
-# stored outputs were made at: dclip.notebook.figures.CHECKED_PROFILE); only the cells marked "# NBVAL_CHECK_OUTPUT"
+# stored outputs were made at: dclip.dev.figures.CHECKED_PROFILE); only the cells marked "# NBVAL_CHECK_OUTPUT"
 # are compared. Figures go to .cache/, not the source tree.
 NBVAL_PROFILE ?= toy
 test-notebooks: setup
@@ -60,21 +60,21 @@ paper-standins: setup
 	DCLIP_PROGRESS=0 $(PY) tests/standins.py notebooks $(STANDINS)
 
 figures: setup
-	$(PY) -m dclip.notebook.figures --profile $(PROFILE)
+	$(PY) -m dclip.dev.figures --profile $(PROFILE)
 
-# Re-run every notebook at dclip.notebook.figures.CHECKED_PROFILE and store only the outputs nbval checks.
+# Re-run every notebook at dclip.dev.figures.CHECKED_PROFILE and store only the outputs nbval checks.
 # Then check they are portable: `make notebook-spread` (and `make test-portable` before committing).
 notebook-outputs: setup
-	HF_HUB_OFFLINE=1 $(PY) -m dclip.notebook.figures --store-outputs
+	HF_HUB_OFFLINE=1 $(PY) -m dclip.dev.figures --store-outputs
 
-# Run the notebooks under simulated CPUs (dclip.notebook.portability.SIMULATED_CPUS) and report every checked
+# Run the notebooks under simulated CPUs (dclip.dev.portability.SIMULATED_CPUS) and report every checked
 # number that moves; ONLY=02 for one notebook.
 notebook-spread: setup
-	HF_HUB_OFFLINE=1 $(PY) -m dclip.notebook.portability spread $(if $(ONLY),--only $(ONLY))
+	HF_HUB_OFFLINE=1 $(PY) -m dclip.dev.portability spread $(if $(ONLY),--only $(ONLY))
 
 # `make test` once per simulated CPU (this machine as is, AVX2, plain SSE on one thread), with wall times.
 test-portable: setup
-	$(PY) -m dclip.notebook.portability test
+	$(PY) -m dclip.dev.portability test
 
 # Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/toy/models/ on the CPU (see README).
 toy-models: setup

@@ -3,7 +3,7 @@
 
 Every figure is measured twice in the same run, on the same machine: in the ``reference`` mode
 (fp32 without TF32, eager, batch 1, classic attention, no checkpointing, loss read back every
-update -- the authors' code path) and in the engine's default ``fast`` mode (``dclip.engine.fast``: on CUDA
+update -- the authors' code path) and in the engine's default ``fast`` mode (``dclip.runtime.fast``: on CUDA
 bf16 autocast, TF32, channels_last, batching; on the CPU fp32 with batching). ``--max`` adds
 ``cuda-max`` (torch.compile + CUDA graphs) for the sampling phases. Speed-ups are ratios of medians.
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))  # runs from a checkout without installing dclip
 
 import torch  # noqa: E402
 
-from dclip.engine.fast import MODES, resolve  # noqa: E402
+from dclip.runtime.fast import MODES, resolve  # noqa: E402
 
 T0, S_INV, S_GEN, N_ITER, README_IMAGES = 500, 40, 6, 5, 50  # the authors' README command line
 GIB = 1024 ** 3
@@ -121,8 +121,8 @@ def timed(fns: dict, device, repeats: int, warmup: int = 1) -> dict:
 
 
 def unet_kwargs(arch: str) -> dict:
-    from dclip.engine.layouts import ermongroup
-    from dclip.engine.loading import PRESETS
+    from dclip.models.layouts import ermongroup
+    from dclip.models.unet import PRESETS
 
     return ermongroup.unet_kwargs(PRESETS[arch].config)
 
@@ -156,7 +156,7 @@ class Workload:
     """One architecture on one device: the UNets, a CLIP, images, latents and the FLOP count."""
 
     def __init__(self, arch: str, device: torch.device, clip_name: str, modes: list[str]):
-        from dclip.engine.loading import build_unet
+        from dclip.models.unet import build_unet
 
         self.arch, self.device = arch, device
         kwargs = unet_kwargs(arch)
@@ -171,21 +171,21 @@ class Workload:
         self.images = torch.rand(64, 3, self.size, self.size, generator=gen) * 2 - 1
 
     def latents(self, n: int):
-        from dclip.engine.latents import Latents
+        from dclip.method.latents import Latents
 
         gen = torch.Generator().manual_seed(1)
         x0 = self.images[:n]
         return Latents(x0, torch.randn(x0.shape, generator=gen), x0, T0, S_INV)
 
     def config(self, mode: str = "full", **kw):
-        from dclip.engine.finetune import recipe
+        from dclip.method.finetune import recipe
 
         return recipe("authors_readme", "face", "angry face", t0=T0, mode=mode, **kw)
 
 
 def make_clip(name: str, device: torch.device):
     """``tiny`` (dclip's test CLIP) or ``vit-b-16`` (the paper's architecture, random weights: no download)."""
-    from dclip.engine.clip import _OPENAI_MEAN, _OPENAI_STD, _tokenizer, _wrap, tiny_clip
+    from dclip.models.clip import _OPENAI_MEAN, _OPENAI_STD, _tokenizer, _wrap, tiny_clip
 
     if name == "tiny":
         return tiny_clip(device=device)
@@ -210,8 +210,8 @@ def mode_path(mode: str):
 # ------------------------------------------------------------------------------------------------
 
 def phase_forward(w: Workload, mode: str):
-    from dclip.engine.ddim import predict_eps
-    from dclip.engine.fast import session
+    from dclip.method.ddim import predict_eps
+    from dclip.runtime.fast import session
 
     fast = resolve(mode_path(mode), w.device)
     batch = fast.batch_size or 8
@@ -225,14 +225,14 @@ def phase_forward(w: Workload, mode: str):
 
 
 def phase_precompute(w: Workload, mode: str, n: int):
-    from dclip.engine.latents import precompute
+    from dclip.method.latents import precompute
 
     images = w.images[:n]
     return lambda: precompute(w.unets[mode], images, T0, S_INV, fast=mode_path(mode)), n, (2 * S_INV - 1) * w.flops
 
 
 def phase_update(w: Workload, mode: str, n: int, train_mode: str, checkpointing: bool):
-    from dclip.engine.finetune import finetune
+    from dclip.method.finetune import finetune
 
     fast = resolve(mode_path(mode), w.device)
     if checkpointing:
@@ -245,7 +245,7 @@ def phase_update(w: Workload, mode: str, n: int, train_mode: str, checkpointing:
 
 
 def phase_edit(w: Workload, mode: str):
-    from dclip.engine.edit import edit
+    from dclip.method.edit import edit
 
     x0, unet = w.images[:1].to(w.device), w.unets[mode]
     return lambda: edit(unet, unet, x0, T0, n_inv=S_INV, n_gen=S_INV, fast=mode_path(mode)), 1, \
@@ -253,8 +253,8 @@ def phase_edit(w: Workload, mode: str):
 
 
 def phase_recipe(w: Workload, mode: str, n: int):
-    from dclip.engine.finetune import finetune
-    from dclip.engine.latents import precompute
+    from dclip.method.finetune import finetune
+    from dclip.method.latents import precompute
 
     def run():
         latents = precompute(w.unets[mode], w.images[:n], T0, S_INV, fast=mode_path(mode))
@@ -324,8 +324,8 @@ def run_full(w: Workload, args, modes: list[str], rows: list, numerics: dict):
 
 def probe_calls(w: Workload, mode: str):
     """One batch-1 forward, and one forward+backward, of ``w``'s UNet under ``mode``."""
-    from dclip.engine.ddim import predict_eps
-    from dclip.engine.fast import session
+    from dclip.method.ddim import predict_eps
+    from dclip.runtime.fast import session
 
     x, unet = w.images[:1].to(w.device), w.unets[mode]
 

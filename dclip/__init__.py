@@ -7,10 +7,10 @@ Three layers: :mod:`dclip.engine` (the paper's method), :mod:`dclip.baselines` (
 which import only the engine) and :mod:`dclip.notebook` (what the notebooks need). The command line
 (:mod:`dclip.cli`, ``python -m dclip``) and the toy world (:mod:`dclip.toy`) sit beside them.
 """
-from .engine.ddim import generate, invert, q_sample
-from .engine.loading import PRESETS, load_unet
-from .engine.mixing import RatioMix, ThresholdMix
-from .engine.weights import WeightsNotFoundError
+from .method.ddim import generate, invert, q_sample
+from .models.unet import PRESETS, load_unet
+from .method.mixing import RatioMix, ThresholdMix
+from .models.weights import WeightsNotFoundError
 
 __version__ = "0.1.0"
 __all__ = ["invert", "generate", "q_sample", "load_unet", "PRESETS", "RatioMix", "ThresholdMix",

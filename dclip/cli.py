@@ -5,7 +5,7 @@ Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for
     python -m dclip finetune --model tiny --clip tiny --attribute makeup --n-images 2 --out runs/makeup
     python -m dclip edit --model tiny --finetuned runs/makeup.safetensors --image photo.jpg --out edited.png
 
-The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.engine.distributed`):
+The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.runtime.distributed`):
 precompute and edit of a folder split its images over the ranks (each rank writes the files of its
 own images; a re-run skips what is done), finetune with one attribute trains data-parallel
 (``--batch-size`` per rank) and finetune with several attributes trains one per rank at a time.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .engine import distributed
+from .runtime import distributed
 
 __all__ = ["main", "build_parser"]
 
@@ -133,7 +133,7 @@ def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
     """(name, loader) of each input image, in a fixed order that every rank agrees on: the folder's
     files sorted by name (the first ``--n-images``), else the shipped sample photos. Loading is left
     to the caller, so that each rank reads only its own images, when it gets to them."""
-    from .engine.images import image_files, load_image, sample_photo, to_tensor
+    from .data.images import image_files, load_image, sample_photo, to_tensor
 
     if args.align and not args.images:
         raise ValueError("--align needs --images pointing at a folder of photos.")
@@ -158,21 +158,21 @@ def _aligned(path, size: int) -> torch.Tensor:
     """A photo, FFHQ-aligned with MTCNN into the CelebA-HQ framing, as a (1, 3, size, size) tensor."""
     from PIL import Image
 
-    from .engine.faces import photo_to_tensor
+    from .data.faces import photo_to_tensor
 
     with Image.open(path) as image:
         return photo_to_tensor(image, size)[0]
 
 
 def _load_model(args):
-    from .engine.loading import load_unet
+    from .models.unet import load_unet
 
     return load_unet(args.model, config=args.model_config).to(args.device)
 
 
 def _latents_cache(args) -> Path:
     """``--cache``, else the disk cache's latents folder (kept within its size limit afterwards)."""
-    from .engine.cache import section
+    from .runtime.cache import section
 
     return Path(args.cache) if args.cache else section("latents")
 
@@ -180,16 +180,16 @@ def _latents_cache(args) -> Path:
 def _bound_cache(args) -> None:
     """Keep the default disk cache within its size limit (rank 0 only under torchrun)."""
     if not args.cache and distributed.is_main():
-        from .engine.cache import enforce_limit
+        from .runtime.cache import enforce_limit
 
         enforce_limit()
 
 
 def _precompute(args) -> None:
     """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
-    its own share (:func:`dclip.engine.distributed.shard`); images already cached are read, not redone."""
-    from .engine.fast import RECONSTRUCTION
-    from .engine.latents import fingerprint, precompute_each
+    its own share (:func:`dclip.runtime.distributed.shard`); images already cached are read, not redone."""
+    from .runtime.fast import RECONSTRUCTION
+    from .method.latents import fingerprint, precompute_each
 
     model = _load_model(args)
     t0 = args.t0 or 400
@@ -215,15 +215,15 @@ def _precompute(args) -> None:
     if args.out:
         pairs = sorted((p for part in distributed.gather(pairs) for p in part), key=lambda p: p[0])
         if distributed.is_main():
-            from .engine.images import save_image
+            from .data.images import save_image
 
             grid = torch.cat([torch.cat([p[1] for p in pairs], 2), torch.cat([p[2] for p in pairs], 2)], 1)
             print(f"wrote {save_image(grid, args.out)}")
 
 
 def _finetune_config(args, name: str | None = None):
-    from .engine.attributes import Attribute, attribute
-    from .engine.finetune import attribute_config
+    from .method.attributes import Attribute, attribute
+    from .method.finetune import attribute_config
 
     name = name or (args.attribute[0] if args.attribute else None)
     preset = attribute(name) if name else None
@@ -242,7 +242,7 @@ def _finetune_config(args, name: str | None = None):
 def _fast(args):
     """The fast path of a fine-tune: "auto" for the device, with --grad-checkpointing and --bf16 (bf16
     autocast on CUDA when the mode has none; the CUDA mode already has it) applied to it."""
-    from .engine.fast import resolve
+    from .runtime.fast import resolve
 
     fast = resolve("auto", args.device)
     changes = {}
@@ -256,8 +256,8 @@ def _fast(args):
 def _identity_model(args):
     """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
     its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
-    from .engine.arcface import load_arcface
-    from .engine.identity import load_face_model, load_identity_model
+    from .models.arcface import load_arcface
+    from .models.identity import load_face_model, load_identity_model
 
     if args.arcface_weights:
         return load_arcface(args.arcface_weights, device=args.device)
@@ -272,7 +272,7 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
-    from .engine.latents import fingerprint
+    from .method.latents import fingerprint
 
     several = args.attribute is not None and len(args.attribute) > 1
     if several and (args.source or args.target):
@@ -311,7 +311,7 @@ def _finetune(args) -> None:
 
 
 def _load_clip(args):
-    from .engine.clip import load_clip, tiny_clip
+    from .models.clip import load_clip, tiny_clip
 
     if args.clip == "tiny":
         return tiny_clip(device=args.device)
@@ -320,10 +320,10 @@ def _load_clip(args):
 
 def _run_finetune(model, images, clip, config, face_model, args, data_parallel: bool, weights: str):
     """Invert ``images`` (into the latents cache) and fine-tune; with --reuse through the engine's
-    fine-tune cache (:func:`dclip.engine.finetune.finetune_cached`), which skips both when it can."""
-    from .engine.fast import RECONSTRUCTION
-    from .engine.finetune import finetune, finetune_cached
-    from .engine.latents import precompute_each
+    fine-tune cache (:func:`dclip.method.finetune.finetune_cached`), which skips both when it can."""
+    from .runtime.fast import RECONSTRUCTION
+    from .method.finetune import finetune, finetune_cached
+    from .method.latents import precompute_each
 
     def latents():
         return precompute_each(model, images, config.t0, args.n_inv, cache_dir=_latents_cache(args),
@@ -331,7 +331,7 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
 
     face = face_model if config.lambda_id > 0 else None
     if args.reuse:
-        from .engine.cache import cache_root
+        from .runtime.cache import cache_root
 
         return finetune_cached(model, images, clip, config, inversion_steps=args.n_inv, cache=cache_root(),
                                latents=latents, weights=weights, base_name=args.model, face_model=face,
@@ -341,7 +341,7 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
 
 
 def _save(result, out, args) -> Path:
-    from .engine.finetune import save_finetuned
+    from .method.finetune import save_finetuned
 
     return save_finetuned(result, out, base=args.model)
 
@@ -372,10 +372,10 @@ def _trained_t0(path: str) -> int:
 def _edit(args) -> None:
     """Edit one image (rank 0 under torchrun), or a folder: each rank edits its share of the images
     whose output is not there yet and writes them, one file per image."""
-    from .engine.edit import edit, edit_multi
-    from .engine.finetune import load_finetuned
-    from .engine.images import image_files, load_image, save_image
-    from .engine.mixing import parse_gammas
+    from .method.edit import edit, edit_multi
+    from .method.finetune import load_finetuned
+    from .data.images import image_files, load_image, save_image
+    from .method.mixing import parse_gammas
 
     original = _load_model(args)
     models = [load_finetuned(p, base=original) for p in args.finetuned]
@@ -416,7 +416,7 @@ def _edit(args) -> None:
 
 
 def _cache(action: str) -> None:
-    from .engine.cache import main as cache_main
+    from .runtime.cache import main as cache_main
 
     cache_main(action)
 

@@ -1,6 +1,6 @@
 """An exact ε-predictor for Gaussian data, so DDIM's solver error can be measured without a network."""
 
-from dclip.engine.ddim import DEFAULT_SCHEDULE
+from dclip.method.ddim import DEFAULT_SCHEDULE
 
 
 class GaussianOracle:

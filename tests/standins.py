@@ -107,7 +107,7 @@ def write_ddpm_2022_folder(folder: Path, config: dict, state: dict) -> None:
 
 def ddim_layout_state(diffusers_state: dict, levels: int) -> dict:
     """The ermongroup/ddim ``Model`` state dict holding the same weights as a diffusers UNet's (current names)."""
-    from dclip.engine.layouts.ermongroup import _original_name
+    from dclip.models.layouts.ermongroup import _original_name
 
     out = {}
     for name, value in diffusers_state.items():
@@ -133,8 +133,8 @@ def current_names(state_2022: dict) -> dict:
 
 def adm_afhq_state(seed: int = 0) -> dict:
     """A seeded random state dict in the guided-diffusion layout of ``afhq_dog_4m.pt``."""
-    from dclip.engine.layouts import adm
-    from dclip.engine.loading import PRESETS
+    from dclip.models.layouts import adm
+    from dclip.models.unet import PRESETS
 
     cfg = PRESETS["afhq_dog"].config
     lay = adm._layout(cfg)
@@ -285,10 +285,10 @@ def check(root: str | os.PathLike) -> None:
     """Load every model of the paper profile through dclip's public loaders (run with :func:`env_for` set)
     and compare what was loaded with the stand-in's own tensors."""
     import dclip
-    from dclip.engine.clip import load_clip
-    from dclip.engine.identity import load_face_model
-    from dclip.baselines.gan_baselines import load_gan_baselines
-    from dclip.engine.metrics import load_lpips
+    from dclip.models.clip import load_clip
+    from dclip.models.identity import load_face_model
+    from dclip.baselines.comparison import load_gan_baselines
+    from dclip.method.metrics import load_lpips
 
     root = Path(root)
     expected = current_names(torch.load(root / "raw" / "ddpm-256" / "diffusion_pytorch_model.bin", weights_only=True))

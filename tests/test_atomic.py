@@ -1,10 +1,10 @@
-"""dclip.engine.atomic.atomic_write: complete files only, and the umask's mode (not mkstemp's 0600)."""
+"""dclip.runtime.atomic.atomic_write: complete files only, and the umask's mode (not mkstemp's 0600)."""
 import os
 import stat
 
 import pytest
 
-from dclip.engine.atomic import atomic_write, new_file_mode
+from dclip.runtime.atomic import atomic_write, new_file_mode
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from dclip.notebook.figures import CHECKED_PROFILE
+from dclip.dev.figures import CHECKED_PROFILE
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "06_live_editor.ipynb"

@@ -1,4 +1,4 @@
-"""dclip.engine.cache: where the disk cache lives, its LRU size bound, partial entries, and `python -m dclip cache`."""
+"""dclip.runtime.cache: where the disk cache lives, its LRU size bound, partial entries, and `python -m dclip cache`."""
 import dataclasses
 import os
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from dclip.engine import cache
+from dclip.runtime import cache
 from dclip.notebook.outputs import repo_root
 
 

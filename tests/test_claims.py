@@ -1,5 +1,5 @@
 """The notebooks' verdicts on the paper's claims, from rows whose outcome is known by construction."""
-from dclip.notebook import claims
+from dclip.studies import claims
 
 
 def _table1(maes, paper=(0.020, 0.021, 0.022)):

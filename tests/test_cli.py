@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dclip.cli import main
-from dclip.engine.images import sample_photos, save_image
+from dclip.data.images import sample_photos, save_image
 
 
 def test_finetune_then_edit(tmp_path, capsys):
@@ -57,9 +57,9 @@ def test_recipes_and_presets_combine_as_documented():
 
 
 def test_cli_honours_the_attributes_l1_flag(monkeypatch):
-    """The attribute decides λ_L1 through dclip.engine.finetune.attribute_config, as in the notebooks."""
+    """The attribute decides λ_L1 through dclip.method.finetune.attribute_config, as in the notebooks."""
     from dclip.cli import _finetune_config, build_parser
-    from dclip.engine import attributes
+    from dclip.method import attributes
 
     monkeypatch.setitem(attributes.ATTRIBUTES, "no_l1", attributes.Attribute("face", "stone face", 401, use_l1=False))
 
@@ -86,7 +86,7 @@ def _two_finetuned(tmp_path):
     import torch
 
     import dclip
-    from dclip.engine.finetune import FinetuneResult, recipe, save_finetuned
+    from dclip.method.finetune import FinetuneResult, recipe, save_finetuned
 
     paths = []
     for seed in (1, 2):
@@ -137,7 +137,7 @@ def test_edit_align_frames_the_face_before_editing(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from dclip.engine.images import to_pil, to_tensor
+    from dclip.data.images import to_pil, to_tensor
 
     a, _ = _two_finetuned(tmp_path)
     folder = tmp_path / "photos"
@@ -161,7 +161,7 @@ def test_edit_align_frames_the_face_before_editing(tmp_path):
 def test_precompute_out_writes_originals_over_reconstructions(tmp_path, capsys):
     import numpy as np
 
-    from dclip.engine.images import to_pil
+    from dclip.data.images import to_pil
 
     out = tmp_path / "grid.png"
     assert main(["precompute", "--model", "tiny", "--n-images", "2", "--t0", "300", "--n-inv", "6",

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dclip.engine.clip as clip_models
-import dclip.engine.clip_loss as cl
-from dclip.engine.weights import WeightsNotFoundError
+import dclip.models.clip as clip_models
+import dclip.method.losses as cl
+from dclip.models.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")

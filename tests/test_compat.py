@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine.ddim import Schedule
+from dclip.method.ddim import Schedule
 
 from conftest import FIXTURES, rel_err
 
@@ -46,7 +46,7 @@ def traj():
 
 
 def test_schedule_is_the_fixtures_betas(traj):
-    ours = dclip.engine.ddim.DEFAULT_SCHEDULE
+    ours = dclip.method.ddim.DEFAULT_SCHEDULE
     assert rel_err(ours.betas.float(), traj["betas"].float()) < 1e-7
 
 

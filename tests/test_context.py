@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dclip.notebook.context import Context
-from dclip.engine.images import sample_photos, save_image
+from dclip.data.images import sample_photos, save_image
 
 
 def test_without_a_folder_the_sample_photos_are_used_with_a_note(quick_context, capsys):
@@ -62,7 +62,7 @@ def test_finetune_runs_once_per_attribute_and_t0(quick_context):
 
 def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatch):
     import dclip.notebook.context
-    import dclip.engine.finetune
+    import dclip.method.finetune
 
     monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     profile = dataclasses.replace(quick_profile, disk_cache=True)
@@ -72,7 +72,7 @@ def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatc
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model should have been loaded")
 
-    monkeypatch.setattr(dclip.engine.finetune, "finetune", no_training)
+    monkeypatch.setattr(dclip.method.finetune, "finetune", no_training)
     again = Context(profile).finetune("gogh")
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
 
@@ -109,7 +109,7 @@ def test_expected_time_is_printed_before_long_work_on_the_cpu(quick_profile, tmp
 
 
 def test_results_are_written_to_the_profiles_folder(quick_context, capsys):
-    from dclip.notebook.plots import image_grid
+    from dclip.studies.plots import image_grid
 
     quick_context.save_table([{"a": 1.0}], "nb")
     quick_context.save_figure(image_grid([[torch.zeros(3, 4, 4)]]), "nb")
@@ -134,7 +134,7 @@ def test_generator_is_seeded_and_on_the_contexts_device(quick_context):
 
 
 def test_gan_models_follow_the_profile(quick_context):
-    from dclip.baselines.gan_baselines import GAN_SETTINGS
+    from dclip.baselines.comparison import GAN_SETTINGS
 
     models = quick_context.gan_models()
     assert quick_context.gan_models() is models  # loaded once
@@ -151,7 +151,7 @@ def test_gan_models_follow_the_profile(quick_context):
 
 
 def test_paper_profile_loads_the_real_gan_models(monkeypatch):
-    import dclip.baselines.gan_baselines as gan
+    import dclip.baselines.comparison as gan
     from dclip.notebook.profiles import get_profile
 
     loaded = []
@@ -166,7 +166,7 @@ def test_paper_profile_loads_the_real_gan_models(monkeypatch):
 
 
 def test_gan_baselines_run_once_per_faces_prompts_and_settings(quick_context, monkeypatch):
-    import dclip.baselines.gan_baselines as gan
+    import dclip.baselines.comparison as gan
 
     runs = []
     monkeypatch.setattr(quick_context, "gan_models", lambda: {"generator": "G"})
@@ -186,11 +186,11 @@ def test_gan_baselines_run_once_per_faces_prompts_and_settings(quick_context, mo
 # --- work done once per session -------------------------------------------------------------------
 
 def test_images_are_read_once_and_each_call_gets_a_copy(quick_context, monkeypatch):
-    import dclip.engine.images
+    import dclip.data.images
 
     expected, loads = sample_photos(("grace_hopper", "astronaut"), size=32), []
-    real = dclip.engine.images.sample_photo
-    monkeypatch.setattr(dclip.engine.images, "sample_photo", lambda name: loads.append(name) or real(name))
+    real = dclip.data.images.sample_photo
+    monkeypatch.setattr(dclip.data.images, "sample_photo", lambda name: loads.append(name) or real(name))
     first = quick_context.images("celeba_hq")
     first.add_(1.0)  # a caller's in-place change stays its own
     again, train = quick_context.images("celeba_hq"), quick_context.train_images("celeba_hq")
@@ -201,12 +201,12 @@ def test_images_are_read_once_and_each_call_gets_a_copy(quick_context, monkeypat
 
 
 def test_training_images_are_counted_without_reading_them(quick_profile, tmp_path, monkeypatch):
-    import dclip.engine.images
+    import dclip.data.images
 
     for i in range(3):
         save_image(sample_photos(("coffee",), size=32), tmp_path / "test" / f"{i}.png")
-    monkeypatch.setattr(dclip.engine.images, "load_image", lambda *a, **k: pytest.fail("read an image"))
-    monkeypatch.setattr(dclip.engine.images, "sample_photo", lambda *a, **k: pytest.fail("read a photo"))
+    monkeypatch.setattr(dclip.data.images, "load_image", lambda *a, **k: pytest.fail("read an image"))
+    monkeypatch.setattr(dclip.data.images, "sample_photo", lambda *a, **k: pytest.fail("read a photo"))
     ctx = Context(dataclasses.replace(quick_profile, n_train=5), image_dirs={"lsun_church": str(tmp_path / "test")})
     assert ctx.n_train_images("lsun_church") == 3  # no train_dir: the test folder, up to n_train
     assert ctx.n_train_images("celeba_hq") == 2 and ctx.n_train_images("afhq_dog") == 2  # sample photos
@@ -217,7 +217,7 @@ def test_training_images_are_counted_without_reading_them(quick_profile, tmp_pat
 
 def test_model_fingerprint_is_computed_once_per_model_object(quick_context, monkeypatch):
     import dclip.notebook.context
-    from dclip.engine.latents import fingerprint
+    from dclip.method.latents import fingerprint
 
     unet = quick_context.unet("celeba_hq")
     expected = fingerprint(unet.state_dict())
@@ -233,7 +233,7 @@ def test_model_fingerprint_is_computed_once_per_model_object(quick_context, monk
 
 def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, monkeypatch):
     import dclip.notebook.context
-    from dclip.engine.latents import cache_key, fingerprint
+    from dclip.method.latents import cache_key, fingerprint
 
     monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
@@ -259,18 +259,18 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
 
 
 def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
-    import dclip.engine.latents
-    from dclip.engine.ddim import generate, invert
-    from dclip.engine.edit import edit
+    import dclip.method.latents
+    from dclip.method.ddim import generate, invert
+    from dclip.method.edit import edit
 
     faces, unet, p = quick_context.images("celeba_hq"), quick_context.unet("celeba_hq"), quick_context.profile
-    computed, real = [], dclip.engine.latents.precompute
+    computed, real = [], dclip.method.latents.precompute
 
     def precompute(model, x, t0, steps, **kwargs):
         computed.append((t0, steps))
         return real(model, x, t0, steps, **kwargs)
 
-    monkeypatch.setattr(dclip.engine.latents, "precompute", precompute)
+    monkeypatch.setattr(dclip.method.latents, "precompute", precompute)
     lat = quick_context.latents(faces, 301)
     assert quick_context.latents(faces.clone(), 301) is lat and quick_context.latent(faces, 301) is lat.x_lat
     x_lat = invert(unet, faces, 301, p.n_inv)
@@ -294,7 +294,7 @@ def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
 
 
 def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_network, monkeypatch, tmp_path):
-    from dclip.engine.identity import VGGFACE2_FILE, load_face_model
+    from dclip.models.identity import VGGFACE2_FILE, load_face_model
     from dclip.notebook.profiles import get_profile
 
     with torch.random.fork_rng(devices=[]):
@@ -307,10 +307,10 @@ def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_net
 
 
 def test_latents_and_edits_use_the_engines_one_precision_each(quick_context, monkeypatch):
-    """Latents/reconstructions at dclip.engine.fast.RECONSTRUCTION (fp32), edits at EDITING, from the context."""
-    import dclip.engine.edit as edit_module
-    import dclip.engine.latents as latents_module
-    from dclip.engine.fast import EDITING, RECONSTRUCTION
+    """Latents/reconstructions at dclip.runtime.fast.RECONSTRUCTION (fp32), edits at EDITING, from the context."""
+    import dclip.method.edit as edit_module
+    import dclip.method.latents as latents_module
+    from dclip.runtime.fast import EDITING, RECONSTRUCTION
 
     seen = []
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine.ddim import (DEFAULT_SCHEDULE, ddim_step, generation_pairs, inversion_pairs, q_sample,
+from dclip.method.ddim import (DEFAULT_SCHEDULE, ddim_step, generation_pairs, inversion_pairs, q_sample,
                         timestep_grid)
-from dclip.engine.mixing import RatioMix, ThresholdMix
+from dclip.method.mixing import RatioMix, ThresholdMix
 from oracle import GaussianOracle
 
 
@@ -162,7 +162,7 @@ def test_threshold_mix_follows_the_gamma_schedule():
 
 def test_noise_mix_is_the_degree_of_change_over_the_gamma_weights():
     """ε = (1 − r)·ε_original + r·Σ γ_i ε_i, for one model, a constant γ list and a γ(t) schedule."""
-    from dclip.engine.mixing import noise_mix, parse_gammas
+    from dclip.method.mixing import noise_mix, parse_gammas
 
     original, a, b = Counting(1.0), Counting(3.0), Counting(7.0)
     x, t = torch.zeros(1, 3, 2, 2), torch.tensor([10.0])
@@ -198,7 +198,7 @@ def test_grid_equals_numpy_linspace_everywhere():
 
 
 def test_model_token_tells_mixes_apart():
-    from dclip.engine.fast import loop_key, model_token
+    from dclip.runtime.fast import loop_key, model_token
 
     a, b = Counting(1.0), Counting(3.0)
     keys = {loop_key("generate", 400, 6, DEFAULT_SCHEDULE, model=model_token(m))
@@ -209,7 +209,7 @@ def test_model_token_tells_mixes_apart():
 
 def test_inversion_callback_reports_each_steps_x0_prediction():
     """Inversion reports what generation does: the step index, t, t_next, the new x and x̂0 (eq. 6)."""
-    from dclip.engine.ddim import DEFAULT_SCHEDULE as S
+    from dclip.method.ddim import DEFAULT_SCHEDULE as S
 
     x0 = torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)
     seen = []

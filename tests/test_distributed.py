@@ -18,7 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from dclip.cli import main
-from dclip.engine.images import sample_photo, save_image, to_tensor
+from dclip.data.images import sample_photo, save_image, to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--device", "cpu", "--no-progress", "--t0", "300", "--n-inv", "6"]
@@ -69,7 +69,7 @@ def test_sharded_precompute_matches_one_process(tmp_path, folder, one_thread, ca
 def _finetuned_file(path: Path) -> Path:
     """A tiny "fine-tuned" model: the tiny UNet with its weights nudged, saved as dclip saves one."""
     import dclip
-    from dclip.engine.finetune import FinetuneResult, recipe, save_finetuned
+    from dclip.method.finetune import FinetuneResult, recipe, save_finetuned
 
     model = dclip.load_unet("tiny")
     with torch.no_grad():
@@ -123,7 +123,7 @@ def test_data_parallel_finetune_matches_one_process_with_the_global_batch(tmp_pa
     there by ~lr, DDP or not. Measured: 1.2e-7 for 2 x 1 vs 1 x 2, 1.6e-3 for batch 1 vs batch 2.
     """
     import dclip
-    from dclip.engine.finetune import load_finetuned
+    from dclip.method.finetune import load_finetuned
 
     args = ["finetune", *TINY, "--clip", "tiny", "--attribute", "pixar", "--images", str(folder), "--n-iter", "2",
             "--n-gen", "3", "--lr", "1e-2", "--lambda-clip", "1e-9", "--lambda-l1", "1e-9"]
@@ -176,7 +176,7 @@ def test_a_bad_argument_on_one_rank_stops_every_rank(tmp_path, folder):
 @pytest.mark.parametrize("world,batch,n", [(2, 1, 5), (3, 2, 7), (4, 1, 2), (2, 3, 12)])
 def test_batch_shares_rebuild_the_single_process_batches(monkeypatch, world, batch, n):
     """Update b of every rank together is exactly the single process's batch b of size world × batch."""
-    from dclip.engine import distributed
+    from dclip.runtime import distributed
 
     monkeypatch.setenv("WORLD_SIZE", str(world))
     shares = []
@@ -190,7 +190,7 @@ def test_batch_shares_rebuild_the_single_process_batches(monkeypatch, world, bat
 
 
 def test_folder_shards_cover_every_image_once(monkeypatch):
-    from dclip.engine import distributed
+    from dclip.runtime import distributed
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     owned = []
@@ -204,8 +204,8 @@ def test_per_image_cache_computes_only_what_is_missing(tmp_path):
     """precompute_each: one file per image (the one precompute() of that image alone writes); a
     second call, or a call on more images, computes only images not cached yet."""
     import dclip
-    from dclip.engine.images import sample_photos
-    from dclip.engine.latents import precompute, precompute_each
+    from dclip.data.images import sample_photos
+    from dclip.method.latents import precompute, precompute_each
 
     model = dclip.load_unet("tiny")
     x = sample_photos(("grace_hopper", "astronaut", "chelsea"), size=32)

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine.clip import tiny_clip
-from dclip.engine.clip_loss import directional_clip_loss, text_direction
-from dclip.engine.edit import edit, latent_optimisation, project_to_domain, unseen_to_unseen
-from dclip.engine.fast import MODES
-from dclip.engine.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
-from dclip.engine.images import sample_photos, stroke_paint
-from dclip.engine.latents import cache_key, precompute
+from dclip.models.clip import tiny_clip
+from dclip.method.losses import directional_clip_loss, text_direction
+from dclip.method.edit import edit, latent_optimisation, project_to_domain, unseen_to_unseen
+from dclip.runtime.fast import MODES
+from dclip.method.finetune import FinetuneConfig, finetune, load_finetuned, recipe, save_finetuned
+from dclip.data.images import sample_photos, stroke_paint
+from dclip.method.latents import cache_key, precompute
 
 T0, N_INV, N_GEN = 200, 8, 3
 
@@ -100,7 +100,7 @@ def test_gradient_checkpointing_gives_the_same_update(unet, latents, clip):
 
 
 def test_identity_loss_carries_gradient_in_efficient_mode(unet, latents, clip):
-    from dclip.engine.identity import load_face_model
+    from dclip.models.identity import load_face_model
 
     face = load_face_model(pretrained=False)
     only_id = config(n_iter=1, mode="efficient", lambda_clip=0.0, lambda_l1=0.0, lambda_id=1.0, lr=1e-3)
@@ -207,7 +207,7 @@ def test_efficient_mode_takes_the_loss_on_each_steps_x0_prediction(unet, latents
     """Efficient mode (supplement B.1): one loss per generation step, on that step's x̂0 (eq. 6).
     With lr = 0 the model stays the original, so each step's terms follow from dclip.generate's
     callback: the history row is their mean over the S_gen steps (the L1 on x_t itself would differ)."""
-    from dclip.engine.clip_loss import clip_objective
+    from dclip.method.losses import clip_objective
 
     x0, x_lat = latents.x0[:1], latents.x_lat[:1]
     one = dataclasses.replace(latents, x0=x0, x_lat=x_lat, x_rec=latents.x_rec[:1])
@@ -227,7 +227,7 @@ def test_efficient_mode_takes_the_loss_on_each_steps_x0_prediction(unet, latents
 
 
 def test_edit_multi_from_a_precomputed_latent_is_the_same_edit(unet, latents, images):
-    from dclip.engine.edit import edit_multi
+    from dclip.method.edit import edit_multi
 
     a, b = unet, dclip.load_unet("tiny")
     with torch.no_grad():
@@ -241,8 +241,8 @@ def test_edit_multi_from_a_precomputed_latent_is_the_same_edit(unet, latents, im
 
 def test_clip_term_takes_the_batch_mean_inside_the_log(unet, latents, clip):
     """Eq. 10 as the original computes it: −log((2 − mean L_dir)/2), not the mean of the logs."""
-    from dclip.engine.clip_loss import clip_objective
-    from dclip.engine.finetune import _Objective
+    from dclip.method.losses import clip_objective
+    from dclip.method.finetune import _Objective
 
     objective = _Objective(clip, config(), None)
     with torch.no_grad():
@@ -264,14 +264,14 @@ def test_finetune_leaves_the_global_rng_and_returns_a_plain_model(unet, latents,
 def test_finetune_cached_trains_once_then_loads(unet, images, clip, tmp_path, monkeypatch):
     """The fine-tune cache is an engine feature: a second call with the same base, images and settings
     loads the saved model (nothing inverted or trained); other settings train anew."""
-    import dclip.engine.finetune as ft
+    import dclip.method.finetune as ft
 
     settings = config(n_iter=1)
     first = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path).model
     assert len(list((tmp_path / "finetuned").glob("*.safetensors"))) == 1
     assert len(list((tmp_path / "latents").glob("*.pt"))) == 1
     monkeypatch.setattr(ft, "finetune", lambda *a, **k: pytest.fail("trained again"))
-    monkeypatch.setattr("dclip.engine.latents.precompute", lambda *a, **k: pytest.fail("inverted again"))
+    monkeypatch.setattr("dclip.method.latents.precompute", lambda *a, **k: pytest.fail("inverted again"))
     again = ft.finetune_cached(unet, images, clip, settings, inversion_steps=N_INV, cache=tmp_path)
     assert not params_changed(first, again.model) and again.model is not first and again.history == []
     with pytest.raises(pytest.fail.Exception, match="trained again"):

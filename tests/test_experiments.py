@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from dclip.notebook import experiments
-from dclip.engine.ddim import generate, invert
-from dclip.notebook.paper_numbers import TABLE1_RECONSTRUCTION
+from dclip.studies import experiments
+from dclip.method.ddim import generate, invert
+from dclip.studies.paper_numbers import TABLE1_RECONSTRUCTION
 
 
 @pytest.fixture
@@ -21,12 +21,12 @@ def plain_reconstruction(model, x, t0, s_inv, s_gen, exact=False):
 @pytest.fixture
 def counted_inversions(monkeypatch):
     """(kind, t0, S_inv) of every inversion with an original model; edits must not invert by themselves."""
-    import dclip.engine.ddim
-    import dclip.engine.edit
-    import dclip.engine.latents
+    import dclip.method.ddim
+    import dclip.method.edit
+    import dclip.method.latents
 
     seen = []
-    real_precompute, real_invert = dclip.engine.latents.precompute, dclip.engine.ddim.invert
+    real_precompute, real_invert = dclip.method.latents.precompute, dclip.method.ddim.invert
 
     def precompute(model, x, t0, steps, **kwargs):
         seen.append(("precompute", t0, steps))
@@ -36,9 +36,9 @@ def counted_inversions(monkeypatch):
         seen.append(("invert", t0, steps))
         return real_invert(model, x, t0, steps, **kwargs)
 
-    monkeypatch.setattr(dclip.engine.latents, "precompute", precompute)
-    monkeypatch.setattr(dclip.engine.ddim, "invert", invert)
-    monkeypatch.setattr(dclip.engine.edit, "inversion_loop", lambda *a, **k: pytest.fail("an edit inverted again"))
+    monkeypatch.setattr(dclip.method.latents, "precompute", precompute)
+    monkeypatch.setattr(dclip.method.ddim, "invert", invert)
+    monkeypatch.setattr(dclip.method.edit, "inversion_loop", lambda *a, **k: pytest.fail("an edit inverted again"))
     return seen
 
 
@@ -96,7 +96,7 @@ GAN_QUICK = dict(projection_steps=2, styleclip_steps=1, nada_iterations=1)
 
 
 def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
-    import dclip.baselines.gan_baselines as gan
+    import dclip.baselines.comparison as gan
 
     runs = []
     real_run = gan.run_gan_baselines
@@ -224,7 +224,7 @@ def test_step_ablation_covers_every_pair(quick_context, faces):
 
 
 def test_manipulation_study_inverts_once_per_domain_and_t0(quick_context, counted_inversions, monkeypatch):
-    from dclip.engine.edit import edit
+    from dclip.method.edit import edit
 
     names = ["makeup", "gray_hair", "church_golden", "church_red_brick"]
     study = experiments.manipulation_study(quick_context, names)
@@ -284,7 +284,7 @@ def test_novel_applications_rows_images_and_seeding(quick_context, faces):
     again = experiments.novel_applications(quick_context, faces, **kwargs)
     assert torch.equal(study.images["a/edited"], again.images["a/edited"])  # the forward noise is seeded
     # (c) from one shared inversion: the numbers edit_multi and edit give when each inverts by itself
-    from dclip.engine.edit import edit, edit_multi
+    from dclip.method.edit import edit, edit_multi
 
     unet, p = quick_context.unet("celeba_hq"), quick_context.profile
     models = [quick_context.finetune("curly_hair"), quick_context.finetune("makeup")]

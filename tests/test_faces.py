@@ -9,8 +9,9 @@ import skimage.data
 import torch
 from PIL import Image
 
-from dclip.engine import faces, identity
-from dclip.engine.weights import WeightsNotFoundError
+from dclip.data import faces
+from dclip.models import identity
+from dclip.models.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +153,13 @@ def test_vggface2_in_facenets_own_cache_is_used(face_model, no_network, monkeypa
 def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model, monkeypatch, tmp_path):
     import facenet_pytorch.models.utils.download as facenet_download
 
-    import dclip.engine.weights
+    import dclip.models.weights
 
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("DCLIP_OFFLINE", raising=False)
-    monkeypatch.setattr(dclip.engine.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
+    monkeypatch.setattr(dclip.models.weights, "_host_answers", lambda host, port, timeout: host == "github.com")
     calls = []
 
     def fake_download(url, dst, hash_prefix=None, progress=True):  # facenet's downloader, minus the network
@@ -174,7 +175,7 @@ def test_vggface2_is_downloaded_by_facenet_into_its_cache_when_online(face_model
 
 
 def test_photo_to_tensor_is_the_aligned_crop_or_says_why_not(grace_hopper):
-    from dclip.engine.images import to_tensor
+    from dclip.data.images import to_tensor
 
     x, how = faces.photo_to_tensor(grace_hopper, 64)
     assert how == "face aligned"

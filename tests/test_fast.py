@@ -1,4 +1,4 @@
-"""The fast path (dclip.engine.fast) computes what the reference mode computes.
+"""The fast path (dclip.runtime.fast) computes what the reference mode computes.
 
 Tolerances (relative error, L2 over the whole tensor):
 
@@ -20,13 +20,13 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine.clip import tiny_clip
-from dclip.engine.ddim import predict_eps
-from dclip.engine.edit import edit, edit_multi
-from dclip.engine.fast import MODES, FastPath, resolve, session
-from dclip.engine.finetune import FinetuneConfig, finetune
-from dclip.engine.images import sample_photos
-from dclip.engine.latents import cache_key, precompute
+from dclip.models.clip import tiny_clip
+from dclip.method.ddim import predict_eps
+from dclip.method.edit import edit, edit_multi
+from dclip.runtime.fast import MODES, FastPath, resolve, session
+from dclip.method.finetune import FinetuneConfig, finetune
+from dclip.data.images import sample_photos
+from dclip.method.latents import cache_key, precompute
 
 from conftest import rel_err
 
@@ -105,7 +105,7 @@ def test_bad_settings_are_clear_errors():
 
 @pytest.mark.parametrize("api", ["legacy", "new"])
 def test_tf32_switch_round_trips_through_either_api(api):
-    from dclip.engine.fast import _restore_tf32, _set_tf32, _tf32_state
+    from dclip.runtime.fast import _restore_tf32, _set_tf32, _tf32_state
 
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     if api == "new" and not hasattr(cudnn, "conv"):
@@ -264,8 +264,8 @@ def test_sync_free_history_equals_the_per_update_history(unet, latents, clip, mo
 
 def chain_gradient(unet, latents, clip, settings):
     """The gradient of eq. 10 through one full-mode S_gen chain, run under ``settings``."""
-    from dclip.engine.ddim import denoise_step, generation_pairs
-    from dclip.engine.finetune import _Objective
+    from dclip.method.ddim import denoise_step, generation_pairs
+    from dclip.method.finetune import _Objective
 
     model = copy.deepcopy(unet).train()
     with session(model, fast=settings) as s:
@@ -338,7 +338,7 @@ def test_cuda_session_restores_tf32_flags(gpu_unet):
 
 @cuda
 def test_cuda_graphs_replay_matches_eager_and_sees_weight_updates(images):
-    from dclip.engine import graphs
+    from dclip.runtime import graphs
 
     graphs.clear()
     model = dclip.load_unet("tiny").cuda()
@@ -430,7 +430,7 @@ class _FakeCuda:
 
 
 def test_graph_cache_captures_once_per_key_and_recaptures_on_new_weights(monkeypatch, unet):
-    from dclip.engine import graphs
+    from dclip.runtime import graphs
 
     monkeypatch.setattr(graphs.torch, "cuda", _FakeCuda)
     graphs.clear()
@@ -462,7 +462,7 @@ def test_graph_cache_captures_once_per_key_and_recaptures_on_new_weights(monkeyp
 def test_the_fast_path_used_is_recorded_with_the_weights(unet, latents, clip, tmp_path):
     import json
 
-    from dclip.engine.finetune import save_finetuned
+    from dclip.method.finetune import save_finetuned
 
     result = finetune(unet, latents, clip, config(), fast="reference")
     assert result.fast == MODES["reference"]

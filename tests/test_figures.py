@@ -1,4 +1,4 @@
-"""The notebook runner (python -m dclip.notebook.figures) and the rules every stored notebook follows."""
+"""The notebook runner (python -m dclip.dev.figures) and the rules every stored notebook follows."""
 import ast
 import shutil
 import subprocess
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dclip.notebook.figures import CHECK_MARK, main, notebooks, run_notebook, store_outputs, strip_outputs
+from dclip.dev.figures import CHECK_MARK, main, notebooks, run_notebook, store_outputs, strip_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -116,7 +116,7 @@ def test_git_filter_keeps_only_the_checked_outputs(tmp_path):
 
 
 def test_store_outputs_runs_at_the_stored_profile(tmp_path, monkeypatch):
-    from dclip.notebook.figures import CHECKED_PROFILE
+    from dclip.dev.figures import CHECKED_PROFILE
 
     monkeypatch.delenv("DCLIP_PROFILE", raising=False)
     path = tmp_path / "00_toy.ipynb"

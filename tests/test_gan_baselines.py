@@ -10,21 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from dclip.engine import faces, identity
-from dclip.engine.clip import tiny_clip
-from dclip.baselines.gan_baselines import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
+from dclip.data import faces
+from dclip.models import identity
+from dclip.models.clip import tiny_clip
+from dclip.baselines.comparison import (GAN_SETTINGS, METHODS, BaselineOutput, GanBaselineSettings, load_gan_baselines,
                                  run_gan_baselines)
-from dclip.baselines.gan_common import ramped_lr
-from dclip.engine.modules import frozen
-from dclip.baselines.gan_framing import frame_photos, resize_faces, to_diffusion_frame
-from dclip.baselines.gan_e4e import tiny_e4e
-from dclip.baselines.gan_inversion import ProjectionConfig, noise_regularization, normalize_noise_, project, render
-from dclip.engine.images import sample_photo, sample_photos, to_pil, to_tensor
+from dclip.baselines.common import ramped_lr
+from dclip.runtime.modules import frozen
+from dclip.baselines.framing import frame_photos, resize_faces, to_diffusion_frame
+from dclip.baselines.e4e import tiny_e4e
+from dclip.baselines.projection import ProjectionConfig, noise_regularization, normalize_noise_, project, render
+from dclip.data.images import sample_photo, sample_photos, to_pil, to_tensor
 from dclip.baselines.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
-from dclip.engine.perceptual import BACKBONES, load_lpips, perceptual_distance
+from dclip.models.lpips import BACKBONES, load_lpips, perceptual_distance
 from dclip.baselines.styleclip import StyleClipConfig, styleclip_edit, styleclip_losses
 from dclip.baselines.stylegan2 import tiny_stylegan2
-from dclip.engine.weights import WeightsNotFoundError
+from dclip.models.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from dclip.engine import identity
-from dclip.engine.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
-from dclip.baselines.gan_e4e import E4E_FILE, load_e4e, tiny_e4e
+from dclip.models import identity
+from dclip.models.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
+from dclip.baselines.e4e import E4E_FILE, load_e4e, tiny_e4e
 from dclip.baselines.stylegan2 import Generator, StyleGAN2Config, tiny_stylegan2
-from dclip.engine.weights import WeightsNotFoundError
+from dclip.models.weights import WeightsNotFoundError
 
 from conftest import FIXTURES, rel_err
 

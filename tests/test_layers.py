@@ -105,8 +105,8 @@ def test_the_rule_catches_a_bad_import(tmp_path, monkeypatch):
                       "def f():\n    from ..notebook import context\n    from ..toy.models import load_toy_unet\n"
                       "from dclip.toy.models import load_judge\nfrom .ddim import invert\n")
     assert violations(module) == [
-        "dclip/engine/m.py imports dclip.baselines.gan_common",
-        "dclip/engine/m.py imports dclip.baselines.gan_common.frozen",
+        "dclip/engine/m.py imports dclip.baselines.common",
+        "dclip/engine/m.py imports dclip.baselines.common.frozen",
         "dclip/engine/m.py imports dclip.notebook (inside a function)",
         "dclip/engine/m.py imports dclip.notebook.context (inside a function)",
         "dclip/engine/m.py imports dclip.toy.models",

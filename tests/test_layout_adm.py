@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from dclip.engine.layouts import adm
+from dclip.models.layouts import adm
 
 from conftest import FIXTURES
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from dclip.engine.layouts import ermongroup
+from dclip.models.layouts import ermongroup
 
 from conftest import FIXTURES, rel_err
 

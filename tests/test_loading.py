@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import dclip
-from dclip.engine.loading import PRESETS, load_state_dict
+from dclip.models.unet import PRESETS, load_state_dict
 
 from conftest import FIXTURES
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dclip.engine import metrics
-from dclip.engine.clip import Clip
-from dclip.engine.images import sample_photos
-from dclip.engine.weights import WeightsNotFoundError
+from dclip.method import metrics
+from dclip.models.clip import Clip
+from dclip.data.images import sample_photos
+from dclip.models.weights import WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def _stub_clip():
 
 
 def test_s_dir_of_a_known_direction(monkeypatch):
-    import dclip.engine.clip_loss as clip_loss
+    import dclip.method.losses as clip_loss
 
     gray = torch.zeros(2, 3, 8, 8)
     gray[:, 2] = 0.5
@@ -108,7 +108,7 @@ def test_s_dir_of_a_known_direction(monkeypatch):
 
 
 def test_identity_similarity_of_identical_faces_is_one(photos):
-    from dclip.engine.identity import load_face_model
+    from dclip.models.identity import load_face_model
 
     face = load_face_model(pretrained=False)
     torch.testing.assert_close(metrics.identity_similarity(face, photos, photos), torch.ones(2))
@@ -119,13 +119,13 @@ def test_lpips_trunk_is_downloaded_by_torch_hub_into_its_cache_when_online(tmp_p
     $TORCH_HOME/hub/checkpoints; the download itself is replaced by a local copy."""
     from torchvision.models import alexnet
 
-    import dclip.engine.weights
+    import dclip.models.weights
 
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("DCLIP_OFFLINE", raising=False)
-    monkeypatch.setattr(dclip.engine.weights, "_host_answers", lambda host, port, timeout: host == "download.pytorch.org")
+    monkeypatch.setattr(dclip.models.weights, "_host_answers", lambda host, port, timeout: host == "download.pytorch.org")
     state = alexnet(weights=None).state_dict()
     calls = []
 

@@ -5,7 +5,7 @@ import json
 import torch
 
 from dclip.notebook.outputs import figures_dir, format_table, round_value, rows_without, save_figure, save_table
-from dclip.notebook.plots import image_grid
+from dclip.studies.plots import image_grid
 from dclip.notebook.profiles import SMOKE_STAMP, get_profile
 
 

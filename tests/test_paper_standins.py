@@ -136,15 +136,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _DOWNLOAD = """
-import torch, dclip, dclip.engine.identity, dclip.engine.perceptual
-from dclip.engine.clip import load_clip
-from dclip.baselines.gan_baselines import load_gan_baselines
+import torch, dclip, dclip.models.identity, dclip.models.lpips
+from dclip.models.clip import load_clip
+from dclip.baselines.comparison import load_gan_baselines
 base = {base!r}
 # the original hosts swapped for the local server; everything else is the real path: the reachability
 # probe, torch.hub's / facenet-pytorch's downloaders, the HF Hub client (HF_ENDPOINT), the caches
-name, url = dclip.engine.perceptual.BACKBONES["alex"]
-dclip.engine.perceptual.BACKBONES["alex"] = (name, url.replace("https://download.pytorch.org", base))
-dclip.engine.identity.VGGFACE2_URL = dclip.engine.identity.VGGFACE2_URL.replace("https://github.com", base)
+name, url = dclip.models.lpips.BACKBONES["alex"]
+dclip.models.lpips.BACKBONES["alex"] = (name, url.replace("https://download.pytorch.org", base))
+dclip.models.identity.VGGFACE2_URL = dclip.models.identity.VGGFACE2_URL.replace("https://github.com", base)
 real = torch.hub.download_url_to_file
 def download(url, dst, hash_prefix=None, progress=True):
     assert hash_prefix == "7be5be79", hash_prefix  # torchvision's hash check, asked for; a stand-in cannot pass it

@@ -2,9 +2,9 @@
 import re
 from pathlib import Path
 
-from dclip.notebook.figures import CHECKED_PROFILE
+from dclip.dev.figures import CHECKED_PROFILE
 from dclip.notebook.outputs import format_table
-from dclip.notebook.portability import SIMULATED_CPUS, compare_texts
+from dclip.dev.portability import SIMULATED_CPUS, compare_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def test_simulated_cpus_are_the_settings_the_makefile_documents():
     assert SIMULATED_CPUS["native"] == {}
     assert SIMULATED_CPUS["avx2"]["ATEN_CPU_CAPABILITY"] == "avx2"
     assert SIMULATED_CPUS["baseline"]["ATEN_CPU_CAPABILITY"] == "default"
-    assert "dclip.notebook.portability test" in (ROOT / "Makefile").read_text()
+    assert "dclip.dev.portability test" in (ROOT / "Makefile").read_text()
 
 
 def test_nbval_runs_at_the_profile_the_notebooks_store():
@@ -49,7 +49,7 @@ def test_nbval_runs_at_the_profile_the_notebooks_store():
 
 
 def test_table_spread_is_the_largest_change_per_numeric_column_and_group():
-    from dclip.notebook.portability import table_spread
+    from dclip.dev.portability import table_spread
 
     a = [{"m": "x", "mae": 0.1, "s": 1.0, "n": 3}, {"m": "y", "mae": 0.2, "s": None, "n": 3},
          {"m": "x", "mae": 0.3, "s": 0.0, "n": 3}]

@@ -26,7 +26,7 @@ def test_smoke_profile_is_tiny_cpu_and_stamped():
 
 
 def test_gan_settings_names_exist():
-    from dclip.baselines.gan_baselines import GAN_SETTINGS
+    from dclip.baselines.comparison import GAN_SETTINGS
 
     assert all(p.gan_settings in GAN_SETTINGS for p in PROFILES.values())
 

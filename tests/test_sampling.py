@@ -1,7 +1,7 @@
 """dclip.ddim.sample: DDIM from pure noise with x̂0 clipped (a model's own samples, for looking at it)."""
 import torch
 
-from dclip.engine.ddim import DEFAULT_SCHEDULE, sample
+from dclip.method.ddim import DEFAULT_SCHEDULE, sample
 
 
 def _oracle(target: torch.Tensor):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dclip.baselines.stylegan2 import Generator, infer_config, load_stylegan2, tiny_stylegan2
-from dclip.engine.weights import WeightsNotFoundError
+from dclip.models.weights import WeightsNotFoundError
 
 from conftest import FIXTURES, rel_err
 

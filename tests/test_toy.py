@@ -61,8 +61,8 @@ def test_shipped_models_match_the_current_domain():
 
 def test_shipped_models_load_through_the_public_loaders():
     import dclip
-    from dclip.engine.clip import load_clip
-    from dclip.engine.clip_loss import text_direction
+    from dclip.models.clip import load_clip
+    from dclip.method.losses import text_direction
     from dclip.toy.models import load_judge
 
     unet = dclip.load_unet("toy")
@@ -176,7 +176,7 @@ def _held_out(n: int = 16, **fixed):
 
 def _judged(ctx, name: str, faces: torch.Tensor) -> tuple[dict, dict]:
     """(judged edit with the fine-tuned model, judged reconstruction with the untouched model)."""
-    from dclip.engine.attributes import attribute
+    from dclip.method.attributes import attribute
     from dclip.toy.judging import judge_edit
 
     t0 = attribute(name).t0
@@ -206,7 +206,7 @@ def test_finetuning_reaches_an_unseen_style(toy_ctx):
 def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx):
     """Eq. 14 with constant γ = (1/2, 1/2): frowning and glasses together, on neutral faces without glasses
     (measured: both on 0.44 of 16 faces mixed, 0.0 with either model alone)."""
-    from dclip.engine.edit import edit_multi
+    from dclip.method.edit import edit_multi
 
     faces = _held_out(expression="neutral", glasses="no")
     angry, glasses = toy_ctx.finetune("angry"), toy_ctx.finetune("glasses")
@@ -222,7 +222,7 @@ def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx)
 
 def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
     """The notebooks' path at the toy profile (steps cut down): stand-in attributes, judge columns, no GAN."""
-    from dclip.notebook import experiments
+    from dclip.studies import experiments
     from dclip.notebook.context import Context
     from dclip.notebook.profiles import get_profile
 

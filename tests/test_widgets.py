@@ -5,9 +5,9 @@ import io
 import pytest
 import torch
 
-from dclip.engine.mixing import change_weights
+from dclip.method.mixing import change_weights
 from dclip.notebook import widgets
-from dclip.engine.ddim import generate, invert
+from dclip.method.ddim import generate, invert
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 A copy of the generator is fine-tuned so that, for the same latent, the change from the frozen
 generator's image to the copy's follows the CLIP text direction -- the directional CLIP loss that
-DiffusionCLIP adopted (eq. 9, :func:`dclip.engine.clip_loss.directional_clip_loss`; the same code here).
+DiffusionCLIP adopted (eq. 9, :func:`dclip.method.losses.directional_clip_loss`; the same code here).
 As NADA's ``ZSSGAN/train.py`` and ``model/ZSSGAN.py`` do it:
 
 * each iteration draws ``batch`` fresh z ~ N(0, I) (no style mixing, no truncation), maps them with
@@ -29,10 +29,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..engine.clip import Clip
+from ..models.clip import Clip
 
-from ..engine.clip_loss import directional_clip_loss, text_direction
-from .gan_common import clip_view, steps
+from ..method.losses import directional_clip_loss, text_direction
+from .common import clip_view, steps
 
 __all__ = ["NadaConfig", "NadaResult", "nada_finetune", "trainable_modules", "nada_loss"]
 

@@ -5,13 +5,13 @@ Starting from an inverted W+ code ``w_s``, optimise ``w`` (StyleCLIP's ``run_opt
 
     L(w) = D_CLIP(G(w), t) + lambda_L2 * ||w - w_s||^2 + lambda_ID * (1 - <R(G(w_s)), R(G(w))>)
 
-* ``D_CLIP`` is the global CLIP loss (DiffusionCLIP's eq. 8, :func:`dclip.engine.clip_loss.global_clip_loss`)
+* ``D_CLIP`` is the global CLIP loss (DiffusionCLIP's eq. 8, :func:`dclip.method.losses.global_clip_loss`)
   of the render shrunk to CLIP's input size, against the description ``t`` used literally;
 * ``||.||^2`` is the squared distance summed over all W+ entries;
 * ``R`` is a face-identity embedding of the 256 px render's face box, with the *inverted* image
   ``G(w_s)`` as the reference (StyleCLIP uses ArcFace; dclip's identity model is facenet's
-  VGGFace2 network, :mod:`dclip.engine.faces`);
-* Adam, lr 0.1 with the warm-up / cosine ramp of :func:`dclip.baselines.gan_common.ramped_lr`, 300 steps;
+  VGGFace2 network, :mod:`dclip.data.faces`);
+* Adam, lr 0.1 with the warm-up / cosine ramp of :func:`dclip.baselines.common.ramped_lr`, 300 steps;
   StyleCLIP's paper sets lambda_L2 = 0.008 and lambda_ID = 0.005 for FFHQ edits; OpenAI's ViT-B/32 CLIP.
 
 The noise maps stay fixed (the projection's, when given). A batch is optimised as a sum of per-image
@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..engine.clip import Clip
+from ..models.clip import Clip
 
-from ..engine.clip_loss import global_clip_loss
-from ..engine.identity import identity_loss
-from ..engine.modules import frozen
-from .gan_common import RAMPDOWN, RAMPUP, check_w_plus, clip_view, ramped_lr, steps
-from .gan_framing import DIFFUSION_SIZE, resize_faces
-from .gan_inversion import render
+from ..method.losses import global_clip_loss
+from ..models.identity import identity_loss
+from ..runtime.modules import frozen
+from .common import RAMPDOWN, RAMPUP, check_w_plus, clip_view, ramped_lr, steps
+from .framing import DIFFUSION_SIZE, resize_faces
+from .projection import render
 
 __all__ = ["StyleClipConfig", "StyleClipResult", "styleclip_edit", "styleclip_losses"]
 
@@ -91,8 +91,8 @@ def styleclip_edit(generator, w_plus: Tensor, description: str, *, clip: Clip, f
         generator: the StyleGAN2 :class:`dclip.baselines.stylegan2.Generator` (left unchanged).
         w_plus: inverted codes ``(N, n_latent, style_dim)``, e.g. :attr:`Projection.w_plus`.
         description: the target text, e.g. ``"a person with purple hair"`` (used literally).
-        clip: the CLIP model (StyleCLIP: OpenAI ViT-B/32; tests: :func:`dclip.engine.clip_loss.tiny_clip`).
-        face_model: identity network (:func:`dclip.engine.identity.load_face_model`); required when
+        clip: the CLIP model (StyleCLIP: OpenAI ViT-B/32; tests: :func:`dclip.method.losses.tiny_clip`).
+        face_model: identity network (:func:`dclip.models.identity.load_face_model`); required when
             ``config.lambda_id > 0``.
         noise: the noise maps to render with (e.g. :attr:`Projection.noise`); stored noise if ``None``.
         config: steps, learning rate, loss weights.

@@ -10,7 +10,7 @@ This module computes the same function with ordinary torch ops only (no compiled
   ``load_state_dict(ckpt["g_ema"], strict=True)`` works;
 * :func:`infer_config` reads the architecture (resolution, style width, mapping
   depth, channel table) from a state dict's keys and shapes, nothing is assumed;
-* :func:`load_stylegan2` finds the file (:func:`dclip.engine.weights.resolve_file`), builds
+* :func:`load_stylegan2` finds the file (:func:`dclip.models.weights.resolve_file`), builds
   and loads the generator and returns ``(generator, latent_avg)``;
 * :func:`tiny_stylegan2` builds a small random generator for CPU smoke runs.
 
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from dclip.engine.weights import resolve_file
+from dclip.models.weights import resolve_file
 
 __all__ = [
     "StyleGAN2Config", "Generator", "infer_config", "load_stylegan2", "tiny_stylegan2",
@@ -560,7 +560,7 @@ def load_stylegan2(source=None, *, device: str | torch.device = "cpu",
 
     Args:
         source: path of a ``{"g_ema", "latent_avg"}`` checkpoint, or ``None`` for the FFHQ 1024 px
-            generator ``stylegan2-ffhq-config-f.pt`` found through :func:`dclip.engine.weights.resolve_file`
+            generator ``stylegan2-ffhq-config-f.pt`` found through :func:`dclip.models.weights.resolve_file`
             (weights folder, then the HF Hub cache / download).
         device: where the generator lives.
         lr_mlp: the mapping network's learning-rate multiplier (0.01 in released models).

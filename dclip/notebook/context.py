@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ..engine.attributes import Attribute, attribute
-from ..engine.fast import EDITING, RECONSTRUCTION
-from ..engine.latents import Latents, fingerprint
+from ..method.attributes import Attribute, attribute
+from ..runtime.fast import EDITING, RECONSTRUCTION
+from ..method.latents import Latents, fingerprint
 from .outputs import figures_dir, save_figure, save_table
 from .profiles import Profile, customise, get_profile
 
@@ -94,7 +94,7 @@ class Context:
 
     def unet(self, domain: str = "celeba_hq") -> torch.nn.Module:
         """The pretrained diffusion model standing for ``domain`` (the ``tiny`` UNet at the smoke profile)."""
-        from ..engine.loading import load_unet
+        from ..models.unet import load_unet
 
         name = self.profile.unet_for(domain)
         if name not in self._unets:
@@ -125,7 +125,7 @@ class Context:
                 "a notebook runs several of each (fewer with n_images, n_steps, n_train, n_train_steps).")
 
     def fingerprint(self, model: torch.nn.Module) -> str:
-        """:func:`dclip.engine.latents.fingerprint` of ``model``'s weights, hashed once per model object.
+        """:func:`dclip.method.latents.fingerprint` of ``model``'s weights, hashed once per model object.
 
         Meant for models that are not changed in place (the base UNets): the digest is remembered
         for as long as the object lives.
@@ -140,7 +140,7 @@ class Context:
     def clip(self):
         """CLIP: OpenAI ViT-B/16 at the paper profile, the toy CLIP at the toy profile, :func:`tiny_clip`
         at the smoke profile."""
-        from ..engine.clip import load_clip, tiny_clip
+        from ..models.clip import load_clip, tiny_clip
 
         if self.profile.clip == "tiny":
             return tiny_clip(seed=self.profile.seed, device=self.device)
@@ -158,10 +158,10 @@ class Context:
 
     def attribute_names(self, names) -> list[str]:
         """``names`` as this profile edits them: unchanged, or at the toy profile each paper attribute's
-        toy stand-in (:data:`dclip.engine.attributes.TOY_STAND_INS`, said in a note; those without one are left out)."""
+        toy stand-in (:data:`dclip.method.attributes.TOY_STAND_INS`, said in a note; those without one are left out)."""
         if not self.profile.is_toy:
             return list(names)
-        from ..engine.attributes import toy_stand_in
+        from ..method.attributes import toy_stand_in
 
         out = []
         for name in names:
@@ -178,8 +178,8 @@ class Context:
     def face_model(self) -> torch.nn.Module:
         """The face-identity network: with pretrained weights, ArcFace IR-SE50 (the paper's) when
         ``model_ir_se50.pth`` is available, else facenet VGGFace2 with a note
-        (:func:`dclip.engine.identity.load_identity_model`); a random facenet at the smoke profile."""
-        from ..engine.identity import load_face_model, load_identity_model
+        (:func:`dclip.models.identity.load_identity_model`); a random facenet at the smoke profile."""
+        from ..models.identity import load_face_model, load_identity_model
 
         if self.profile.face_pretrained:
             model, note = load_identity_model(self.device)
@@ -193,7 +193,7 @@ class Context:
     @property
     def identity_network(self) -> str:
         """Which network :attr:`face_model` is, for the ID columns ("ArcFace IR-SE50", ...)."""
-        from ..engine.identity import identity_name
+        from ..models.identity import identity_name
 
         name = identity_name(self.face_model)
         return name if self.profile.face_pretrained else f"{name} (random)"
@@ -201,17 +201,17 @@ class Context:
     @cached_property
     def lpips(self) -> torch.nn.Module:
         """LPIPS (AlexNet); a seeded random trunk at the smoke profile."""
-        from ..engine.metrics import load_lpips
+        from ..method.metrics import load_lpips
 
         return load_lpips(self.profile.lpips_pretrained, device=self.device, seed=self.profile.seed)
 
     def gan_models(self) -> dict:
         """The GAN baselines' models, loaded once, as keyword arguments of :func:`run_gan_baselines`.
 
-        Profile ``gan = "pretrained"``: :func:`dclip.baselines.gan_baselines.load_gan_baselines` (FFHQ StyleGAN2,
+        Profile ``gan = "pretrained"``: :func:`dclip.baselines.comparison.load_gan_baselines` (FFHQ StyleGAN2,
         the e4e encoder, CLIP ViT-B/32 and ViT-B/16, LPIPS) with this context's identity network.
         ``"tiny"``: a random :func:`dclip.baselines.stylegan2.tiny_stylegan2` at the profile's image size with a
-        seeded :func:`dclip.baselines.gan_e4e.tiny_e4e` encoder, and this context's own CLIP, face model and
+        seeded :func:`dclip.baselines.e4e.tiny_e4e` encoder, and this context's own CLIP, face model and
         LPIPS (smoke profile).
         """
         if self._gan_models is None:
@@ -224,13 +224,13 @@ class Context:
             raise RuntimeError(f"profile '{self.profile.name}' has no GAN baselines (no StyleGAN2 of the toy faces); "
                                "the StyleCLIP and StyleGAN-NADA columns need the paper profile.")
         if kind == "pretrained":
-            from ..baselines.gan_baselines import load_gan_baselines
+            from ..baselines.comparison import load_gan_baselines
 
             return load_gan_baselines(self.device, face_model=self.face_model)
         if kind != "tiny":
             raise ValueError(f"profile '{self.profile.name}': unknown gan '{kind}'; use 'pretrained' or 'tiny'.")
-        from ..baselines.gan_e4e import tiny_e4e
-        from ..engine.perceptual import perceptual_distance
+        from ..baselines.e4e import tiny_e4e
+        from ..models.lpips import perceptual_distance
         from ..baselines.stylegan2 import tiny_stylegan2
 
         generator, latent_avg = tiny_stylegan2(self.profile.image_size, seed=self.profile.seed, device=self.device)
@@ -240,9 +240,9 @@ class Context:
 
     @cached_property
     def gan_settings(self):
-        """The GAN baselines' steps (:data:`dclip.baselines.gan_baselines.GAN_SETTINGS` by the profile's
+        """The GAN baselines' steps (:data:`dclip.baselines.comparison.GAN_SETTINGS` by the profile's
         ``gan_settings``); assign a :class:`GanBaselineSettings` to change them for this session."""
-        from ..baselines.gan_baselines import GAN_SETTINGS
+        from ..baselines.comparison import GAN_SETTINGS
 
         return GAN_SETTINGS[self.profile.gan_settings]
 
@@ -250,11 +250,11 @@ class Context:
         """StyleCLIP (from e4e and from the W+ projection) and StyleGAN-NADA on ``faces`` for each
         ``(source, target)`` prompt (Fig. 5, Table 3).
 
-        One W+ projection is shared by the optimisation-based rows (:func:`dclip.baselines.gan_baselines.run_gan_baselines`),
+        One W+ projection is shared by the optimisation-based rows (:func:`dclip.baselines.comparison.run_gan_baselines`),
         and the whole run is remembered for the session per (faces, prompts, settings), so asking for
         each method in turn costs one run. Returns ``{method: BaselineOutput}`` at 256 px on the CPU.
         """
-        from ..baselines.gan_baselines import run_gan_baselines
+        from ..baselines.comparison import run_gan_baselines
 
         prompts = tuple(tuple(p) for p in prompts)
         key = (fingerprint([faces]), prompts, self.gan_settings)
@@ -271,13 +271,13 @@ class Context:
             print(f"note: {text}")
 
     def _sample_images(self, domain: str, n: int) -> torch.Tensor:
-        from ..engine.images import sample_photo
+        from ..data.images import sample_photo
 
         names = SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])[:n]
         self.note(f"no image folder given for {domain}: using the shipped sample photos {', '.join(names)} "
                    "(the paper's numbers are over that dataset's test images).")
         size, align = self.profile.image_size, self.profile.align_faces and domain == "celeba_hq"
-        from ..engine.faces import photo_to_tensor
+        from ..data.faces import photo_to_tensor
 
         return torch.cat([photo_to_tensor(sample_photo(name), size, align=align)[0] for name in names])
 
@@ -298,7 +298,7 @@ class Context:
         return self._images[key].clone()
 
     def _load_images(self, domain: str, n: int, folder: str, *, train: bool = False) -> torch.Tensor:
-        from ..engine.images import load_folder
+        from ..data.images import load_folder
 
         if folder:
             return load_folder(folder, size=self.profile.image_size, limit=n).to(self.device)
@@ -341,7 +341,7 @@ class Context:
 
     def n_train_images(self, domain: str = "celeba_hq") -> int:
         """How many images :meth:`train_images` gives, counted without reading them."""
-        from ..engine.images import image_files
+        from ..data.images import image_files
 
         n, folder = self.profile.n_train, self._folder(domain, self.train_dirs.get(domain, ""))
         if not folder and self.profile.is_toy:
@@ -358,7 +358,7 @@ class Context:
 
     def finetune_config(self, item: str | Attribute, t0: int | None = None):
         """The :class:`FinetuneConfig` for an attribute under this profile (paper recipe, Sec. 4)."""
-        from ..engine.finetune import attribute_config
+        from ..method.finetune import attribute_config
 
         attr, p = _as_attribute(item), self.profile
         overrides = {"t0": int(t0)} if t0 else {}
@@ -368,25 +368,25 @@ class Context:
                                 **overrides)
 
     def _cache_dir(self) -> Path | None:
-        """The disk cache (:func:`dclip.engine.cache.cache_root`) when the profile keeps one, else None."""
-        from ..engine.cache import cache_root
+        """The disk cache (:func:`dclip.runtime.cache.cache_root`) when the profile keeps one, else None."""
+        from ..runtime.cache import cache_root
 
         return cache_root() if self.profile.disk_cache else None
 
     def _cache_key(self, model, x0: torch.Tensor, t0: int, steps: int, **options) -> str:
-        """:func:`dclip.engine.latents.cache_key` of ``model`` (whose weights are hashed once per session)."""
-        from ..engine.latents import cache_key
+        """:func:`dclip.method.latents.cache_key` of ``model`` (whose weights are hashed once per session)."""
+        from ..method.latents import cache_key
 
         return cache_key(model, x0, t0, steps, weights=self.fingerprint(model), **options)
 
     def latents(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", steps: int | None = None, *,
                 progress: bool | None = None) -> Latents:
         """``x0`` inverted to ``t0`` with the domain's original model in ``steps`` (default: the profile's
-        test-time S_inv) DDIM steps and reconstructed with as many (:func:`dclip.engine.latents.precompute`).
+        test-time S_inv) DDIM steps and reconstructed with as many (:func:`dclip.method.latents.precompute`).
 
         Computed once per session per (model, images, t0, steps), so edits, reconstructions and
         fine-tunes that share them invert once; with the profile's ``disk_cache`` also kept in the disk
-        cache's ``latents/`` folder (:mod:`dclip.engine.cache`), as :func:`precompute` would with ``cache_dir``.
+        cache's ``latents/`` folder (:mod:`dclip.runtime.cache`), as :func:`precompute` would with ``cache_dir``.
         """
         steps = int(steps or self.profile.n_inv)
         key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), steps)
@@ -396,13 +396,13 @@ class Context:
 
     def _precompute(self, model, x0: torch.Tensor, t0: int, steps: int, progress: bool | None) -> Latents:
         """:func:`precompute` with the profile's disk cache, keyed without hashing the weights again."""
-        from ..engine.latents import precompute
+        from ..method.latents import precompute
 
         cache = self._cache_dir()
         latents = precompute(model, x0, t0, steps, progress=progress, weights=self.fingerprint(model),
                              cache_dir=cache / "latents" if cache is not None else None, fast=RECONSTRUCTION)
         if cache is not None:
-            from ..engine.cache import enforce_limit
+            from ..runtime.cache import enforce_limit
 
             enforce_limit()
         return latents
@@ -410,7 +410,7 @@ class Context:
     def latent(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq") -> torch.Tensor:
         """x_t0 of ``x0`` under the domain's original model at the profile's test-time S_inv, once per
         session: from :meth:`latents` when those were computed, else inverted alone (no reconstruction)."""
-        from ..engine.ddim import invert
+        from ..method.ddim import invert
 
         key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), self.profile.n_inv)
         if key in self._latents:
@@ -424,9 +424,9 @@ class Context:
                  callback=None) -> torch.nn.Module:
         """Fine-tune the domain's model for an attribute (eq. 10) once per session; returns the model.
 
-        ``item`` is an :data:`~dclip.engine.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
+        ``item`` is an :data:`~dclip.method.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
         overrides the attribute's return step (Fig. 8b). With the profile's ``disk_cache`` the model is
-        also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.engine.cache`) for later sessions.
+        also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.runtime.cache`) for later sessions.
         """
         attr = _as_attribute(item)
         config = self.finetune_config(attr, t0)
@@ -438,8 +438,8 @@ class Context:
 
     def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
         """Load the fine-tuned model from the disk cache, or train it on the shared training latents
-        (:func:`dclip.engine.finetune.finetune_cached`)."""
-        from ..engine.finetune import finetune_cached
+        (:func:`dclip.method.finetune.finetune_cached`)."""
+        from ..method.finetune import finetune_cached
 
         base, images = self.unet(domain), self.train_images(domain)
         steps = self.profile.n_inv_train
@@ -449,8 +449,8 @@ class Context:
                                face_model=lambda: self.face_model, progress=progress, callback=callback).model
 
     def _finetuned_path(self, base, images: torch.Tensor, config) -> Path | None:
-        """Where the disk cache keeps this fine-tune (:func:`dclip.engine.finetune.finetuned_cache_path`)."""
-        from ..engine.finetune import finetuned_cache_path
+        """Where the disk cache keeps this fine-tune (:func:`dclip.method.finetune.finetuned_cache_path`)."""
+        from ..method.finetune import finetuned_cache_path
 
         cache = self._cache_dir()
         if cache is None:
@@ -463,7 +463,7 @@ class Context:
         """Edit with the profile's test-time steps (S_inv, S_gen): invert with the original, generate
         with ``finetuned`` (Sec. 3.2). The inversion is ``x_lat`` when given, else :meth:`latent`'s
         (shared by every edit of the same images at the same t0)."""
-        from ..engine.edit import edit
+        from ..method.edit import edit
 
         x_lat = self.latent(x0, t0, domain) if x_lat is None else x_lat
         return edit(self.unet(domain), finetuned, x0, int(t0), n_inv=self.profile.n_inv,

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ..engine.atomic import atomic_write
+from ..runtime.atomic import atomic_write
 
 __all__ = ["repo_root", "figures_dir", "format_table", "rows_without", "save_table", "save_figure", "round_value"]
 
@@ -60,7 +60,7 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
 
     ``digits`` is the number of decimals for every float, or a mapping column -> decimals (columns
     it does not name get 3). A checked notebook cell prints each column at the precision it is stable
-    to across CPUs (``python -m dclip.notebook.portability spread`` measures that).
+    to across CPUs (``python -m dclip.dev.portability spread`` measures that).
     """
     if not rows:
         return "(no rows)"

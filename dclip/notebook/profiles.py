@@ -9,15 +9,15 @@ A profile is a frozen record of literal settings. Two are real:
   classifier trained on synthetic 32 px cartoon faces, on the CPU. The paper's method, code path and
   settings (S_inv/S_gen 40/6 while training, 40/40 at test) on small models and images, so every
   notebook shows its claim in minutes; the paper's attributes are replaced by toy stand-ins
-  (:data:`dclip.engine.attributes.TOY_STAND_INS`) and edits are scored by the judge.
-* ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.engine.clip_loss.tiny_clip`, a random face
+  (:data:`dclip.method.attributes.TOY_STAND_INS`) and edits are scored by the judge.
+* ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.method.losses.tiny_clip`, a random face
   model and a random LPIPS backbone at 32 px, with a handful of images and steps, on the CPU.
   Every notebook runs end to end in well under a minute; the numbers mean nothing about the paper.
 
 Each also names the GAN baselines of notebook 02 (StyleCLIP, StyleGAN-NADA; Fig. 5, Tables 1 and 3):
 ``gan`` picks their models (``pretrained``: the FFHQ StyleGAN2 and the baselines' own CLIP, face and
 LPIPS models; ``tiny``: :func:`dclip.baselines.stylegan2.tiny_stylegan2` with the profile's own CLIP, face model
-and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.baselines.gan_baselines.GAN_SETTINGS`).
+and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.baselines.comparison.GAN_SETTINGS`).
 
 ``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
 ``toy`` (with a one-line explanation) elsewhere.
@@ -68,11 +68,11 @@ class Profile:
     seed: int
     stamp: str                  # written on every figure; "" for real results
     figures_subdir: str         # figures/<subdir>; "" for the real figures
-    disk_cache: bool            # keep latents and fine-tuned models in the disk cache (dclip.engine.cache)
+    disk_cache: bool            # keep latents and fine-tuned models in the disk cache (dclip.runtime.cache)
     gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
-    gan_settings: str           # their steps: a key of dclip.baselines.gan_baselines.GAN_SETTINGS ("paper", "smoke")
+    gan_settings: str           # their steps: a key of dclip.baselines.comparison.GAN_SETTINGS ("paper", "smoke")
     world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
-                                # stand-in attributes and the judge (see dclip.engine.attributes.TOY_STAND_INS)
+                                # stand-in attributes and the judge (see dclip.method.attributes.TOY_STAND_INS)
 
     @property
     def is_smoke(self) -> bool:

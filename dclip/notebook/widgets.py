@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..engine.attributes import Attribute
-from ..engine.ddim import generate, invert
-from ..engine.fast import EDITING, RECONSTRUCTION
-from ..engine.mixing import change_weights, noise_mix
+from ..method.attributes import Attribute
+from ..method.ddim import generate, invert
+from ..runtime.fast import EDITING, RECONSTRUCTION
+from ..method.mixing import change_weights, noise_mix
 
 __all__ = ["Editor", "EditorUI", "build_ui", "static_edit", "launch", "png_bytes"]
 
@@ -31,7 +31,7 @@ def png_bytes(images: list[torch.Tensor], height: int = 256) -> bytes:
     """Images (each (1, 3, H, W) in [-1, 1]) side by side as PNG bytes, scaled to ``height`` pixels."""
     from PIL import Image
 
-    from ..engine.images import to_pil
+    from ..data.images import to_pil
 
     row = to_pil(torch.cat([x.cpu() for x in images], dim=3))[0]
     scale = height / row.height
@@ -67,11 +67,11 @@ class Editor:
         self.image, self._latent = x.to(self.ctx.device), None
 
     def load_sample(self, name: str) -> None:
-        """A shipped sample photo (see :data:`dclip.engine.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces.
+        """A shipped sample photo (see :data:`dclip.data.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces.
 
         At the toy profile a photo is outside the toy DDPM's world: the sample is then a held-out toy face
         (the photo's position in the list picks which)."""
-        from ..engine.images import SAMPLE_PHOTOS, sample_photo
+        from ..data.images import SAMPLE_PHOTOS, sample_photo
 
         if getattr(self.ctx.profile, "is_toy", False):
             from ..toy.domain import HELD_OUT_SEED, face_set
@@ -92,7 +92,7 @@ class Editor:
         return note
 
     def _prepare(self, image, with_note: bool = False):
-        from ..engine.faces import photo_to_tensor
+        from ..data.faces import photo_to_tensor
 
         align = self.ctx.profile.align_faces and self.domain == "celeba_hq"
         x, note = photo_to_tensor(image, self.ctx.profile.image_size, align=align, crop_without_face=True)
@@ -309,7 +309,7 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
     """The editor's widgets, wired to ``editor``; shows ``sample`` at once."""
     import ipywidgets as w
 
-    from ..engine.images import SAMPLE_PHOTOS
+    from ..data.images import SAMPLE_PHOTOS
 
     def image(caption: str):
         view = w.Image(format="png", layout=w.Layout(width=f"{VIEW_PX}px", height=f"{VIEW_PX}px"))
@@ -363,13 +363,13 @@ def static_edit(editor: Editor, source: str, target: str, ratios=(0.0, 0.5, 1.0)
 
     Works on a copy of ``editor`` (same image, t0 and inversion): ``editor`` itself gains no model.
 
-    Returns a :class:`dclip.notebook.experiments.Study`: rows of r and S_dir (none at r = 0, the
+    Returns a :class:`dclip.studies.experiments.Study`: rows of r and S_dir (none at r = 0, the
     reconstruction), and a one-row grid original | edit at each r.
     """
     from dataclasses import replace
 
-    from .experiments import Study
-    from ..engine.metrics import directional_similarity
+    from ..studies.experiments import Study
+    from ..method.metrics import directional_similarity
 
     editor = replace(editor, tuned=[])  # its own model: the live editor opens with none the user did not ask for
     editor.finetune(source, target)

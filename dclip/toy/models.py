@@ -41,7 +41,7 @@ def _float_state(path: Path) -> dict:
 
 def load_toy_unet(folder: Path = MODELS_DIR):
     """The toy DDPM as a diffusers ``UNet2DModel`` in eval mode (architecture from its sidecar)."""
-    from ..engine.loading import build_unet
+    from ..models.unet import build_unet
 
     meta = sidecar("toy_ddpm", folder)
     return build_unet(meta["unet_config"], _float_state(model_file("toy_ddpm", folder)))
@@ -51,7 +51,7 @@ def load_toy_clip(device: str | torch.device = "cpu", folder: Path = MODELS_DIR)
     """The toy CLIP as a frozen :class:`dclip.clip_loss.Clip` (stored in fp16, run in fp32)."""
     import open_clip
 
-    from ..engine.clip import _wrap
+    from ..models.clip import _wrap
 
     meta = sidecar("toy_clip", folder)
     model = open_clip.CLIP(**meta.get("clip_config", CLIP_CONFIG))  # (its attention mask is a non-saved buffer)

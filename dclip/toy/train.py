@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.atomic import atomic_write
-from ..engine.ddim import DEFAULT_SCHEDULE
-from ..engine.progress import progress_bar
+from ..runtime.atomic import atomic_write
+from ..method.ddim import DEFAULT_SCHEDULE
+from ..runtime.progress import progress_bar
 from . import domain
 
 __all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "save_model", "MODELS_DIR", "domain_record",
@@ -269,7 +269,7 @@ def build_clip(seed: int = 0):
     """A random toy CLIP wrapped as :class:`dclip.clip_loss.Clip` (trainable; not frozen)."""
     import open_clip
 
-    from ..engine.clip import Clip, _OPENAI_MEAN, _OPENAI_STD
+    from ..models.clip import Clip, _OPENAI_MEAN, _OPENAI_STD
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -281,7 +281,7 @@ def build_clip(seed: int = 0):
 def clip_zero_shot(clip, n: int = 300, start: int = domain.HELD_OUT_SEED) -> dict:
     """Zero-shot accuracy on ``n`` held-out faces: each attribute on photos (prompt "a photo of a face
     with ..."), the style over all styles. Returns {attribute or "style": accuracy}."""
-    from ..engine.clip import encode_images
+    from ..models.clip import encode_images
 
     prompts = {
         "skin": [f"a photo of a face with {v} skin" for v in domain.ATTRIBUTES["skin"]],
@@ -325,7 +325,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, n
     """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
     (face, caption) pairs in every style. Images go through :func:`dclip.clip_loss.encode_images`, the
     preprocessing every dclip loss uses. Shipped in fp16."""
-    from ..engine.clip import encode_images
+    from ..models.clip import encode_images
 
     if settings.threads:
         torch.set_num_threads(settings.threads)

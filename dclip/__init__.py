@@ -11,7 +11,11 @@ from .method.ddim import generate, invert, q_sample
 from .models.unet import PRESETS, load_unet
 from .method.mixing import RatioMix, ThresholdMix
 from .models.weights import WeightsNotFoundError
+from .method.edit import edit
+from .method.finetune import finetune
+from .method.latents import precompute
+from .models.clip import load_clip
 
-__version__ = "0.1.0"
-__all__ = ["invert", "generate", "q_sample", "load_unet", "PRESETS", "RatioMix", "ThresholdMix",
-           "WeightsNotFoundError", "__version__"]
+from .version import __version__
+__all__ = ["invert", "generate", "q_sample", "precompute", "finetune", "edit", "load_unet", "load_clip", "PRESETS",
+           "RatioMix", "ThresholdMix", "WeightsNotFoundError", "__version__"]

@@ -198,10 +198,11 @@ def test_grid_equals_numpy_linspace_everywhere():
 
 
 def test_model_token_tells_mixes_apart():
-    from dclip.runtime.fast import loop_key, model_token
+    from dclip.method.accelerated import grid_key
+    from dclip.runtime.fast import model_token
 
     a, b = Counting(1.0), Counting(3.0)
-    keys = {loop_key("generate", 400, 6, DEFAULT_SCHEDULE, model=model_token(m))
+    keys = {grid_key("generate", 400, 6, DEFAULT_SCHEDULE, model=model_token(m))
             for m in (a, b, RatioMix(a, b, 0.3), RatioMix(a, b, 0.7), ThresholdMix([a, b], {0: [1, 1]}),
                       ThresholdMix([a, b], {300: [1, 0], 0: [1, 1]}))}
     assert len(keys) == 6

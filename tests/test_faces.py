@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from dclip.data import faces
+from dclip.method import losses
 from dclip.models import identity
 from dclip.models.weights import WeightsNotFoundError
 
@@ -96,7 +97,7 @@ def test_identity_loss_gradient_flows_to_x_inside_the_face_box(face_model):
     generator = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 3, 256, 256, generator=generator) * 2 - 1
     x = (torch.rand(1, 3, 256, 256, generator=generator) * 2 - 1).requires_grad_(True)
-    loss = identity.identity_loss(face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
+    loss = losses.identity_loss(face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
     assert loss.shape == (1,)
     loss.sum().backward()
     grad = x.grad.abs().sum(dim=(0, 1))
@@ -109,9 +110,9 @@ def test_identity_loss_gradient_flows_to_x_inside_the_face_box(face_model):
 def test_identity_loss_l1_part(face_model):
     x0 = torch.zeros(2, 3, 256, 256)
     x = torch.full((2, 3, 256, 256), 0.5)
-    loss = identity.identity_loss(face_model, x0, x, lambda_l1=0.3, lambda_face=0.0)
+    loss = losses.identity_loss(face_model, x0, x, lambda_l1=0.3, lambda_face=0.0)
     torch.testing.assert_close(loss, torch.full((2,), 0.15))
-    same = identity.identity_loss(face_model, x, x.clone())  # paper weights, identical images
+    same = losses.identity_loss(face_model, x, x.clone())  # paper weights, identical images
     torch.testing.assert_close(same, torch.zeros(2), atol=1e-5, rtol=0)
 
 

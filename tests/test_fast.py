@@ -21,6 +21,7 @@ import torch
 
 import dclip
 from dclip.models.clip import tiny_clip
+from dclip.method.accelerated import generate_fast, invert_fast
 from dclip.method.ddim import predict_eps
 from dclip.method.edit import edit, edit_multi
 from dclip.runtime.fast import MODES, FastPath, resolve, session
@@ -208,11 +209,11 @@ def test_cache_key_separates_autocast_precision_only(unet, images):
 
 def test_low_level_invert_and_generate_take_a_fast_path(unet, images):
     plain = dclip.invert(unet, images, T0, N_INV)
-    ref = dclip.invert(unet, images, T0, N_INV, fast="reference")
+    ref = invert_fast(unet, images, T0, N_INV, fast="reference")
     assert rel_err(ref, plain) < FP32_RTOL
     with torch.no_grad():
         gen_plain = dclip.generate(unet, plain, T0, N_INV)
-    gen_cl = dclip.generate(unet, plain, T0, N_INV, fast=FastPath(channels_last=True))
+    gen_cl = generate_fast(unet, plain, T0, N_INV, fast=FastPath(channels_last=True))
     assert rel_err(gen_cl, gen_plain) < FP32_RTOL
 
 
@@ -345,16 +346,16 @@ def test_cuda_graphs_replay_matches_eager_and_sees_weight_updates(images):
     x = images.cuda()
     eager_mode = MODES["cuda"]
     graphed = eager_mode.replace(cuda_graphs=True)
-    eager = dclip.invert(model, x, T0, N_INV, fast=eager_mode)
-    first = dclip.invert(model, x, T0, N_INV, fast=graphed)    # warm-up + capture
+    eager = invert_fast(model, x, T0, N_INV, fast=eager_mode)
+    first = invert_fast(model, x, T0, N_INV, fast=graphed)    # warm-up + capture
     assert model.conv_in.weight.is_contiguous(memory_format=torch.channels_last)  # left for the replay
-    replay = dclip.invert(model, x, T0, N_INV, fast=graphed)   # replay
+    replay = invert_fast(model, x, T0, N_INV, fast=graphed)   # replay
     assert rel_err(first, eager) < 1e-3 and rel_err(replay, eager) < 1e-3
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(1.01)  # in place: the captured graph reads the new values
-    updated_eager = dclip.invert(model, x, T0, N_INV, fast=eager_mode)
-    updated_replay = dclip.invert(model, x, T0, N_INV, fast=graphed)
+    updated_eager = invert_fast(model, x, T0, N_INV, fast=eager_mode)
+    updated_replay = invert_fast(model, x, T0, N_INV, fast=graphed)
     assert rel_err(updated_replay, updated_eager) < 1e-3 and rel_err(updated_replay, replay) > 1e-4
     graphs.clear()
 
@@ -396,8 +397,8 @@ def test_cuda_finetune_fast_path_trains_like_the_reference(gpu_unet, images, mod
 @cuda
 def test_cuda_compiled_sampling_matches_eager(gpu_unet, images):
     compiled = MODES["cuda"].replace(compile=True)
-    x = dclip.invert(gpu_unet, images.cuda(), T0, N_INV, fast=compiled)
-    ref = dclip.invert(gpu_unet, images.cuda(), T0, N_INV, fast="cuda")
+    x = invert_fast(gpu_unet, images.cuda(), T0, N_INV, fast=compiled)
+    ref = invert_fast(gpu_unet, images.cuda(), T0, N_INV, fast="cuda")
     assert rel_err(x, ref) < BF16_RTOL
 
 

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from dclip.method import losses
 from dclip.models import identity
 from dclip.models.arcface import ARCFACE_FILE, ArcFace, arcface_embedding, load_arcface
 from dclip.baselines.e4e import E4E_FILE, load_e4e, tiny_e4e
@@ -73,7 +74,7 @@ def test_arcface_embedding_matches_authors_extract_feats(arcface, arcface_ref):
 
 def test_identity_loss_with_arcface_matches_authors_id_loss(arcface, arcface_ref):
     # the public loss, as fine-tuning calls it (x0 = reference, x = the image that gets gradients)
-    loss = identity.identity_loss(arcface, arcface_ref["x"], arcface_ref["x_hat"], lambda_l1=0.0, lambda_face=1.0)
+    loss = losses.identity_loss(arcface, arcface_ref["x"], arcface_ref["x_hat"], lambda_l1=0.0, lambda_face=1.0)
     err = rel_err(loss, arcface_ref["id_loss"])
     assert err <= TOL, f"identity loss: relative error {err:.3e} ({loss.tolist()} vs {arcface_ref['id_loss'].tolist()})"
 

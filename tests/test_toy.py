@@ -49,7 +49,7 @@ def test_styles_differ():
 # -- shipped models --------------------------------------------------------------------------------------
 
 def test_shipped_models_match_the_current_domain():
-    from dclip.toy.models import MODEL_NAMES, sidecar
+    from dclip.toy.nets import MODEL_NAMES, sidecar
 
     current = domain.domain_hash()
     for name in MODEL_NAMES:
@@ -63,7 +63,7 @@ def test_shipped_models_load_through_the_public_loaders():
     import dclip
     from dclip.models.clip import load_clip
     from dclip.method.losses import text_direction
-    from dclip.toy.models import load_judge
+    from dclip.toy.nets import load_judge
 
     unet = dclip.load_unet("toy")
     assert unet.config.sample_size == domain.SIZE
@@ -74,7 +74,7 @@ def test_shipped_models_load_through_the_public_loaders():
 
 def test_judge_reads_every_attribute_and_style():
     """Held-out accuracy as measured when the judge was trained (its sidecar), and again here on fresh faces."""
-    from dclip.toy.models import load_judge, sidecar
+    from dclip.toy.nets import load_judge, sidecar
     from dclip.toy.train import judge_accuracy
 
     assert min(sidecar("toy_judge")["accuracy_held_out"].values()) >= 0.95
@@ -86,7 +86,7 @@ def test_an_edit_is_judged_only_on_faces_that_lacked_its_target():
     without glasses and two with; "edited" = the same faces all with glasses -> hit 2 of 2, kept 1.0;
     "edited" = the originals unchanged -> hit 0 of 2; originals all with glasses -> nothing to judge."""
     from dclip.toy.judging import judge_edit
-    from dclip.toy.models import load_judge
+    from dclip.toy.nets import load_judge
 
     records = domain.faces(domain.HELD_OUT_SEED + 7000, 4)
     draw = lambda glasses: domain.to_tensor([domain.render(dataclasses.replace(f, glasses=g), "photo")
@@ -110,14 +110,14 @@ def test_the_notebooks_test_faces_can_show_every_edit():
 
 
 def test_toy_clip_knows_colours_and_styles_zero_shot():
-    from dclip.toy.models import sidecar
+    from dclip.toy.nets import sidecar
 
     zero_shot = sidecar("toy_clip")["zero_shot_held_out"]
     assert min(zero_shot[k] for k in ("skin", "hair", "background", "style")) >= 0.95
 
 
 def test_toy_clip_knows_expression_and_glasses_zero_shot():
-    from dclip.toy.models import sidecar
+    from dclip.toy.nets import sidecar
 
     zero_shot = sidecar("toy_clip")["zero_shot_held_out"]
     assert min(zero_shot["expression"], zero_shot["glasses"]) >= 0.95

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..models.clip import Clip
 
 from ..method.losses import global_clip_loss
-from ..models.identity import identity_loss
+from ..method.losses import identity_loss
 from ..runtime.modules import frozen
 from .common import RAMPDOWN, RAMPUP, check_w_plus, clip_view, ramped_lr, steps
 from .framing import DIFFUSION_SIZE, resize_faces

@@ -20,7 +20,7 @@ def toy_world_figure(n: int = 6, seed: int = 0):
     from ..method.ddim import sample
     from ..studies.plots import image_grid
     from ..notebook.profiles import TOY_STAMP
-    from ..toy.models import load_judge
+    from ..toy.nets import load_judge
 
     x, records = domain.face_set(domain.HELD_OUT_SEED, n)
     styles = [x] + [domain.to_tensor([domain.render(f, s) for f in records]) for s in domain.STYLES[1:]]

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..runtime.progress import progress_bar, progress_enabled
+from ..runtime.progress import progress_bar
 
 __all__ = [
     "Schedule", "linear_schedule", "timestep_grid", "inversion_pairs", "generation_pairs",
@@ -168,7 +168,7 @@ def check_images(x0: torch.Tensor, t0: int, steps: int, schedule: Schedule = DEF
 def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool = False, iterations: int = 2,
                    schedule: Schedule = DEFAULT_SCHEDULE, progress: bool | None = None,
                    callback: Callback | None = None) -> torch.Tensor:
-    """The steps of :func:`invert` without its checks, ``no_grad`` or fast path (call it inside them)."""
+    """The steps of :func:`invert` without its checks or ``no_grad`` (call it inside them)."""
     pairs = inversion_pairs(t0, steps)
     if exact:
         pairs = [(-1, 0)] + pairs
@@ -184,7 +184,7 @@ def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool =
 
 def generation_loop(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
                     progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
-    """The steps of :func:`generate` without its checks or fast path."""
+    """The steps of :func:`generate` without its checks."""
     for i, (t, t_next) in enumerate(progress_bar(generation_pairs(t0, steps), desc="generate", progress=progress)):
         x, x0_pred = denoise_step(model, x, t, t_next, schedule)
         if callback is not None:
@@ -192,13 +192,9 @@ def generation_loop(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Sc
     return x
 
 
-def _observed(progress: bool | None, callback) -> bool:
-    return callback is not None or progress_enabled(progress)
-
-
 def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False, iterations: int = 2,
            schedule: Schedule = DEFAULT_SCHEDULE, progress: bool | None = None,
-           callback: Callback | None = None, fast=None) -> torch.Tensor:
+           callback: Callback | None = None) -> torch.Tensor:
     """DDIM inversion of images ``x0`` ∈ [−1, 1] to the latent x_{t0} (eq. 12), without gradients.
 
     With the default ``exact=False`` this is the original implementation's inversion: S − 1 steps on
@@ -209,44 +205,28 @@ def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False,
     error), and inverts the grid's first pair (−1 → 0) as well: S steps, (1 + iterations) model
     calls each.
 
-    ``callback`` gets ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step (x̂0 of eq. 6 at that step). ``fast`` (a
-    :class:`dclip.runtime.fast.FastPath` or mode name) runs the model on the fast path; the default
-    ``None`` calls it exactly as given.
+    ``callback`` gets ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step (x̂0 of eq. 6 at that step).
+    The model is called exactly as given; :func:`dclip.method.accelerated.invert_fast` runs the same loop on a
+    fast path (:mod:`dclip.runtime.fast`).
     """
     check_images(x0, t0, steps, schedule)
-    options = dict(exact=exact, iterations=iterations, schedule=schedule, progress=progress, callback=callback)
-    if fast is None:
-        with torch.no_grad():
-            return inversion_loop(model, x0, t0, steps, **options)
-    from ..runtime.fast import loop_key, model_token, session
-
-    with session(model, fast=fast, device=x0.device) as s:
-        runner = s.runner(model)
-        key = loop_key("invert", t0, steps, schedule, exact=exact, iterations=iterations, model=model_token(model))
-        return s.sample(lambda x: inversion_loop(runner, x, t0, steps, **options), x0, key=key,
-                        observed=_observed(progress, callback))
+    with torch.no_grad():
+        return inversion_loop(model, x0, t0, steps, exact=exact, iterations=iterations, schedule=schedule,
+                              progress=progress, callback=callback)
 
 
 def generate(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
-             progress: bool | None = None, callback: Callback | None = None, fast=None) -> torch.Tensor:
+             progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
     """DDIM generation from the latent x_{t0} to an image (eq. 13): S steps from t0 down to −1.
 
     Differentiable end to end (fine-tuning backpropagates through every step); wrap the call in
     ``torch.no_grad()`` when no gradient is needed. ``callback`` gets
     ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step, x̂0 being eq. 6 at that step.
-    ``fast`` (a :class:`dclip.runtime.fast.FastPath` or mode name) runs the model on the fast path, without
-    gradients; the default ``None`` calls it exactly as given.
+    The model is called exactly as given; :func:`dclip.method.accelerated.generate_fast` runs the same loop on
+    a fast path, without gradients.
     """
     check_latents(x, t0, steps, schedule)
-    options = dict(schedule=schedule, progress=progress, callback=callback)
-    if fast is None:
-        return generation_loop(model, x, t0, steps, **options)
-    from ..runtime.fast import loop_key, model_token, session
-
-    with session(model, fast=fast, device=x.device) as s:
-        runner = s.runner(model)
-        return s.sample(lambda z: generation_loop(runner, z, t0, steps, **options), x,
-                        key=loop_key("generate", t0, steps, schedule, model=model_token(model)), observed=_observed(progress, callback))
+    return generation_loop(model, x, t0, steps, schedule=schedule, progress=progress, callback=callback)
 
 
 def sample(model, noise: torch.Tensor, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,

@@ -17,7 +17,8 @@ import torch
 
 from .ddim import (DEFAULT_SCHEDULE, check_images, check_latents, generate, generation_loop, inversion_loop, invert,
                    q_sample)
-from ..runtime.fast import FastPath, device_of, loop_key, model_token, resolve, session
+from .accelerated import grid_key
+from ..runtime.fast import FastPath, device_of, model_token, resolve, session
 from .mixing import noise_mix
 from ..runtime.progress import progress_enabled
 
@@ -43,7 +44,7 @@ def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, bat
                 x = inversion_loop(inverter, x, t0, n_inv, progress=progress)
             return generation_loop(sampler, x, t0, n_gen, progress=progress)
 
-        key = loop_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None,
+        key = grid_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None,
                        model=model_token(generator))
         for batch in source.split(batch_size):
             out.append(s.sample(run, batch, key=key, observed=progress_enabled(progress)))

@@ -153,7 +153,7 @@ class _Objective:
             x = x.float()
             terms = {"clip": directional_clip_loss(self.clip, x0, x, self.direction), "l1": (x0 - x).abs()}
         if c.lambda_id > 0:
-            from ..models.identity import identity_loss
+            from .losses import identity_loss
 
             terms["id"] = none if x is None else identity_loss(self.face_model, x0, x, lambda_l1=0.0, lambda_face=1.0)
         means = dict(zip(terms, distributed.global_means(*terms.values()) if self.data_parallel
@@ -335,7 +335,7 @@ def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str
     """
     from safetensors.torch import save_file
 
-    from .. import __version__
+    from ..version import __version__
 
     path = Path(path).with_suffix(".safetensors")
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}

@@ -19,7 +19,8 @@ import torch
 from ..runtime.atomic import atomic_write
 from ..runtime.cache import touch
 from .ddim import DEFAULT_SCHEDULE, check_images, generation_loop, inversion_loop
-from ..runtime.fast import FastPath, device_of, loop_key, model_token, resolve, session
+from .accelerated import grid_key
+from ..runtime.fast import FastPath, device_of, model_token, resolve, session
 from ..runtime.progress import progress_enabled
 
 __all__ = ["Latents", "precompute", "precompute_each", "cache_key", "fingerprint"]
@@ -85,7 +86,7 @@ def _compute(model, images, t0, steps, batch_size, exact, progress, fast: FastPa
             x_lat = inversion_loop(runner, x0, t0, steps, exact=exact, progress=progress)
             return x_lat, generation_loop(runner, x_lat, t0, steps, progress=progress)
 
-        key = loop_key("precompute", t0, steps, DEFAULT_SCHEDULE, exact=exact, model=model_token(model))
+        key = grid_key("precompute", t0, steps, DEFAULT_SCHEDULE, exact=exact, model=model_token(model))
         observed = progress_enabled(progress)
         for batch in images.to(device).split(batch_size):
             x_lat, x_rec = s.sample(both, batch, key=key, observed=observed)

@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from ..models.clip import Clip, encode_images
+from ..models.identity import face_embedding
 
 __all__ = [
     "IMAGENET_TEMPLATES", "text_direction", "text_embedding", "directional_clip_loss", "global_clip_loss",
-    "clip_objective",
+    "clip_objective", "identity_loss",
     "directional_similarity",
 ]
 
@@ -157,3 +158,24 @@ def directional_similarity(clip: Clip, x_source: torch.Tensor, x_edited: torch.T
     direction = text_direction(clip, source, target)
     edit = _image_direction(clip, x_source, x_edited)
     return F.cosine_similarity(edit, direction.to(edit), dim=-1)
+
+
+def identity_loss(face_model: torch.nn.Module, x0: torch.Tensor, x: torch.Tensor,
+                  lambda_l1: float = 0.3, lambda_face: float = 0.1) -> torch.Tensor:
+    """Eq. (11): lambda_L1 * mean|x0 - x| + lambda_face * (1 - cos(emb(x0), emb(x))), shape (N,).
+
+    ``x0`` is the reference (its embedding is not differentiated, as in the authors' ID loss);
+    gradients flow to ``x``. Defaults are the paper's weights (0.3 and 0.1). With
+    ``lambda_face=0`` the face model is not run, with ``lambda_l1=0`` no L1 is computed.
+    """
+    loss = 0.0
+    if lambda_l1 != 0:
+        loss = lambda_l1 * (x0.to(x) - x).abs().flatten(1).mean(dim=1)
+    if lambda_face != 0:
+        with torch.no_grad():
+            reference = face_embedding(face_model, x0)
+        face = 1.0 - (face_embedding(face_model, x) * reference).sum(dim=-1)
+        loss = loss + lambda_face * face.to(x.device)
+    if isinstance(loss, float):  # both weights 0
+        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    return loss

@@ -6,7 +6,7 @@ PyTorch port, the one the DiffusionCLIP authors load from ``model_ir_se50.pth``)
 BN1d(512) and L2 normalisation.
 
 :func:`arcface_embedding` feeds it exactly as the authors' ``IDLoss.extract_feats``: crop rows 35:223
-and columns 32:220 of the 256 px aligned face (:data:`dclip.models.identity.FACE_BOX`, in relative units so
+and columns 32:220 of the 256 px aligned face (:data:`dclip.data.faces.FACE_BOX`, in relative units so
 other sizes frame the same region), adaptive average pooling to 112 px, no other normalisation
 (the network takes [-1, 1] input).
 """
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.faces import face_box
 from . import ir_se
-from .identity import face_box
 from .weights import resolve_file
 
 __all__ = ["ARCFACE_FILE", "ARCFACE_URL", "ARCFACE_NAME", "ARCFACE_SIZE", "ArcFace", "load_arcface",
@@ -79,7 +79,7 @@ def load_arcface(path: str | os.PathLike | None = None, *, device: str | torch.d
 def arcface_embedding(model: ArcFace, x: Tensor) -> Tensor:
     """Unit identity embeddings (N, 512) of aligned faces ``x`` in [-1, 1], as ``IDLoss.extract_feats``.
 
-    Crop :func:`dclip.models.identity.face_box`, adaptive-average-pool to the network's input size, embed. Differentiable
+    Crop :func:`dclip.data.faces.face_box`, adaptive-average-pool to the network's input size, embed. Differentiable
     w.r.t. ``x``.
     """
     if x.ndim != 4 or x.shape[1] != 3:

@@ -20,13 +20,17 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .folder import read_sidecar, read_tensors, shipped_file
 from .weights import WeightsNotFoundError, hub_reachable, resolve_file
 
-__all__ = ["Clip", "load_clip", "tiny_clip", "encode_images"]
+__all__ = ["Clip", "load_clip", "load_clip_file", "tiny_clip", "encode_images", "OPENAI_MEAN", "OPENAI_STD", "TOY_CLIP"]
+
+#: The shipped toy CLIP's file name in :data:`dclip.models.folder.SHIPPED_DIR` (``load_clip("toy")``).
+TOY_CLIP = "toy_clip"
 
 # OpenAI CLIP's normalisation constants (open_clip's defaults for the "openai" tags).
-_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # The miniature model of tiny_clip(): standard vocabulary and context so the standard tokenizer fits.
 _TINY_CFG = dict(
@@ -144,8 +148,8 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
         weights: a local open_clip state-dict file (``.safetensors``/``.bin``/``.pt``) to load
             instead of the tag's download.
 
-    ``name="toy"`` is the toy CLIP trained on dclip's synthetic faces, shipped with dclip
-    (:func:`dclip.toy.models.load_toy_clip`; ``pretrained`` and ``weights`` are ignored).
+    ``name="toy"`` is the toy CLIP trained on dclip's synthetic faces, a dclip model file shipped with dclip
+    (:data:`TOY_CLIP`, read by :func:`load_clip_file`; ``pretrained`` and ``weights`` are ignored).
 
     Raises:
         WeightsNotFoundError: offline and the tag's weights are not cached (no minute of retries).
@@ -153,9 +157,7 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
     import open_clip
 
     if name == "toy":
-        from ..toy.models import load_toy_clip
-
-        return load_toy_clip(device)
+        return load_clip_file(shipped_file(TOY_CLIP), device)
 
     if weights is not None:
         checkpoint = str(resolve_file(weights, filename=Path(weights).name, what=f"CLIP model {name}"))
@@ -166,10 +168,35 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
     model = open_clip.create_model(name, pretrained=checkpoint, device=device)
     is_tag = bool(pretrained) and not os.path.isfile(pretrained)
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if is_tag else {}
-    mean = tag_cfg.get("mean", _OPENAI_MEAN)
-    std = tag_cfg.get("std", _OPENAI_STD)
+    mean = tag_cfg.get("mean", OPENAI_MEAN)
+    std = tag_cfg.get("std", OPENAI_STD)
     label = f"{name}/{Path(weights).name if weights is not None else pretrained}"
     return _wrap(model, _tokenizer(name), mean, std, device, label)
+
+
+def load_clip_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> Clip:
+    """A frozen CLIP from a dclip model file (:mod:`dclip.models.folder`): an ``open_clip.CLIP`` built from
+    the sidecar's ``clip_config``, its normalisation ``mean``/``std``, and the standard CLIP BPE tokenizer
+    padded to the config's context length. Stored in fp16 or fp32, run in fp32."""
+    import open_clip
+
+    meta = read_sidecar(path)
+    if "clip_config" not in meta:
+        raise ValueError(f"'{path}' is not a dclip CLIP file: its sidecar '{Path(path).with_suffix('.json').name}' "
+                         "lacks 'clip_config' (the open_clip.CLIP keywords). Re-save it with dclip.models.folder.")
+    config = meta["clip_config"]
+    model = open_clip.CLIP(**config)  # (its attention mask is a non-saved buffer)
+    model.load_state_dict(read_tensors(path), strict=True)
+    tokenizer = _file_tokenizer(int(config["text_cfg"]["context_length"]))
+    return _wrap(model.to(device), tokenizer, meta.get("mean", OPENAI_MEAN), meta.get("std", OPENAI_STD), device,
+                 meta.get("name", Path(path).stem.replace("_", "-")))
+
+
+@lru_cache(maxsize=4)
+def _file_tokenizer(context_length: int):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer(context_length=context_length)
 
 
 def tiny_clip(seed: int = 0, device: str | torch.device = "cpu") -> Clip:
@@ -185,9 +212,9 @@ def tiny_clip(seed: int = 0, device: str | torch.device = "cpu") -> Clip:
         torch.manual_seed(seed)
         model = open_clip.CLIP(**_TINY_CFG)
     open_clip.set_model_preprocess_cfg(model, {"size": _TINY_CFG["vision_cfg"]["image_size"],
-                                               "mean": _OPENAI_MEAN, "std": _OPENAI_STD})
+                                               "mean": OPENAI_MEAN, "std": OPENAI_STD})
     model.to(device)
-    return _wrap(model, _tokenizer("ViT-B-16-quickgelu"), _OPENAI_MEAN, _OPENAI_STD, device,
+    return _wrap(model, _tokenizer("ViT-B-16-quickgelu"), OPENAI_MEAN, OPENAI_STD, device,
                  f"tiny-clip/seed{seed}")
 
 

@@ -1,4 +1,4 @@
-"""The face-identity part of DiffusionCLIP's identity loss (eq. 11), on aligned faces.
+"""The face-identity networks of DiffusionCLIP's identity loss (eq. 11, :func:`dclip.method.losses.identity_loss`), on aligned faces.
 
 The paper's L_face is an ArcFace identity loss (Deng et al., 2019): 1 - cosine of the embeddings of
 a fixed face box of the aligned 256 px image (:mod:`dclip.data.faces` aligns photos). Two networks
@@ -15,24 +15,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..data.faces import face_box
 from .weights import resolve_library_file
 
 __all__ = [
-    "VGGFACE2_FILE", "VGGFACE2_URL", "FACE_BOX", "FACENET_NAME", "vggface2_file", "load_face_model", "face_box",
-    "face_embedding", "identity_loss", "identity_similarity", "identity_name", "load_identity_model",
+    "VGGFACE2_FILE", "VGGFACE2_URL", "FACENET_NAME", "vggface2_file", "load_face_model",
+    "face_embedding", "identity_similarity", "identity_name", "load_identity_model",
 ]
 
 #: facenet-pytorch's VGGFace2 InceptionResnetV1 weights (the URL facenet-pytorch itself uses).
 VGGFACE2_FILE = "20180402-114759-vggface2.pt"
 VGGFACE2_URL = f"https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/{VGGFACE2_FILE}"
-
-#: Face box of an aligned image as fractions (top, bottom, left, right) of its size. It is the
-#: authors' ID-loss crop ``x[:, :, 35:223, 32:220]`` of a 256 px image (a 188 px square around
-#: eyes, nose and mouth), kept in relative units so other sizes get the same framing. On aligned
-#: 256 px faces MTCNN's own margin-free box is about x 58-192, y 57-230 (grace_hopper, astronaut),
-#: so this box adds ~26 px at the sides and forehead, like facenet's usual crop margin, and trims
-#: ~5 px of chin.
-FACE_BOX = (35 / 256, 223 / 256, 32 / 256, 220 / 256)
 
 _FACENET_SIZE = 160  # InceptionResnetV1's input size
 
@@ -86,14 +79,6 @@ def load_face_model(device: str | torch.device = "cpu", weights: str | os.PathLi
     return model
 
 
-def face_box(x: torch.Tensor) -> torch.Tensor:
-    """The :data:`FACE_BOX` region of aligned faces (rows 35:223, columns 32:220 at 256 px)."""
-    height, width = x.shape[-2:]
-    top, bottom = round(FACE_BOX[0] * height), round(FACE_BOX[1] * height)
-    left, right = round(FACE_BOX[2] * width), round(FACE_BOX[3] * width)
-    return x[..., top:bottom, left:right]
-
-
 def identity_name(face_model: torch.nn.Module) -> str:
     """The network's name for table columns: ``ArcFace IR-SE50`` or ``facenet VGGFace2``."""
     from .arcface import ARCFACE_NAME, ArcFace
@@ -128,7 +113,7 @@ def load_identity_model(device: str | torch.device = "cpu") -> tuple[torch.nn.Mo
 
 
 def _face_crop(x: torch.Tensor) -> torch.Tensor:
-    """The :data:`FACE_BOX` region of aligned images, resized to 160 px (bilinear, antialiased)."""
+    """The :data:`dclip.data.faces.FACE_BOX` region of aligned images, resized to 160 px (bilinear, antialiased)."""
     return F.interpolate(face_box(x), size=(_FACENET_SIZE, _FACENET_SIZE), mode="bilinear",
                          align_corners=False, antialias=True)
 
@@ -137,7 +122,7 @@ def face_embedding(face_model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor
     """Unit identity embeddings (N, 512) of aligned faces ``x`` in [-1, 1], (N, 3, H, W).
 
     With an :class:`dclip.models.arcface.ArcFace` model: :func:`dclip.models.arcface.arcface_embedding` (the
-    authors' crop and pooling). With facenet: crops :data:`FACE_BOX`, resizes to 160 px, applies
+    authors' crop and pooling). With facenet: crops :data:`dclip.data.faces.FACE_BOX`, resizes to 160 px, applies
     facenet's fixed standardisation ((v - 127.5) / 128 on 0..255 values, i.e. ``x * 127.5 / 128``),
     embeds and L2-normalises.
     Differentiable w.r.t. ``x``.
@@ -151,27 +136,6 @@ def face_embedding(face_model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor
     device = next(face_model.parameters()).device
     crop = _face_crop(x.to(device, torch.float32)) * (127.5 / 128.0)
     return F.normalize(face_model(crop), dim=-1)
-
-
-def identity_loss(face_model: torch.nn.Module, x0: torch.Tensor, x: torch.Tensor,
-                  lambda_l1: float = 0.3, lambda_face: float = 0.1) -> torch.Tensor:
-    """Eq. (11): lambda_L1 * mean|x0 - x| + lambda_face * (1 - cos(emb(x0), emb(x))), shape (N,).
-
-    ``x0`` is the reference (its embedding is not differentiated, as in the authors' ID loss);
-    gradients flow to ``x``. Defaults are the paper's weights (0.3 and 0.1). With
-    ``lambda_face=0`` the face model is not run, with ``lambda_l1=0`` no L1 is computed.
-    """
-    loss = 0.0
-    if lambda_l1 != 0:
-        loss = lambda_l1 * (x0.to(x) - x).abs().flatten(1).mean(dim=1)
-    if lambda_face != 0:
-        with torch.no_grad():
-            reference = face_embedding(face_model, x0)
-        face = 1.0 - (face_embedding(face_model, x) * reference).sum(dim=-1)
-        loss = loss + lambda_face * face.to(x.device)
-    if isinstance(loss, float):  # both weights 0
-        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-    return loss
 
 
 @torch.no_grad()

@@ -4,7 +4,8 @@ Sources understood (the layout of a file is recognised from its state dict's key
 
 * a preset name (:data:`PRESETS`): ``celeba_hq``, ``lsun_church``, ``lsun_bedroom``, ``afhq_dog``,
   ``tiny`` (random weights, 32 px, for tests and the CPU smoke profile) and ``toy`` (the DDPM trained on
-  dclip's synthetic cartoon faces that ships with dclip, 32 px: the CPU ``toy`` profile, see :mod:`dclip.toy`);
+  dclip's synthetic cartoon faces, 32 px: the CPU ``toy`` profile; a dclip model file shipped in
+  :data:`dclip.models.folder.SHIPPED_DIR`, read like any fine-tune);
 * a file in the ermongroup/ddim ``Model`` layout (``celeba_hq.ckpt``, ``church_outdoor.ckpt``,
   ``bedroom.ckpt``, every DiffusionCLIP fine-tuned ``.pth``), in the guided-diffusion (ADM) layout
   (``afhq_dog_4m.pt``), or in diffusers' own key names (dclip's fine-tuned ``.safetensors``);
@@ -15,7 +16,6 @@ A checkpoint that does not fit its architecture is an error naming the offending
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DModel
 
+from .folder import read_sidecar, read_tensors, shipped_file
 from .layouts import adm, ermongroup
 from .layouts.common import describe_keys
 from .weights import WeightsNotFoundError, hub_reachable, missing_weights, weights_dir
@@ -76,7 +77,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "https://drive.google.com/file/d/14OG_o3aa8Hxmfu36IIRyOgRwEP6ngLdo/view", None,
            "ILVR's ADM on AFHQ-dog 256² (learned variance)"),
     Preset("tiny", "ddim", _TINY, description="random weights, 32 px: tests and the CPU smoke profile"),
-    Preset("toy", "shipped", {}, "toy_ddpm.safetensors",
+    Preset("toy", "folder", {}, "toy_ddpm",
            description="DDPM trained on dclip's synthetic cartoon faces, 32 px, shipped with dclip (toy profile)"),
 ]}
 
@@ -94,12 +95,11 @@ def _detect_layout(state_dict: dict) -> str:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
-    """Tensors of a checkpoint file: safetensors, or ``torch.load(weights_only=True)``."""
+    """Tensors of a checkpoint file: safetensors (floating tensors in fp32, :func:`dclip.models.folder.read_tensors`),
+    or ``torch.load(weights_only=True)``."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return read_tensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -162,18 +162,16 @@ def _from_layout_state_dict(state_dict: dict, layout: str, config, origin: str) 
 
 
 def _diffusers_config_for(path: Path, config) -> dict:
-    sidecar = path.with_suffix(".json")
     if isinstance(config, dict) and "block_out_channels" in config:
         return config
-    if sidecar.is_file():
-        meta = json.loads(sidecar.read_text())
-        if "unet_config" in meta:
-            return meta["unet_config"]
+    meta = read_sidecar(path)
+    if "unet_config" in meta:
+        return meta["unet_config"]
     if isinstance(config, str) and config in PRESETS:
         preset = PRESETS[config]
         return _LAYOUTS[preset.layout].unet_kwargs(preset.config)
     raise ValueError(f"'{path}' holds diffusers UNet2DModel weights but no architecture: put its sidecar "
-                     f"'{sidecar.name}' beside it (dclip.method.finetune writes one) or pass config=<preset name>.")
+                     f"'{path.with_suffix('.json').name}' beside it (dclip.method.finetune writes one) or pass config=<preset name>.")
 
 
 def _from_file(path: Path, config) -> UNet2DModel:
@@ -239,10 +237,8 @@ def _pretrained(source, **kwargs) -> UNet2DModel:
 
 
 def _from_preset(preset: Preset) -> UNet2DModel:
-    if preset.layout == "shipped":  # package data, e.g. the toy DDPM
-        from ..toy.models import load_toy_unet
-
-        return load_toy_unet()
+    if preset.layout == "folder":  # a dclip model file shipped as package data (the toy DDPM)
+        return _from_file(shipped_file(preset.filename), None)
     module = _LAYOUTS[preset.layout]
     if preset.filename is None:  # the random-weight test preset
         return build_unet(module.unet_kwargs(preset.config))

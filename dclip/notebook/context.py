@@ -148,11 +148,11 @@ class Context:
 
     @cached_property
     def judge(self):
-        """The toy world's judge classifier (:func:`dclip.toy.models.load_judge`); toy profile only."""
+        """The toy world's judge classifier (:func:`dclip.toy.nets.load_judge`); toy profile only."""
         if not self.profile.is_toy:
             raise RuntimeError(f"the judge scores toy-world edits only; profile '{self.profile.name}' has none. "
                                "Use profile = 'toy'.")
-        from ..toy.models import load_judge
+        from ..toy.nets import load_judge
 
         return load_judge(self.device)
 
@@ -410,14 +410,14 @@ class Context:
     def latent(self, x0: torch.Tensor, t0: int, domain: str = "celeba_hq") -> torch.Tensor:
         """x_t0 of ``x0`` under the domain's original model at the profile's test-time S_inv, once per
         session: from :meth:`latents` when those were computed, else inverted alone (no reconstruction)."""
-        from ..method.ddim import invert
+        from ..method.accelerated import invert_fast
 
         key = (self.profile.unet_for(domain), fingerprint([x0]), int(t0), self.profile.n_inv)
         if key in self._latents:
             return self._latents[key].x_lat
         if key not in self._inverted:
             # at the one precision of latents (as :meth:`latents`): every edit of the session starts from it
-            self._inverted[key] = invert(self.unet(domain), x0, int(t0), self.profile.n_inv, fast=RECONSTRUCTION)
+            self._inverted[key] = invert_fast(self.unet(domain), x0, int(t0), self.profile.n_inv, fast=RECONSTRUCTION)
         return self._inverted[key]
 
     def finetune(self, item: str | Attribute, t0: int | None = None, *, progress: bool | None = None,

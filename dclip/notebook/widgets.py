@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..method.attributes import Attribute
-from ..method.ddim import generate, invert
+from ..method.accelerated import generate_fast, invert_fast
 from ..runtime.fast import EDITING, RECONSTRUCTION
 from ..method.mixing import change_weights, noise_mix
 
@@ -138,7 +138,7 @@ class Editor:
         if self.image is None:
             raise ValueError("no image yet: pick a sample photo or upload one.")
         if self._latent is None or self._latent[0] != self.t0:
-            x_lat = invert(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv,
+            x_lat = invert_fast(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv,
                            fast=RECONSTRUCTION)
             self._latent = (self.t0, x_lat)
         return self._latent[1]
@@ -148,7 +148,7 @@ class Editor:
         mix = noise_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], ratio=self.ratio,
                         gammas=[t.gamma for t in self.tuned])
         with torch.no_grad():
-            return generate(mix, self.latent(), self.t0, self.ctx.profile.n_gen, fast=EDITING)
+            return generate_fast(mix, self.latent(), self.t0, self.ctx.profile.n_gen, fast=EDITING)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ and :func:`dclip.method.edit.edit` take it as ``fast=`` (a :class:`FastPath` or 
   for-loop Adam. Benchmarks report every speed-up against it, measured in the same run.
 
 CUDA-only switches (TF32, cuDNN autotuning, CUDA graphs, fused Adam) are ignored off CUDA, so a
-mode can be named on any device. The low-level :func:`dclip.invert` / :func:`dclip.generate` take
-``fast=`` too, but default to ``None``: the model is then called exactly as given.
+mode can be named on any device. The paper's equations (:mod:`dclip.method.ddim`, :func:`dclip.invert`,
+:func:`dclip.generate`) know nothing of it: :mod:`dclip.method.accelerated` runs their loops inside a session.
 
 A :func:`session` applies a mode to one or more models for the length of a ``with`` block: global
 backend flags and the models' layout and attention processors are restored when it ends.
@@ -32,9 +32,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..method.ddim import Schedule, timestep_grid
 
-__all__ = ["FastPath", "MODES", "resolve", "session", "Session", "modules_of", "device_of", "loop_key", "model_token",
+__all__ = ["FastPath", "MODES", "resolve", "session", "Session", "modules_of", "device_of", "model_token",
            "RECONSTRUCTION", "EDITING"]
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -391,11 +390,3 @@ def model_token(model) -> object:
     """What a model computes besides its weights: a mix's ratio or γ schedule, else its identity."""
     token = getattr(model, "cache_token", None)
     return token() if token is not None else id(model)
-
-
-def loop_key(kind: str, t0: int, steps: int, schedule: Schedule, **options) -> tuple:
-    """Everything a sampling loop depends on besides its input and the weights (a CUDA-graph key);
-    pass ``model=model_token(model)`` among the options."""
-    grid = timestep_grid(t0, steps)
-    alphas = tuple(schedule.alpha_bar(t) for t in [-1, *grid])
-    return (kind, int(t0), int(steps), alphas, tuple(sorted(options.items())))

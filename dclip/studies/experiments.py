@@ -21,7 +21,7 @@ import torch
 
 from ..method import metrics
 from ..method.attributes import Attribute, attribute
-from ..method.ddim import generate
+from ..method.accelerated import generate_fast
 from ..runtime.fast import EDITING, RECONSTRUCTION
 from ..method.latents import precompute
 from .paper_numbers import TABLE3_PROMPTS, paper_gan_inversion, paper_manipulation, paper_reconstruction
@@ -111,7 +111,7 @@ def _regenerate(model, latents, steps: int) -> torch.Tensor:
     """Generation from ``latents.x_lat`` with another S_gen than its S_inv (fp32, as :func:`_latents`)."""
     from ..runtime.fast import device_of
 
-    return generate(model, latents.x_lat.to(device_of(model)), latents.t0, int(steps), fast=_FP32)
+    return generate_fast(model, latents.x_lat.to(device_of(model)), latents.t0, int(steps), fast=_FP32)
 
 
 def reconstruction_study(ctx, images: torch.Tensor, t0s: Sequence[int] = (300, 400, 500, 600), *,
@@ -278,7 +278,7 @@ def _reconstruction(ctx, originals: torch.Tensor, t0: int, domain: str) -> torch
     latents, p = ctx.latents(originals, t0, domain), ctx.profile
     if p.n_gen == p.n_inv:
         return latents.x_rec.to(originals.device)
-    return generate(ctx.unet(domain), latents.x_lat.to(originals.device), t0, p.n_gen, fast=RECONSTRUCTION)
+    return generate_fast(ctx.unet(domain), latents.x_lat.to(originals.device), t0, p.n_gen, fast=RECONSTRUCTION)
 
 
 def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:

@@ -1,6 +1,6 @@
 """Scoring edits with the judge: did the target attribute appear, and did the others stay?
 
-The judge (:class:`dclip.toy.train.Judge`) reads every attribute and the style of the originals and of
+The judge (:class:`dclip.toy.nets.Judge`) reads every attribute and the style of the originals and of
 the edits. For an edit towards ``attribute`` (a name of :data:`JUDGE_TARGETS`):
 
 * **hit rate**: over the originals that did *not* show the target (judged), the fraction whose edit
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .train import COLOUR_HEADS
+from .nets import COLOUR_HEADS
 
 __all__ = ["JUDGE_TARGETS", "judge_target", "judge_edit"]
 

@@ -19,26 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..runtime.atomic import atomic_write
 from ..method.ddim import DEFAULT_SCHEDULE
 from ..runtime.progress import progress_bar
+from ..models.folder import SHIPPED_DIR, write_model
 from . import domain
+from .nets import CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, JUDGE_HEADS, Judge, clip_tokenizer
 
-__all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "save_model", "MODELS_DIR", "domain_record",
+__all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "domain_record",
            "draw_batch"]
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-
-
 # -- the DDPM --------------------------------------------------------------------------------------
-
-#: diffusers UNet2DModel keywords of the toy DDPM (1.1 M parameters; attention at 8 px).
-DDPM_UNET_CONFIG = dict(
-    sample_size=domain.SIZE, in_channels=3, out_channels=3, block_out_channels=(32, 64, 64), layers_per_block=1,
-    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-    up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=None,
-)
-
 
 @dataclass(frozen=True)
 class DdpmSettings:
@@ -70,19 +60,6 @@ def draw_batch(step: int, batch_size: int, *, seed: int, styles=("photo",)) -> t
 def domain_record() -> dict:
     """What a shipped model records about the images it was trained on."""
     return {"version": domain.DOMAIN_VERSION, "hash": domain.domain_hash(), "size": domain.SIZE}
-
-
-def save_model(model: torch.nn.Module, folder: Path, name: str, meta: dict, *, half: bool = False) -> Path:
-    """``<folder>/<name>.safetensors`` (fp16 when ``half``) and its ``.json`` sidecar, atomically."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-               for k, v in model.state_dict().items()}
-    path = atomic_write(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
-    text = json.dumps(meta, indent=1, default=str)
-    atomic_write(folder / f"{name}.json", lambda tmp: tmp.write_text(text))
-    return path
 
 
 def _ddpm_loss(model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -136,7 +113,7 @@ class _LossLog:
         return True
 
 
-def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_ddpm", *,
+def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_ddpm", *,
                progress: bool | None = None) -> dict:
     """Train the toy DDPM (photo-style faces only; the paper's linear schedule, T = 1000, ε-prediction).
 
@@ -169,7 +146,7 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = MODELS_DIR, n
         opt.step()
         _ema_update(ema, model, settings.ema_decay)
         if log.record(step, loss.item()):
-            save_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out, name, meta)
+            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out, name, meta)
     return meta
 
 
@@ -224,15 +201,6 @@ def _article(text: str) -> str:
 
 # -- the CLIP ------------------------------------------------------------------------------------------
 
-#: open_clip.CLIP keywords of the toy CLIP (a ViT on 32 px, 4 px patches; the standard BPE vocabulary
-#: with a 32-token context, which every caption and every ImageNet template fits).
-CLIP_CONFIG = dict(
-    embed_dim=64, quick_gelu=True,
-    vision_cfg=dict(image_size=domain.SIZE, layers=3, width=64, head_width=32, patch_size=4),
-    text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=3),
-)
-
-
 @dataclass(frozen=True)
 class ClipSettings:
     # Expression (a 2-pixel mouth) is the slowest attribute to learn; augmentation (see _augment_clip)
@@ -250,14 +218,6 @@ class ClipSettings:
 CLIP_SETTINGS = ClipSettings()
 
 
-def clip_tokenizer():
-    """The standard CLIP BPE tokenizer (open_clip's SimpleTokenizer, vocabulary shipped with open_clip),
-    padding to the toy CLIP's context length."""
-    from open_clip.tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer(context_length=CLIP_CONFIG["text_cfg"]["context_length"])
-
-
 def _cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
     if step < warmup:
         return lr * (step + 1) / warmup
@@ -269,13 +229,13 @@ def build_clip(seed: int = 0):
     """A random toy CLIP wrapped as :class:`dclip.clip_loss.Clip` (trainable; not frozen)."""
     import open_clip
 
-    from ..models.clip import Clip, _OPENAI_MEAN, _OPENAI_STD
+    from ..models.clip import OPENAI_MEAN, OPENAI_STD, Clip
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.CLIP(**CLIP_CONFIG)
-    return Clip(model=model, tokenizer=clip_tokenizer(), image_size=domain.SIZE, mean=_OPENAI_MEAN,
-                std=_OPENAI_STD, device=torch.device("cpu"), name="toy-clip")
+    return Clip(model=model, tokenizer=clip_tokenizer(), image_size=domain.SIZE, mean=OPENAI_MEAN,
+                std=OPENAI_STD, device=torch.device("cpu"), name="toy-clip")
 
 
 def clip_zero_shot(clip, n: int = 300, start: int = domain.HELD_OUT_SEED) -> dict:
@@ -320,7 +280,7 @@ def _augment_clip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x * contrast + tint).clamp(-1, 1)
 
 
-def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_clip", *,
+def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_clip", *,
                progress: bool | None = None, init: Path | None = None) -> dict:
     """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
     (face, caption) pairs in every style. Images go through :func:`dclip.clip_loss.encode_images`, the
@@ -365,50 +325,11 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = MODELS_DIR, n
             if step + 1 == settings.steps:
                 model.eval()
                 meta["zero_shot_held_out"] = clip_zero_shot(clip)
-            save_model(model, out, name, meta, half=True)
+            write_model(model, out, name, meta, half=True)
     return meta
 
 
 # -- the judge ---------------------------------------------------------------------------------------
-
-#: The judge's heads: every attribute and the style. Colour heads are not trained (nor read) on sketches.
-JUDGE_HEADS: dict[str, tuple[str, ...]] = {**domain.ATTRIBUTES, "style": domain.STYLES}
-COLOUR_HEADS = ("skin", "hair", "background")
-
-
-class Judge(torch.nn.Module):
-    """A small CNN with one classification head per attribute and one for the style.
-
-    Independent of the toy CLIP (a convolutional network, other seed, cross-entropy on the true labels):
-    it only scores edits and is never a loss, so an edit cannot pass by fooling the CLIP it optimised.
-    Input: images in [-1, 1], (N, 3, 32, 32).
-    """
-
-    def __init__(self, width: int = 32):
-        super().__init__()
-
-        def block(cin, cout):
-            return torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.BatchNorm2d(cout),
-                                       torch.nn.ReLU(), torch.nn.Conv2d(cout, cout, 3, padding=1),
-                                       torch.nn.BatchNorm2d(cout), torch.nn.ReLU())
-
-        self.features = torch.nn.Sequential(block(3, width), torch.nn.MaxPool2d(2), block(width, 2 * width),
-                                            torch.nn.MaxPool2d(2), block(2 * width, 4 * width),
-                                            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-        self.heads = torch.nn.ModuleDict({name: torch.nn.Linear(4 * width, len(values))
-                                          for name, values in JUDGE_HEADS.items()})
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.features(x)
-        return {name: head(h) for name, head in self.heads.items()}
-
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> list[dict[str, str]]:
-        """The judged attributes and style of each image, as values of :data:`JUDGE_HEADS`."""
-        logits = self(x.float().clamp(-1, 1))
-        indices = {name: out.argmax(1).tolist() for name, out in logits.items()}
-        return [{name: JUDGE_HEADS[name][indices[name][i]] for name in JUDGE_HEADS} for i in range(len(x))]
-
 
 @dataclass(frozen=True)
 class JudgeSettings:
@@ -459,7 +380,7 @@ def judge_accuracy(judge: Judge, n: int = 300, start: int = domain.HELD_OUT_SEED
     return result
 
 
-def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = MODELS_DIR, name: str = "toy_judge", *,
+def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_judge", *,
                 progress: bool | None = None) -> dict:
     """Train the judge with cross-entropy per head on fresh faces in every style (degraded at random)."""
     if settings.threads:
@@ -485,5 +406,5 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = MODELS_DIR
             if step + 1 == settings.steps:
                 judge.eval()
                 meta["accuracy_held_out"] = judge_accuracy(judge)
-            save_model(judge, out, name, meta)
+            write_model(judge, out, name, meta)
     return meta

@@ -60,25 +60,25 @@ paper-standins: setup
 	DCLIP_PROGRESS=0 $(PY) tests/standins.py notebooks $(STANDINS)
 
 figures: setup
-	$(PY) -m dclip.dev.figures --profile $(PROFILE)
+	$(PY) -m dclip figures --profile $(PROFILE)
 
 # Re-run every notebook at dclip.dev.figures.CHECKED_PROFILE and store only the outputs nbval checks.
 # Then check they are portable: `make notebook-spread` (and `make test-portable` before committing).
 notebook-outputs: setup
-	HF_HUB_OFFLINE=1 $(PY) -m dclip.dev.figures --store-outputs
+	HF_HUB_OFFLINE=1 $(PY) -m dclip figures --store-outputs
 
 # Run the notebooks under simulated CPUs (dclip.dev.portability.SIMULATED_CPUS) and report every checked
 # number that moves; ONLY=02 for one notebook.
 notebook-spread: setup
-	HF_HUB_OFFLINE=1 $(PY) -m dclip.dev.portability spread $(if $(ONLY),--only $(ONLY))
+	HF_HUB_OFFLINE=1 $(PY) -m dclip portability spread $(if $(ONLY),--only $(ONLY))
 
 # `make test` once per simulated CPU (this machine as is, AVX2, plain SSE on one thread), with wall times.
 test-portable: setup
-	$(PY) -m dclip.dev.portability test
+	$(PY) -m dclip portability test
 
-# Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/toy/models/ on the CPU (see README).
+# Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/models/shipped/ on the CPU (see README).
 toy-models: setup
-	$(PY) -m dclip.toy train all
+	$(PY) -m dclip toy train all
 
 # JupyterLab refuses to run as root without --allow-root (the usual user in containers).
 lab: setup

@@ -122,7 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
     cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
                        help="list: location, entries and sizes; clear: remove every entry (default: list)")
+    for name, text in TOOLS.items():  # their own parsers read the rest of the line
+        tool = sub.add_parser(name, help=text, add_help=False)
+        tool.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+#: The developer tools, each with its own options (``python -m dclip <tool> --help``).
+TOOLS = {
+    "figures": "re-run every notebook with papermill and rewrite figures/ (make figures)",
+    "toy": "train the shipped toy models, draw the toy world sheet (make toy-models)",
+    "portability": "the checked notebook numbers and make test under simulated CPUs (make notebook-spread)",
+}
+
+
+def _tool(name: str, argv: list[str]) -> int:
+    from .dev import figures, portability, toy_commands
+
+    return {"figures": figures, "toy": toy_commands, "portability": portability}[name].main(argv)
 
 
 def _image_size(model) -> int:
@@ -331,10 +348,15 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
 
     face = face_model if config.lambda_id > 0 else None
     if args.reuse:
+        from .method.finetune import finetuned_cache_path, read_cached_finetune
         from .runtime.cache import cache_root
 
+        path = finetuned_cache_path(cache_root(), model, images, config, args.n_inv, weights=weights)
+        cached = read_cached_finetune(path, model, config)
+        if cached is not None:  # then nothing is inverted
+            return cached
         return finetune_cached(model, images, clip, config, inversion_steps=args.n_inv, cache=cache_root(),
-                               latents=latents, weights=weights, base_name=args.model, face_model=face,
+                               latents=latents(), weights=weights, base_name=args.model, face_model=face,
                                progress=args.progress, fast=_fast(args))
     return finetune(model, latents(), clip, config, face_model=face, progress=args.progress,
                     data_parallel=data_parallel, fast=_fast(args))
@@ -426,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     device. A user error prints one line naming the rank and returns 2: torchrun then stops the other
     ranks and the job fails."""
     args = build_parser().parse_args(argv)
+    if args.command in TOOLS:
+        return _tool(args.command, args.args)
     if args.command == "cache":  # no model, no device, no process group
         _cache(args.action)
         return 0

@@ -90,7 +90,10 @@ def test_context_ignores_a_partial_finetune(quick_profile, root, monkeypatch):
     from dclip.notebook.context import Context
 
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
-    path = ctx._finetuned_path(ctx.unet("celeba_hq"), ctx.train_images("celeba_hq"), ctx.finetune_config("gogh"))
+    from dclip.method.finetune import finetuned_cache_path
+
+    path = finetuned_cache_path(cache.cache_root(), ctx.unet("celeba_hq"), ctx.world.train_images("celeba_hq"),
+                                ctx.world.finetune_config("gogh"), ctx.profile.n_inv_train)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not safetensors")  # crashed before the sidecar was written
     model = ctx.finetune("gogh")  # trains instead of reading the partial entry

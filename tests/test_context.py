@@ -9,11 +9,11 @@ from dclip.data.images import sample_photos, save_image
 
 
 def test_without_a_folder_the_sample_photos_are_used_with_a_note(quick_context, capsys):
-    faces = quick_context.images("celeba_hq")
+    faces = quick_context.world.images("celeba_hq")
     assert faces.shape == (2, 3, 32, 32)
     torch.testing.assert_close(faces, sample_photos(("grace_hopper", "astronaut"), size=32))
     assert "grace_hopper, astronaut" in capsys.readouterr().out
-    other = quick_context.images("lsun_church", 1)
+    other = quick_context.world.images("lsun_church", 1)
     torch.testing.assert_close(other, sample_photos(("chelsea",), size=32))
     assert len(quick_context.notes) == 2
 
@@ -24,16 +24,16 @@ def test_folders_per_domain_and_for_training(quick_profile, tmp_path):
     save_image(sample_photos(("grace_hopper",), size=32), tmp_path / "train" / "a.png")
     ctx = Context(quick_profile, image_dirs={"lsun_church": str(tmp_path / "test")},
                   train_dir=str(tmp_path / "train"))
-    assert ctx.images("lsun_church").shape[0] == 2  # the profile's n_test
-    assert ctx.images("lsun_church", 3).shape[0] == 3
-    assert ctx.train_images("celeba_hq").shape[0] == 1
+    assert ctx.world.images("lsun_church").shape[0] == 2  # the profile's n_test
+    assert ctx.world.images("lsun_church", 3).shape[0] == 3
+    assert ctx.world.train_images("celeba_hq").shape[0] == 1
     assert not ctx.notes
 
 
 def test_missing_folder_is_a_clear_error(quick_profile):
     ctx = Context(quick_profile, image_dir="/no/such/folder")
     with pytest.raises(FileNotFoundError, match="image_dir"):
-        ctx.images()
+        ctx.world.images()
 
 
 def test_models_are_loaded_once_and_match_the_profile(quick_context):
@@ -44,11 +44,11 @@ def test_models_are_loaded_once_and_match_the_profile(quick_context):
 
 
 def test_finetune_config_follows_the_profile_and_attribute(quick_context):
-    config = quick_context.finetune_config("makeup")
+    config = quick_context.world.finetune_config("makeup")
     p = quick_context.profile
     assert (config.t0, config.n_gen, config.lr, config.n_iter) == (301, p.n_gen_train, p.lr, p.n_iter)
     assert config.lambda_id == 0.1 and config.lambda_l1 == 0.3  # in-domain face edit (Sec. 4)
-    pixar = quick_context.finetune_config("pixar", t0=500)
+    pixar = quick_context.world.finetune_config("pixar", t0=500)
     assert pixar.t0 == 500 and pixar.lambda_id == 0.0
 
 
@@ -103,7 +103,9 @@ def test_expected_time_is_printed_before_long_work_on_the_cpu(quick_profile, tmp
     import dataclasses
 
     ctx = Context(dataclasses.replace(quick_profile, n_train=50, n_iter=1), output_dir=str(tmp_path))
-    text = ctx.expected_time(ctx.unet("celeba_hq"))
+    from dclip.notebook.costs import expected_time
+
+    text = expected_time(ctx.profile, ctx.unet("celeba_hq"), ctx.device, ctx.world.n_train_images("celeba_hq"))
     assert text.startswith("expected time on cpu: one 32 px UNet evaluation takes") and "per fine-tune" in text
     assert "(2 image(s)," in text  # the training images there are (two sample portraits), not n_train
 
@@ -111,24 +113,24 @@ def test_expected_time_is_printed_before_long_work_on_the_cpu(quick_profile, tmp
 def test_results_are_written_to_the_profiles_folder(quick_context, capsys):
     from dclip.studies.plots import image_grid
 
-    quick_context.save_table([{"a": 1.0}], "nb")
-    quick_context.save_figure(image_grid([[torch.zeros(3, 4, 4)]]), "nb")
+    quick_context.outputs.save_table([{"a": 1.0}], "nb")
+    quick_context.outputs.save_figure(image_grid([[torch.zeros(3, 4, 4)]]), "nb")
     assert quick_context.figures.name == "smoke"
     assert sorted(p.name for p in quick_context.figures.iterdir()) == ["nb.csv", "nb.json", "nb.png"]
     assert "wrote nb.png" in capsys.readouterr().out
-    assert "profile smoke" in quick_context.describe()
+    assert "profile smoke" in quick_context.profile.describe()
 
 
 def test_paper_style_alignment_of_the_sample_portraits(quick_profile):
     ctx = Context(dataclasses.replace(quick_profile, align_faces=True))
-    aligned = ctx.images("celeba_hq")
+    aligned = ctx.world.images("celeba_hq")
     assert aligned.shape == (2, 3, 32, 32)
     assert not torch.allclose(aligned, sample_photos(("grace_hopper", "astronaut"), size=32))
-    torch.testing.assert_close(ctx.images("lsun_church", 1), sample_photos(("chelsea",), size=32))  # faces only
+    torch.testing.assert_close(ctx.world.images("lsun_church", 1), sample_photos(("chelsea",), size=32))  # faces only
 
 
 def test_generator_is_seeded_and_on_the_contexts_device(quick_context):
-    a, b = quick_context.generator(1), quick_context.generator(1)
+    a, b = quick_context.world.generator(1), quick_context.world.generator(1)
     assert a.device == quick_context.device
     assert torch.equal(torch.randn(3, generator=a), torch.randn(3, generator=b))
 
@@ -144,7 +146,7 @@ def test_gan_models_follow_the_profile(quick_context):
     assert models["encoder"].decoder is models["generator"]  # a seeded tiny e4e for the tiny StyleGAN2
     assert models["encoder"](torch.zeros(1, 3, 32, 32)).shape == (1, models["generator"].n_latent,
                                                                   models["generator"].style_dim)
-    assert quick_context.identity_network == "facenet VGGFace2 (random)"
+    assert quick_context.world.identity_label(quick_context.face_model) == "facenet VGGFace2 (random)"
     x = torch.zeros(1, 3, 32, 32)
     assert models["perceptual"](x, x).shape == (1,)
     assert quick_context.gan_settings == GAN_SETTINGS["smoke"]
@@ -191,12 +193,12 @@ def test_images_are_read_once_and_each_call_gets_a_copy(quick_context, monkeypat
     expected, loads = sample_photos(("grace_hopper", "astronaut"), size=32), []
     real = dclip.data.images.sample_photo
     monkeypatch.setattr(dclip.data.images, "sample_photo", lambda name: loads.append(name) or real(name))
-    first = quick_context.images("celeba_hq")
+    first = quick_context.world.images("celeba_hq")
     first.add_(1.0)  # a caller's in-place change stays its own
-    again, train = quick_context.images("celeba_hq"), quick_context.train_images("celeba_hq")
+    again, train = quick_context.world.images("celeba_hq"), quick_context.world.train_images("celeba_hq")
     assert loads == ["grace_hopper", "astronaut"]  # n_test == n_train == 2: one read for both
     torch.testing.assert_close(again, expected)
-    assert torch.equal(train, again) and quick_context.images("celeba_hq", 1).shape[0] == 1
+    assert torch.equal(train, again) and quick_context.world.images("celeba_hq", 1).shape[0] == 1
     assert loads == ["grace_hopper", "astronaut", "grace_hopper"]  # another n is another read
 
 
@@ -208,36 +210,38 @@ def test_training_images_are_counted_without_reading_them(quick_profile, tmp_pat
     monkeypatch.setattr(dclip.data.images, "load_image", lambda *a, **k: pytest.fail("read an image"))
     monkeypatch.setattr(dclip.data.images, "sample_photo", lambda *a, **k: pytest.fail("read a photo"))
     ctx = Context(dataclasses.replace(quick_profile, n_train=5), image_dirs={"lsun_church": str(tmp_path / "test")})
-    assert ctx.n_train_images("lsun_church") == 3  # no train_dir: the test folder, up to n_train
-    assert ctx.n_train_images("celeba_hq") == 2 and ctx.n_train_images("afhq_dog") == 2  # sample photos
+    assert ctx.world.n_train_images("lsun_church") == 3  # no train_dir: the test folder, up to n_train
+    assert ctx.world.n_train_images("celeba_hq") == 2 and ctx.world.n_train_images("afhq_dog") == 2  # sample photos
     ctx.train_dirs["lsun_church"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no image folder"):
-        ctx.n_train_images("lsun_church")
+        ctx.world.n_train_images("lsun_church")
 
 
 def test_model_fingerprint_is_computed_once_per_model_object(quick_context, monkeypatch):
-    import dclip.notebook.context
+    import dclip.method.latents
     from dclip.method.latents import fingerprint
 
-    unet = quick_context.unet("celeba_hq")
+    unet, memo = quick_context.unet("celeba_hq"), quick_context.memo
     expected = fingerprint(unet.state_dict())
     calls = []
-    monkeypatch.setattr(dclip.notebook.context, "fingerprint", lambda t: calls.append(1) or fingerprint(t))
-    assert quick_context.fingerprint(unet) == quick_context.fingerprint(unet) == expected
+    monkeypatch.setattr(dclip.method.latents, "fingerprint", lambda t: calls.append(1) or fingerprint(t))
+    assert memo.fingerprint(unet) == memo.fingerprint(unet) == expected
     assert len(calls) == 1
     other = torch.nn.Linear(2, 2)
-    assert quick_context.fingerprint(other) == fingerprint(other.state_dict()) != expected
-    quick_context._fingerprints[id(unet)] = (lambda: None, "stale")  # an id reused by a new object
-    assert quick_context.fingerprint(unet) == expected
+    assert memo.fingerprint(other) == fingerprint(other.state_dict()) != expected
+    memo._fingerprints[id(unet)] = (lambda: None, "stale")  # an id reused by a new object
+    assert memo.fingerprint(unet) == expected
 
 
 def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, monkeypatch):
+    import dclip.method.latents
     import dclip.notebook.context
+    from dclip.method.finetune import finetuned_cache_path
     from dclip.method.latents import cache_key, fingerprint
 
     monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
     ctx = Context(dataclasses.replace(quick_profile, disk_cache=True))
-    base, images = ctx.unet("celeba_hq"), ctx.train_images("celeba_hq")
+    base, images = ctx.unet("celeba_hq"), ctx.world.train_images("celeba_hq")
     weights = []
 
     def counted(tensors):
@@ -245,6 +249,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
         return fingerprint(tensors)
 
     monkeypatch.setattr(dclip.notebook.context, "fingerprint", counted)
+    monkeypatch.setattr(dclip.method.latents, "fingerprint", counted)
     ctx.finetune("makeup")
     ctx.finetune("gray_hair")  # same t0: same training latents
     ctx.finetune("pixar")
@@ -254,8 +259,7 @@ def test_disk_cache_keys_hash_the_base_weights_once(quick_profile, tmp_path, mon
     steps = ctx.profile.n_inv_train
     assert sorted(p.name for p in (cache / "latents").iterdir()) == sorted(
         f"latents-{cache_key(base, images, t0, steps)}.pt" for t0 in (301, 601))
-    assert ctx._finetuned_path(base, images, ctx.finetune_config("pixar")).is_file()
-    assert ctx._cache_key(base, images, 601, steps) == cache_key(base, images, 601, steps)
+    assert finetuned_cache_path(cache, base, images, ctx.world.finetune_config("pixar"), steps).is_file()
 
 
 def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
@@ -263,7 +267,7 @@ def test_latents_are_shared_by_edits_and_fine_tunes(quick_context, monkeypatch):
     from dclip.method.ddim import generate, invert
     from dclip.method.edit import edit
 
-    faces, unet, p = quick_context.images("celeba_hq"), quick_context.unet("celeba_hq"), quick_context.profile
+    faces, unet, p = quick_context.world.images("celeba_hq"), quick_context.unet("celeba_hq"), quick_context.profile
     computed, real = [], dclip.method.latents.precompute
 
     def precompute(model, x, t0, steps, **kwargs):
@@ -302,7 +306,7 @@ def test_paper_profile_identity_network_falls_back_to_facenet_with_a_note(no_net
         torch.save(load_face_model(pretrained=False).state_dict(), tmp_path / VGGFACE2_FILE)
     monkeypatch.setenv("DCLIP_WEIGHTS", str(tmp_path))  # facenet's file only, no model_ir_se50.pth
     ctx = Context(dataclasses.replace(get_profile("paper"), device="cpu"), output_dir=str(tmp_path / "figures"))
-    assert ctx.identity_network == "facenet VGGFace2"
+    assert ctx.world.identity_label(ctx.face_model) == "facenet VGGFace2"
     assert any("not the paper's ArcFace IR-SE50" in note and "model_ir_se50.pth" in note for note in ctx.notes)
 
 
@@ -319,7 +323,7 @@ def test_latents_and_edits_use_the_engines_one_precision_each(quick_context, mon
 
     monkeypatch.setattr(latents_module, "precompute", spy(latents_module.precompute, "latents"))
     monkeypatch.setattr(edit_module, "edit", spy(edit_module.edit, "edit"))
-    x = quick_context.images("celeba_hq", 1)
+    x = quick_context.world.images("celeba_hq", 1)
     quick_context.latents(x, 301)
     quick_context.edit(quick_context.unet("celeba_hq"), x, 301)
     assert seen == [("latents", RECONSTRUCTION), ("edit", EDITING)] and RECONSTRUCTION == "fp32"

@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from dclip.studies import experiments
+from dclip.studies import experiments, manipulation
 from dclip.method.ddim import generate, invert
 from dclip.studies.paper_numbers import TABLE1_RECONSTRUCTION
 
 
 @pytest.fixture
 def faces(quick_context):
-    return quick_context.images("celeba_hq")
+    return quick_context.world.images("celeba_hq")
 
 
 def plain_reconstruction(model, x, t0, s_inv, s_gen, exact=False):
@@ -21,12 +21,12 @@ def plain_reconstruction(model, x, t0, s_inv, s_gen, exact=False):
 @pytest.fixture
 def counted_inversions(monkeypatch):
     """(kind, t0, S_inv) of every inversion with an original model; edits must not invert by themselves."""
-    import dclip.method.ddim
+    import dclip.method.accelerated
     import dclip.method.edit
     import dclip.method.latents
 
     seen = []
-    real_precompute, real_invert = dclip.method.latents.precompute, dclip.method.ddim.invert
+    real_precompute, real_invert = dclip.method.latents.precompute, dclip.method.accelerated.invert_fast
 
     def precompute(model, x, t0, steps, **kwargs):
         seen.append(("precompute", t0, steps))
@@ -37,7 +37,7 @@ def counted_inversions(monkeypatch):
         return real_invert(model, x, t0, steps, **kwargs)
 
     monkeypatch.setattr(dclip.method.latents, "precompute", precompute)
-    monkeypatch.setattr(dclip.method.ddim, "invert", invert)
+    monkeypatch.setattr(dclip.method.accelerated, "invert_fast", invert)
     monkeypatch.setattr(dclip.method.edit, "inversion_loop", lambda *a, **k: pytest.fail("an edit inverted again"))
     return seen
 
@@ -63,7 +63,7 @@ def test_reconstruction_is_deterministic(quick_context, faces):
 
 
 def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatch):
-    monkeypatch.setattr(experiments, "BASELINES", {})
+    monkeypatch.setattr(manipulation, "BASELINES", {})  # the registry run_baseline reads
     calls = []
 
     def flip_up(ctx, attrs, originals):  # a stand-in GAN method for faces, returning larger images
@@ -166,7 +166,7 @@ def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
     assert any(note.startswith("lsun_church: no GAN baseline") for note in quick_context.notes)
 
     # the registered hooks read the same run: no second inversion
-    faces = quick_context.images("celeba_hq")
+    faces = quick_context.world.images("celeba_hq")
     nada = experiments.run_baseline(quick_context, "StyleGAN-NADA", ["tanned", "pixar"], faces)
     assert len(runs) == 1 and torch.equal(nada[1].edited, study.images["StyleGAN-NADA/pixar"])
     assert experiments.run_baseline(quick_context, "StyleCLIP", ["church_golden"], faces) == []
@@ -178,7 +178,7 @@ def unchanged(ctx, attrs, originals):
 
 
 def test_lazy_baseline_names_and_unknown_baselines(quick_context, faces, monkeypatch):
-    monkeypatch.setattr(experiments, "BASELINES", {})
+    monkeypatch.setattr(manipulation, "BASELINES", {})  # the registry run_baseline reads
     experiments.register_baseline("Same", f"{__name__}:unchanged")
     edits = experiments.run_baseline(quick_context, "Same", ["makeup"], faces)
     assert torch.equal(edits[0].edited, faces) and edits[0].source == "person"
@@ -233,7 +233,7 @@ def test_manipulation_study_inverts_once_per_domain_and_t0(quick_context, counte
     assert counted_inversions == [("precompute", 301, p.n_inv), ("precompute", 401, p.n_inv)]
     monkeypatch.undo()
     # the same numbers as inverting for every edit and again for the reconstruction
-    unet, faces = quick_context.unet("celeba_hq"), quick_context.images("celeba_hq")
+    unet, faces = quick_context.unet("celeba_hq"), quick_context.world.images("celeba_hq")
     assert torch.equal(study.images["DiffusionCLIP reconstruction/gray_hair"],
                        plain_reconstruction(unet, faces, 301, p.n_inv, p.n_gen))
     direct = edit(unet, quick_context.finetune("gray_hair"), faces, 301, n_inv=p.n_inv, n_gen=p.n_gen)

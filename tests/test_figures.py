@@ -1,4 +1,4 @@
-"""The notebook runner (python -m dclip.dev.figures) and the rules every stored notebook follows."""
+"""The notebook runner (python -m dclip figures) and the rules every stored notebook follows."""
 import ast
 import shutil
 import subprocess

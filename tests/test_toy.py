@@ -229,9 +229,9 @@ def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
     p = dataclasses.replace(get_profile("toy"), n_inv=4, n_gen=4, n_test=2, n_train=2, n_iter=1, n_inv_train=4,
                             n_gen_train=2, project_repeats=1, project_steps=2, num_threads=0)
     ctx = Context(p, output_dir=str(tmp_path))
-    names = ctx.attribute_names(["makeup", "pixar", "church_golden"])
+    names = ctx.world.attribute_names(["makeup", "pixar", "church_golden"])
     assert names == ["glasses", "pixel_art"]
     study = experiments.manipulation_study(ctx, names, gan_baselines=True)
     assert [r["attribute"] for r in study.rows] == names and all(0 <= r["hit"] <= 1 for r in study.rows)
     assert any("need the paper profile" in n for n in ctx.notes)
-    assert torch.equal(ctx.images(), domain.evaluation_set(2)[0]) and ctx.unseen_images(ctx.images()).shape == (2, 3, 32, 32)
+    assert torch.equal(ctx.world.images(), domain.evaluation_set(2)[0]) and ctx.world.unseen_images(ctx.world.images()).shape == (2, 3, 32, 32)

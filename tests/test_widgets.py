@@ -53,8 +53,8 @@ def test_finetune_reports_progress_and_ratio_zero_is_the_reconstruction(editor):
 
 def test_finetune_counts_the_training_images_without_reading_them(editor, monkeypatch):
     ctx, reads = editor.ctx, []
-    real = ctx._load_images
-    monkeypatch.setattr(ctx, "_load_images", lambda *args: reads.append(args) or real(*args))
+    real = ctx.world._read
+    monkeypatch.setattr(ctx.world, "_read", lambda *args: reads.append(args) or real(*args))
     seen = []
     editor.finetune("face", "tanned face", progress=seen.append)
     editor.finetune("face", "angry face", progress=seen.append)

@@ -1,8 +1,8 @@
-"""``python -m dclip.dev.figures``: run the numbered notebooks end to end and collect their figures.
+"""``python -m dclip figures``: run the numbered notebooks end to end and collect their figures.
 
-    python -m dclip.dev.figures --profile auto            # every notebook (make figures)
-    python -m dclip.dev.figures --profile toy --only 01 03
-    python -m dclip.dev.figures --store-outputs           # refresh the outputs stored in the notebooks
+    python -m dclip figures --profile auto            # every notebook (make figures)
+    python -m dclip figures --profile toy --only 01 03
+    python -m dclip figures --store-outputs           # refresh the outputs stored in the notebooks
 
 Each notebook runs under papermill with the ``dclip`` Jupyter kernel (``make setup`` registers
 it), the profile injected as a parameter and a per-cell time limit; the executed copies go to
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def store_outputs(path: Path, *, kernel: str = KERNEL, timeout: int = 600) -> No
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dclip.dev.figures", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dclip figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="auto", choices=["auto", "paper", "toy", "smoke"],
                    help="run profile injected into every notebook (default: %(default)s)")
     p.add_argument("--only", nargs="+", default=None, metavar="NN", help="only these notebooks (number or name prefix)")
@@ -144,7 +143,3 @@ def main(argv: list[str] | None = None) -> int:
             done = f"executed copy in {out_dir}"
         print(f"{path.name}: {time.perf_counter() - start:.1f} s, {done}", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``python -m dclip.dev.portability``: do the stored checks hold on other CPUs?
+"""``python -m dclip portability``: do the stored checks hold on other CPUs?
 
 The numbers ``make test`` compares (the tables in notebook cells marked ``# NBVAL_CHECK_OUTPUT``,
 and unit tests with stored expectations) were produced on one machine. Another CPU runs other
@@ -6,9 +6,9 @@ kernels (AVX-512, AVX2, plain SSE; one thread or many) and rounds differently; t
 random weights can amplify that rounding into the second decimal. PyTorch and the BLAS libraries
 can be told to use an older instruction set, which simulates those CPUs on this one:
 
-    python -m dclip.dev.portability spread            # run the notebooks under each CPU; report what moved
-    python -m dclip.dev.portability spread --only 02  # one notebook
-    python -m dclip.dev.portability test              # `make test` under each simulated CPU (make test-portable)
+    python -m dclip portability spread            # run the notebooks under each CPU; report what moved
+    python -m dclip portability spread --only 02  # one notebook
+    python -m dclip portability test              # `make test` under each simulated CPU (make test-portable)
 
 ``spread`` prints, per saved table and column, the largest change of a value between CPUs (at full
 precision, from the JSON tables the notebook saves), and for every checked number that printed
@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -223,7 +222,7 @@ def test_under_cpus(cpus: list[str], target: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dclip.dev.portability", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dclip portability", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("spread", help="run the notebooks under each CPU setting and report what moved")
     s.add_argument("--only", nargs="+", default=None, metavar="NN", help="only these notebooks")
@@ -244,7 +243,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "spread":
         return spread(args.only, args.cpus, args.profile or CHECKED_PROFILE, args.kernel)
     return test_under_cpus(args.cpus, args.target)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""``python -m dclip.toy train {ddpm,clip,judge} [--steps N] [--out DIR]``: (re)train the toy models."""
+"""``python -m dclip toy train {ddpm,clip,judge,all} [--steps N] [--out DIR]``: (re)train the toy models;
+``python -m dclip toy sheet``: draw the toy world figure."""
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,12 +12,12 @@ def main(argv: list[str] | None = None) -> int:
 
     trainers = {"ddpm": (train.train_ddpm, "DDPM_SETTINGS"), "clip": (train.train_clip, "CLIP_SETTINGS"),
                 "judge": (train.train_judge, "JUDGE_SETTINGS")}
-    parser = argparse.ArgumentParser(prog="python -m dclip.toy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dclip toy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train one toy model (or all) and write it with its JSON sidecar")
     p.add_argument("model", choices=[*trainers, "all"])
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
-    p.add_argument("--out", type=Path, default=train.MODELS_DIR, help="folder for <name>.safetensors/.json "
+    p.add_argument("--out", type=Path, default=train.SHIPPED_DIR, help="folder for <name>.safetensors/.json "
                    "(default: the shipped models' folder)")
     p.add_argument("--init", type=Path, default=None, help="clip only: continue from this toy CLIP file")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
@@ -50,6 +50,3 @@ def _sheet(out: Path | None) -> int:
     print(f"wrote {path}: {rows}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -33,14 +33,14 @@ import torch
 
 from ..runtime import distributed
 from ..runtime.atomic import atomic_write
-from .attributes import Attribute
+from .attributes import Attribute, attribute
 from .losses import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
 from ..runtime.fast import FastPath, Session, device_of, session
 from .latents import Latents
 from ..runtime.progress import progress_bar, progress_enabled
 
-__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "finetune_cached",
+__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "finetune_cached", "read_cached_finetune", "store_finetune",
            "finetuned_cache_path", "FinetuneResult", "finetune", "save_finetuned",
            "load_finetuned"]
 
@@ -99,14 +99,15 @@ def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
 PAPER_LAMBDA_ID = 0.1
 
 
-def attribute_config(attr: Attribute, recipe_name: str = "paper", **overrides) -> FinetuneConfig:
+def attribute_config(attr: Attribute | str, recipe_name: str = "paper", **overrides) -> FinetuneConfig:
     """The fine-tuning settings of one attribute -- the one place that decides them (notebooks, CLI, editor).
 
     The attribute gives the texts and t0; the recipe gives the rest, with λ_L1 = 0 when the attribute
     turns the L1 term off (``use_l1=False``) and the paper's λ_ID = 0.1 when it keeps identity
     (``use_id=True``) unless the recipe sets its own (``authors_readme``: 0). ``overrides`` (any
-    :class:`FinetuneConfig` field) win over all of that.
+    :class:`FinetuneConfig` field) win over all of that. ``attr`` is an :class:`Attribute` or its name.
     """
+    attr = attribute(attr) if isinstance(attr, str) else attr
     settings: dict = {"t0": int(attr.t0)}
     if not attr.use_l1:
         settings["lambda_l1"] = 0.0
@@ -389,39 +390,53 @@ def finetuned_cache_path(cache: str | os.PathLike, base, images: torch.Tensor, c
     return Path(cache) / "finetuned" / f"{digest.hexdigest()}.safetensors"
 
 
+def read_cached_finetune(path: str | os.PathLike | None, base, config: FinetuneConfig) -> FinetuneResult | None:
+    """The fine-tune with ``config`` that the disk cache keeps at ``path`` (:func:`finetuned_cache_path`), or
+    ``None`` when there is none there (or ``path`` is None). One read from the cache has an empty ``history``."""
+    from ..runtime.cache import is_complete, touch
+
+    if path is None or not is_complete(path):  # weights and sidecar both written
+        return None
+    touch(path)
+    return FinetuneResult(load_finetuned(path, base=base), config)
+
+
+def store_finetune(result: FinetuneResult, path: str | os.PathLike, cache: str | os.PathLike, base_name: str = ""
+                   ) -> None:
+    """Keep ``result`` in the disk cache at ``path``; in the cache root (:func:`dclip.runtime.cache.cache_root`)
+    the cache is then kept within its size limit (:func:`dclip.runtime.cache.enforce_limit`)."""
+    from ..runtime.cache import cache_root, enforce_limit
+
+    save_finetuned(result, path, base=base_name)
+    if Path(cache).resolve() == cache_root().resolve():  # the size limit is the cache root's
+        enforce_limit(keep=(Path(path),))
+
+
 def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *, inversion_steps: int,
-                    cache: str | os.PathLike | None, latents=None, weights: str | None = None, base_name: str = "",
-                    face_model=None, progress: bool | None = None, callback=None,
-                    fast: FastPath | str | None = "auto") -> FinetuneResult:
+                    cache: str | os.PathLike | None, latents: Latents | None = None, weights: str | None = None,
+                    base_name: str = "", face_model: torch.nn.Module | None = None, progress: bool | None = None,
+                    callback=None, fast: FastPath | str | None = "auto") -> FinetuneResult:
     """:func:`finetune` on ``images`` (inverted to ``config.t0`` in ``inversion_steps``), or its result
     from the disk cache ``cache`` when an earlier run with the same base, images and settings left it
     there (then nothing is inverted or trained). ``cache=None``: no disk cache, always trained.
 
-    ``latents`` (a :class:`Latents` or a function returning one) and ``face_model`` (a module or a
-    function returning one) are only used when training; by default the latents are precomputed into
-    the cache's ``latents/`` folder. A new result is saved in ``finetuned/``; in the cache root
-    (:func:`dclip.runtime.cache.cache_root`) the cache is then kept within its size limit
-    (:func:`dclip.runtime.cache.enforce_limit`). Returns the :class:`FinetuneResult`; one read
-    from the cache has an empty ``history``.
+    ``latents`` (the :class:`Latents` of ``images``) and ``face_model`` are only used when training; without
+    ``latents`` they are precomputed into the cache's ``latents/`` folder. A new result is saved in
+    ``finetuned/`` (:func:`store_finetune`). Returns the :class:`FinetuneResult`; one read from the cache has
+    an empty ``history``.
     """
-    from ..runtime.cache import cache_root, enforce_limit, is_complete, touch
     from .latents import precompute
 
     path = None if cache is None else finetuned_cache_path(cache, base, images, config, inversion_steps,
                                                           weights=weights)
-    if path is not None and is_complete(path):  # weights and sidecar both written
-        touch(path)
-        return FinetuneResult(load_finetuned(path, base=base), config)
+    cached = read_cached_finetune(path, base, config)
+    if cached is not None:
+        return cached
     if latents is None:
         latents = precompute(base, images, config.t0, inversion_steps, progress=progress, weights=weights,
                              cache_dir=Path(cache) / "latents" if cache is not None else None)
-    elif callable(latents):
-        latents = latents()
-    face = face_model() if callable(face_model) and not isinstance(face_model, torch.nn.Module) else face_model
-    result = finetune(base, latents, clip, config, face_model=face if config.lambda_id > 0 else None,
+    result = finetune(base, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
                       progress=progress, callback=callback, fast=fast)
     if path is not None:
-        save_finetuned(result, path, base=base_name)
-        if Path(cache).resolve() == cache_root().resolve():  # the size limit is the cache root's
-            enforce_limit(keep=(path,))
+        store_finetune(result, path, cache, base_name)
     return result

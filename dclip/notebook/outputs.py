@@ -18,7 +18,8 @@ from typing import Iterable, Mapping, Sequence
 
 from ..runtime.atomic import atomic_write
 
-__all__ = ["repo_root", "figures_dir", "format_table", "rows_without", "save_table", "save_figure", "round_value"]
+__all__ = ["repo_root", "figures_dir", "format_table", "rows_without", "save_table", "save_figure", "round_value",
+           "Outputs"]
 
 
 def repo_root() -> Path:
@@ -103,3 +104,30 @@ def save_figure(fig, folder: str | os.PathLike, name: str, dpi: int = 120) -> Pa
     """Save a matplotlib figure as ``<folder>/<name>.png`` (atomically)."""
     return atomic_write(Path(folder) / f"{name}.png",
                         lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+class Outputs:
+    """Where one notebook session's figures and tables go, with what produced them (saved beside each table)."""
+
+    def __init__(self, folder: Path, profile, notes: list[str], image_dirs: dict, train_dirs: dict):
+        self.folder, self.profile, self.notes = Path(folder), profile, notes
+        self.image_dirs, self.train_dirs = image_dirs, train_dirs
+
+    def meta(self) -> dict:
+        """What produced a result: the profile's settings and the notes about its inputs."""
+        from dataclasses import asdict
+
+        return {"profile": asdict(self.profile), "notes": list(self.notes), "image_dirs": self.image_dirs,
+                "train_dirs": self.train_dirs}
+
+    def save_figure(self, fig, name: str) -> Path:
+        """Save ``fig`` as ``<figures>/<name>.png`` and say where."""
+        path = save_figure(fig, self.folder, name)
+        print(f"wrote {path.name} to the figures folder")
+        return path
+
+    def save_table(self, rows, name: str) -> Path:
+        """Save ``rows`` as ``<figures>/<name>.csv`` and ``.json`` and say where."""
+        path = save_table(rows, self.folder, name, self.meta())
+        print(f"wrote {path.name} and {path.with_suffix('.json').name} to the figures folder")
+        return path

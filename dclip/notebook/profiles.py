@@ -86,6 +86,12 @@ class Profile:
         """The UNet preset that stands for a domain (``celeba_hq``, ``lsun_church``, ...)."""
         return self.unet or domain
 
+    def describe(self) -> str:
+        """One line: name, device, image size, steps."""
+        return (f"profile {self.name}: {self.image_size} px on {self.device}, S_inv/S_gen {self.n_inv}/{self.n_gen} "
+                f"at test time, {self.n_inv_train}/{self.n_gen_train} while fine-tuning, {self.n_train} training "
+                f"images, {self.n_iter} pass(es), lr {self.lr:g}")
+
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(

@@ -107,8 +107,8 @@ class Editor:
         """
         t0 = int(t0 or self.t0)
         attr = Attribute(source.strip(), target.strip(), t0, domain=self.domain)
-        config = self.ctx.finetune_config(attr)
-        total = config.n_iter * math.ceil(self.ctx.n_train_images(self.domain) / config.batch_size)
+        config = self.ctx.world.finetune_config(attr)
+        total = config.n_iter * math.ceil(self.ctx.world.n_train_images(self.domain) / config.batch_size)
         done = []
 
         def step(_row):

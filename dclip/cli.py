@@ -447,9 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's
     device. A user error prints one line naming the rank and returns 2: torchrun then stops the other
     ranks and the job fails."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:  # the tool's own parser reads the rest, --help included
+        return _tool(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command in TOOLS:
-        return _tool(args.command, args.args)
     if args.command == "cache":  # no model, no device, no process group
         _cache(args.action)
         return 0

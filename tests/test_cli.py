@@ -202,3 +202,15 @@ def test_finetune_reuse_reads_an_identical_earlier_fine_tune_from_the_disk_cache
     first, again = load_file(tmp_path / "first.safetensors"), load_file(tmp_path / "again.safetensors")
     plain = load_file(tmp_path / "plain.safetensors")
     assert all(torch.equal(first[k], again[k]) and torch.equal(first[k], plain[k]) for k in first)
+
+
+def test_one_command_entry_runs_the_developer_tools(capsys):
+    """`python -m dclip figures | toy | portability` hand the rest of the line to the tool's own parser."""
+    from dclip.cli import TOOLS, build_parser, main
+
+    listing = build_parser().format_help()
+    for name in TOOLS:
+        assert name in listing
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0 and f"usage: python -m dclip {name}" in capsys.readouterr().out

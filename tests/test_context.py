@@ -115,8 +115,8 @@ def test_results_are_written_to_the_profiles_folder(quick_context, capsys):
 
     quick_context.outputs.save_table([{"a": 1.0}], "nb")
     quick_context.outputs.save_figure(image_grid([[torch.zeros(3, 4, 4)]]), "nb")
-    assert quick_context.figures.name == "smoke"
-    assert sorted(p.name for p in quick_context.figures.iterdir()) == ["nb.csv", "nb.json", "nb.png"]
+    assert quick_context.outputs.folder.name == "smoke"
+    assert sorted(p.name for p in quick_context.outputs.folder.iterdir()) == ["nb.csv", "nb.json", "nb.png"]
     assert "wrote nb.png" in capsys.readouterr().out
     assert "profile smoke" in quick_context.profile.describe()
 
@@ -212,7 +212,7 @@ def test_training_images_are_counted_without_reading_them(quick_profile, tmp_pat
     ctx = Context(dataclasses.replace(quick_profile, n_train=5), image_dirs={"lsun_church": str(tmp_path / "test")})
     assert ctx.world.n_train_images("lsun_church") == 3  # no train_dir: the test folder, up to n_train
     assert ctx.world.n_train_images("celeba_hq") == 2 and ctx.world.n_train_images("afhq_dog") == 2  # sample photos
-    ctx.train_dirs["lsun_church"] = str(tmp_path / "nowhere")
+    ctx.world.train_dirs["lsun_church"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no image folder"):
         ctx.world.n_train_images("lsun_church")
 

@@ -122,24 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
     cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
                        help="list: location, entries and sizes; clear: remove every entry (default: list)")
-    for name, text in TOOLS.items():  # their own parsers read the rest of the line
-        tool = sub.add_parser(name, help=text, add_help=False)
-        tool.add_argument("args", nargs=argparse.REMAINDER)
+    for name, (_, text) in TOOLS.items():  # listed here; main() hands the rest of the line to the tool's parser
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
-#: The developer tools, each with its own options (``python -m dclip <tool> --help``).
+#: The developer tools: name -> (module of dclip.dev with a ``main(argv)``, help line).
 TOOLS = {
-    "figures": "re-run every notebook with papermill and rewrite figures/ (make figures)",
-    "toy": "train the shipped toy models, draw the toy world sheet (make toy-models)",
-    "portability": "the checked notebook numbers and make test under simulated CPUs (make notebook-spread)",
+    "figures": ("figures", "re-run every notebook with papermill and rewrite figures/ (make figures)"),
+    "toy": ("toy_commands", "train the shipped toy models, draw the toy world sheet (make toy-models)"),
+    "portability": ("portability", "the checked notebook numbers and make test under simulated CPUs "
+                                   "(make notebook-spread)"),
 }
 
 
 def _tool(name: str, argv: list[str]) -> int:
-    from .dev import figures, portability, toy_commands
+    import importlib
 
-    return {"figures": figures, "toy": toy_commands, "portability": portability}[name].main(argv)
+    return importlib.import_module(f"{__package__}.dev.{TOOLS[name][0]}").main(argv)
 
 
 def _image_size(model) -> int:
@@ -336,30 +336,34 @@ def _load_clip(args):
 
 
 def _run_finetune(model, images, clip, config, face_model, args, data_parallel: bool, weights: str):
-    """Invert ``images`` (into the latents cache) and fine-tune; with --reuse through the engine's
-    fine-tune cache (:func:`dclip.method.finetune.finetune_cached`), which skips both when it can."""
-    from .runtime.fast import RECONSTRUCTION
-    from .method.finetune import finetune, finetune_cached
+    """Invert ``images`` (into the latents cache) and fine-tune; with --reuse first look in the engine's
+    fine-tune cache (:func:`dclip.method.finetune.read_cached_finetune`), which skips both when it can,
+    and keep a new result there."""
+    from .method.finetune import finetune
     from .method.latents import precompute_each
+    from .runtime.fast import RECONSTRUCTION
 
     def latents():
         return precompute_each(model, images, config.t0, args.n_inv, cache_dir=_latents_cache(args),
                                progress=args.progress, weights=weights, fast=RECONSTRUCTION)[0]
 
-    face = face_model if config.lambda_id > 0 else None
+    cache = path = None
     if args.reuse:
         from .method.finetune import finetuned_cache_path, read_cached_finetune
         from .runtime.cache import cache_root
 
-        path = finetuned_cache_path(cache_root(), model, images, config, args.n_inv, weights=weights)
+        cache = cache_root()
+        path = finetuned_cache_path(cache, model, images, config, args.n_inv, weights=weights)
         cached = read_cached_finetune(path, model, config)
         if cached is not None:  # then nothing is inverted
             return cached
-        return finetune_cached(model, images, clip, config, inversion_steps=args.n_inv, cache=cache_root(),
-                               latents=latents(), weights=weights, base_name=args.model, face_model=face,
-                               progress=args.progress, fast=_fast(args))
-    return finetune(model, latents(), clip, config, face_model=face, progress=args.progress,
-                    data_parallel=data_parallel, fast=_fast(args))
+    result = finetune(model, latents(), clip, config, face_model=face_model if config.lambda_id > 0 else None,
+                      progress=args.progress, data_parallel=data_parallel, fast=_fast(args))
+    if path is not None:
+        from .method.finetune import store_finetune
+
+        store_finetune(result, path, cache, args.model)
+    return result
 
 
 def _save(result, out, args) -> Path:

@@ -276,7 +276,7 @@ def test_finetune_cached_trains_once_then_loads(unet, images, clip, tmp_path, mo
     assert not params_changed(first, again.model) and again.model is not first and again.history == []
     with pytest.raises(pytest.fail.Exception, match="trained again"):
         ft.finetune_cached(unet, images, clip, config(n_iter=1, lr=1e-4), inversion_steps=N_INV, cache=tmp_path,
-                           latents=lambda: precompute(unet, images, T0, N_INV))
+                           latents=precompute(unet, images, T0, N_INV))
 
 
 def test_long_loops_report_one_callback_shape(unet, latents, clip, images):

@@ -6,8 +6,8 @@ is computed from MTCNN's five landmarks (facenet-pytorch, weights shipped inside
 centres are MTCNN's two eye points and the mouth centre is the mean of its two mouth corners --
 exactly the three quantities the FFHQ rule uses.
 
-The identity network and loss (eq. 11) that work on these aligned faces are in
-:mod:`dclip.models.identity`.
+The identity networks that embed these aligned faces are in :mod:`dclip.models.identity`; the identity
+loss (eq. 11) is :func:`dclip.method.losses.identity_loss`.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..models.folder import SHIPPED_DIR
     from ..toy import train
 
     trainers = {"ddpm": (train.train_ddpm, "DDPM_SETTINGS"), "clip": (train.train_clip, "CLIP_SETTINGS"),
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train one toy model (or all) and write it with its JSON sidecar")
     p.add_argument("model", choices=[*trainers, "all"])
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
-    p.add_argument("--out", type=Path, default=train.SHIPPED_DIR, help="folder for <name>.safetensors/.json "
+    p.add_argument("--out", type=Path, default=SHIPPED_DIR, help="folder for <name>.safetensors/.json "
                    "(default: the shipped models' folder)")
     p.add_argument("--init", type=Path, default=None, help="clip only: continue from this toy CLIP file")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)

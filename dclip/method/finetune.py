@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 
 from ..runtime import distributed
-from ..runtime.atomic import atomic_write
 from .attributes import Attribute, attribute
 from .losses import clip_objective, directional_clip_loss, text_direction
 from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
@@ -332,23 +331,19 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
 def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str = "") -> Path:
     """Write the fine-tuned weights as safetensors plus a JSON sidecar (architecture, prompts, settings).
 
-    Both files are written atomically. ``dclip.load_unet(path)`` reads them back.
+    Both files are written atomically (:func:`dclip.models.folder.write_model`). ``dclip.load_unet(path)``
+    reads them back.
     """
-    from safetensors.torch import save_file
-
+    from ..models.folder import write_model
     from ..version import __version__
 
-    path = Path(path).with_suffix(".safetensors")
-    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     meta = {"unet_config": dict(result.model.config),
             "base": base, "source": result.config.source, "target": result.config.target,
             "hyperparameters": asdict(result.config), "dclip_version": __version__,
             "fast_path": asdict(result.fast) if result.fast is not None else None,
             "world_size": result.world_size, "global_batch_size": result.world_size * result.config.batch_size,
             "final_loss": result.history[-1]["loss"] if result.history else None}
-    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1, default=str)))
-    return path
+    return write_model(result.model, path, meta)
 
 
 def _architecture(config) -> dict:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .folder import read_sidecar, read_tensors, shipped_file
 from .weights import WeightsNotFoundError, hub_reachable, resolve_file
 
-__all__ = ["Clip", "load_clip", "load_clip_file", "tiny_clip", "encode_images", "OPENAI_MEAN", "OPENAI_STD", "TOY_CLIP"]
+__all__ = ["Clip", "load_clip", "load_clip_file", "bpe_tokenizer", "tiny_clip", "encode_images", "OPENAI_MEAN", "OPENAI_STD", "TOY_CLIP"]
 
 #: The shipped toy CLIP's file name in :data:`dclip.models.folder.SHIPPED_DIR` (``load_clip("toy")``).
 TOY_CLIP = "toy_clip"
@@ -187,13 +187,15 @@ def load_clip_file(path: str | os.PathLike, device: str | torch.device = "cpu") 
     config = meta["clip_config"]
     model = open_clip.CLIP(**config)  # (its attention mask is a non-saved buffer)
     model.load_state_dict(read_tensors(path), strict=True)
-    tokenizer = _file_tokenizer(int(config["text_cfg"]["context_length"]))
+    tokenizer = bpe_tokenizer(int(config["text_cfg"]["context_length"]))
     return _wrap(model.to(device), tokenizer, meta.get("mean", OPENAI_MEAN), meta.get("std", OPENAI_STD), device,
                  meta.get("name", Path(path).stem.replace("_", "-")))
 
 
 @lru_cache(maxsize=4)
-def _file_tokenizer(context_length: int):
+def bpe_tokenizer(context_length: int):
+    """The standard CLIP BPE tokenizer (open_clip's SimpleTokenizer, vocabulary shipped with open_clip),
+    padding to ``context_length`` tokens."""
     from open_clip.tokenizer import SimpleTokenizer
 
     return SimpleTokenizer(context_length=context_length)

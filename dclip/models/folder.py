@@ -44,17 +44,17 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
 
 
-def write_model(module: torch.nn.Module, folder: str | os.PathLike, name: str, meta: dict, *,
-                half: bool = False) -> Path:
-    """``<folder>/<name>.safetensors`` (floating tensors in fp16 when ``half``) and its ``.json`` sidecar,
-    each written atomically."""
+def write_model(module: torch.nn.Module, path: str | os.PathLike, meta: dict, *, half: bool = False) -> Path:
+    """``module``'s weights as ``path`` (made ``.safetensors``; floating tensors in fp16 when ``half``) and
+    ``meta`` as its ``.json`` sidecar, each written atomically, the sidecar last (a file without its sidecar
+    is an interrupted write)."""
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in module.state_dict().items()}
-    path = atomic_write(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
     text = json.dumps(meta, indent=1, default=str)
-    atomic_write(folder / f"{name}.json", lambda tmp: tmp.write_text(text))
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
     return path

@@ -1,4 +1,5 @@
-"""The face-identity networks of DiffusionCLIP's identity loss (eq. 11, :func:`dclip.method.losses.identity_loss`), on aligned faces.
+"""The face-identity networks of DiffusionCLIP's identity loss (eq. 11, :func:`dclip.method.losses.identity_loss`),
+on aligned faces.
 
 The paper's L_face is an ArcFace identity loss (Deng et al., 2019): 1 - cosine of the embeddings of
 a fixed face box of the aligned 256 px image (:mod:`dclip.data.faces` aligns photos). Two networks

@@ -206,7 +206,7 @@ class Context:
 
     def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
         """Read the fine-tune from the disk cache, or train it on the session's training latents."""
-        from ..method.finetune import finetune_cached, finetuned_cache_path, read_cached_finetune
+        from ..method.finetune import finetune, finetuned_cache_path, read_cached_finetune, store_finetune
 
         base, images, steps, cache = self.unet(domain), self.world.train_images(domain), self.profile.n_inv_train, \
             disk_cache(self.profile)
@@ -215,11 +215,12 @@ class Context:
         cached = read_cached_finetune(path, base, config)
         if cached is not None:  # then nothing is inverted
             return cached.model
-        face = self.face_model if config.lambda_id > 0 else None
-        return finetune_cached(base, images, self.clip, config, inversion_steps=steps, cache=cache,
-                               latents=self.latents(images, config.t0, domain, steps, progress=progress),
-                               weights=weights, base_name=self.profile.unet_for(domain), face_model=face,
-                               progress=progress, callback=callback).model
+        result = finetune(base, self.latents(images, config.t0, domain, steps, progress=progress), self.clip, config,
+                          face_model=self.face_model if config.lambda_id > 0 else None, progress=progress,
+                          callback=callback)
+        if path is not None:
+            store_finetune(result, path, cache, self.profile.unet_for(domain))
+        return result.model
 
     def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0,
              x_lat: torch.Tensor | None = None) -> torch.Tensor:

@@ -56,13 +56,17 @@ class PhotoWorld:
 
     def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
         """The fine-tuning images: ``train_dirs[domain]`` (the paper: 50 training images), else the test inputs."""
-        return self.images(domain, self.profile.n_train, folder=self.train_dirs.get(domain, ""))
+        return self.images(domain, self.profile.n_train, folder=self.train_folder(domain))
+
+    def train_folder(self, domain: str) -> str:
+        """The folder fine-tuning images come from: the domain's training folder, else its test folder ("": none)."""
+        return self.train_dirs.get(domain, "") or self.image_dirs.get(domain, "")
 
     def n_train_images(self, domain: str = "celeba_hq") -> int:
         """How many images :meth:`train_images` gives, counted without reading them."""
         from ..data.images import image_files
 
-        folder = self.train_dirs.get(domain, "") or self.image_dirs.get(domain, "")
+        folder = self.train_folder(domain)
         names = image_files(folder) if folder else SAMPLE_SETS.get(domain, SAMPLE_SETS["other"])
         return len(names[:self.profile.n_train])
 
@@ -124,13 +128,13 @@ class ToyWorld(PhotoWorld):
 
     def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
         """Fine-tuning images: a training folder when given, else training-seed toy faces (never the test faces)."""
-        if self.train_dirs.get(domain) or self.image_dirs.get(domain):
+        if self.train_folder(domain):
             return super().train_images(domain)
         n = self.profile.n_train
         return self.memo.get(("train", n), lambda: self._toy_train(n).to(self.device)).clone()
 
     def n_train_images(self, domain: str = "celeba_hq") -> int:
-        if self.train_dirs.get(domain) or self.image_dirs.get(domain):
+        if self.train_folder(domain):
             return super().n_train_images(domain)
         return self.profile.n_train
 

@@ -1,5 +1,6 @@
 """The toy world's networks as its runtime uses them: the architectures of the shipped toy DDPM and toy CLIP
-(read back by ``load_unet("toy")`` / ``load_clip("toy")`` from their sidecars), and the judge that scores edits.
+(the trainer writes them into the sidecars, from which ``load_unet("toy")`` / ``load_clip("toy")`` build the
+models), and the judge that scores edits.
 
 Nothing here trains (that is :mod:`dclip.toy.train`, which imports this module, never the reverse).
 """
@@ -10,7 +11,7 @@ import torch
 from ..models.folder import SHIPPED_DIR, read_sidecar, read_tensors, shipped_file
 from . import domain
 
-__all__ = ["DDPM_UNET_CONFIG", "CLIP_CONFIG", "clip_tokenizer", "JUDGE_HEADS", "COLOUR_HEADS", "Judge",
+__all__ = ["DDPM_UNET_CONFIG", "CLIP_CONFIG", "JUDGE_HEADS", "COLOUR_HEADS", "Judge",
            "load_judge", "sidecar", "MODEL_NAMES"]
 
 #: The shipped toy models' names in :data:`dclip.models.folder.SHIPPED_DIR`.
@@ -32,14 +33,6 @@ CLIP_CONFIG = dict(
     vision_cfg=dict(image_size=domain.SIZE, layers=3, width=64, head_width=32, patch_size=4),
     text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=3),
 )
-
-
-def clip_tokenizer():
-    """The standard CLIP BPE tokenizer (open_clip's SimpleTokenizer, vocabulary shipped with open_clip),
-    padding to the toy CLIP's context length."""
-    from open_clip.tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer(context_length=CLIP_CONFIG["text_cfg"]["context_length"])
 
 
 #: The judge's heads: every attribute and the style. Colour heads are not trained (nor read) on sketches.

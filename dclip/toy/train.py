@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from ..method.ddim import DEFAULT_SCHEDULE
 from ..runtime.progress import progress_bar
 from ..models.folder import SHIPPED_DIR, write_model
 from . import domain
-from .nets import CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, JUDGE_HEADS, Judge, clip_tokenizer
+from .nets import CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, JUDGE_HEADS, Judge
 
 __all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "domain_record",
            "draw_batch"]
@@ -146,7 +146,7 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = SHIPPED_DIR, 
         opt.step()
         _ema_update(ema, model, settings.ema_decay)
         if log.record(step, loss.item()):
-            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out, name, meta)
+            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), Path(out) / name, meta)
     return meta
 
 
@@ -229,12 +229,12 @@ def build_clip(seed: int = 0):
     """A random toy CLIP wrapped as :class:`dclip.clip_loss.Clip` (trainable; not frozen)."""
     import open_clip
 
-    from ..models.clip import OPENAI_MEAN, OPENAI_STD, Clip
+    from ..models.clip import OPENAI_MEAN, OPENAI_STD, Clip, bpe_tokenizer
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.CLIP(**CLIP_CONFIG)
-    return Clip(model=model, tokenizer=clip_tokenizer(), image_size=domain.SIZE, mean=OPENAI_MEAN,
+    return Clip(model=model, tokenizer=bpe_tokenizer(CLIP_CONFIG["text_cfg"]["context_length"]), image_size=domain.SIZE, mean=OPENAI_MEAN,
                 std=OPENAI_STD, device=torch.device("cpu"), name="toy-clip")
 
 
@@ -325,7 +325,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, 
             if step + 1 == settings.steps:
                 model.eval()
                 meta["zero_shot_held_out"] = clip_zero_shot(clip)
-            write_model(model, out, name, meta, half=True)
+            write_model(model, Path(out) / name, meta, half=True)
     return meta
 
 
@@ -406,5 +406,5 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = SHIPPED_DI
             if step + 1 == settings.steps:
                 judge.eval()
                 meta["accuracy_held_out"] = judge_accuracy(judge)
-            write_model(judge, out, name, meta)
+            write_model(judge, Path(out) / name, meta)
     return meta

@@ -235,3 +235,17 @@ def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
     assert [r["attribute"] for r in study.rows] == names and all(0 <= r["hit"] <= 1 for r in study.rows)
     assert any("need the paper profile" in n for n in ctx.notes)
     assert torch.equal(ctx.world.images(), domain.evaluation_set(2)[0]) and ctx.world.unseen_images(ctx.world.images()).shape == (2, 3, 32, 32)
+
+
+def test_the_shipped_models_are_package_data():
+    """Every shipped model file matches a package-data pattern, so an installed (non-editable) dclip has them."""
+    import tomllib
+    from pathlib import Path
+
+    from dclip.models.folder import SHIPPED_DIR
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["dclip.models"]
+    package = root / "dclip" / "models"
+    shipped = sorted(p.relative_to(package) for p in SHIPPED_DIR.iterdir())
+    assert shipped and all(any(p.match(pattern) for pattern in patterns) for p in shipped), shipped

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -142,43 +141,51 @@ def _tool(name: str, argv: list[str]) -> int:
     return importlib.import_module(f"{__package__}.dev.{TOOLS[name][0]}").main(argv)
 
 
-def _image_size(model) -> int:
-    return int(model.config.sample_size)
-
-
 def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
     """(name, loader) of each input image, in a fixed order that every rank agrees on: the folder's
     files sorted by name (the first ``--n-images``), else the shipped sample photos. Loading is left
     to the caller, so that each rank reads only its own images, when it gets to them."""
-    from .data.images import image_files, load_image, sample_photo, to_tensor
+    from .data.images import image_files, sample_photo, to_tensor
 
     if args.align and not args.images:
         raise ValueError("--align needs --images pointing at a folder of photos.")
     if args.images:
-        load = _aligned if args.align else load_image
-        return [(f.stem, functools.partial(load, f, size)) for f in image_files(args.images)[: args.n_images]]
+        files = image_files(args.images)[: args.n_images]
+        return [(f.stem, functools.partial(_read, f, size, args.align)) for f in files]
     names = ("grace_hopper", "astronaut")[: args.n_images]
     return [(n, functools.partial(lambda n: to_tensor(sample_photo(n), size), n)) for n in names]
 
 
-def _load(items, indices, size: int) -> torch.Tensor:
-    """The images ``items[i]`` for ``indices`` as one (N, 3, size, size) tensor (N may be 0)."""
-    images = [items[i][1]() for i in indices]
-    return torch.cat(images) if images else torch.empty(0, 3, size, size)
+def _load(items, indices, size: int, args) -> tuple[torch.Tensor, list[int]]:
+    """The images ``items[i]`` for ``indices`` that can be read, as one (N, 3, size, size) tensor (N may be
+    0), and their indices; an unreadable file is skipped with one warning line (the error line's prefix)."""
+    from .data.images import load_each
+
+    prefix = f"{distributed.rank_tag()}dclip {args.command}: "
+    images, kept = load_each([items[i][1] for i in indices], size, prefix=prefix)
+    return images, [indices[k] for k in kept]
+
+
+def _usable(n_read: int, n_files: int, args) -> int:
+    """How many images all ranks read; an error when a folder gave none (every file was skipped)."""
+    from .data.images import no_readable_images
+
+    total = int(distributed.all_sum([n_read]).item())
+    if total == 0 and args.images:
+        raise no_readable_images(args.images, n_files)
+    return total
 
 
 def _chunks(indices: list[int], size: int) -> list[list[int]]:
     return [indices[i: i + size] for i in range(0, len(indices), size)]
 
 
-def _aligned(path, size: int) -> torch.Tensor:
-    """A photo, FFHQ-aligned with MTCNN into the CelebA-HQ framing, as a (1, 3, size, size) tensor."""
-    from PIL import Image
-
+def _read(path, size: int, align: bool = False) -> torch.Tensor:
+    """An image file (:func:`dclip.data.images.read_image`) as a (1, 3, size, size) tensor, ``align``-ed or not."""
     from .data.faces import photo_to_tensor
+    from .data.images import read_image
 
-    with Image.open(path) as image:
-        return photo_to_tensor(image, size)[0]
+    return photo_to_tensor(read_image(path), size, align=align)[0]
 
 
 def _load_model(args):
@@ -210,23 +217,29 @@ def _precompute(args) -> None:
 
     model = _load_model(args)
     t0 = args.t0 or 400
-    size = _image_size(model)
+    size = int(model.config.sample_size)
     items = _image_items(args, size)
     weights = fingerprint(model.state_dict())
+    mine = distributed.shard(len(items))
+    args.done.total = len(mine)
     err = elements = computed = 0.0
     pairs = []
-    for chunk in _chunks(distributed.shard(len(items)), args.batch_size or 8):
-        latents, n_new = precompute_each(model, _load(items, chunk, size), t0, args.n_inv,
+    for chunk in _chunks(mine, args.batch_size or 8):
+        images, chunk = _load(items, chunk, size, args)
+        latents, n_new = precompute_each(model, images, t0, args.n_inv,
                                          cache_dir=_latents_cache(args), batch_size=args.batch_size,
                                          progress=args.progress, weights=weights, fast=RECONSTRUCTION)
+        args.done.done += len(chunk)  # each in the cache now
         err += (latents.x_rec - latents.x0).abs().double().sum().item()
         elements += latents.x0.numel()
         computed += n_new
         if args.out:
             pairs += [(i, latents.x0[j], latents.x_rec[j]) for j, i in enumerate(chunk)]
+    n_read = _usable(args.done.done, len(items), args)
     err, elements, computed = distributed.all_sum([err, elements, computed]).tolist()
-    distributed.print_main(f"{len(items)} images inverted to t0={t0} with S_inv={args.n_inv} ({int(computed)} now, "
-                           f"{len(items) - int(computed)} from the cache {_latents_cache(args)}); "
+    skipped = f"; {len(items) - n_read} unreadable, skipped" if n_read < len(items) else ""
+    distributed.print_main(f"{n_read} images inverted to t0={t0} with S_inv={args.n_inv} ({int(computed)} now, "
+                           f"{n_read - int(computed)} from the cache {_latents_cache(args)}{skipped}); "
                            f"reconstruction MAE {err / elements:.4f}")
     _bound_cache(args)
     if args.out:
@@ -289,6 +302,7 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
+    from .method.finetune import save_finetuned
     from .method.latents import fingerprint
 
     several = args.attribute is not None and len(args.attribute) > 1
@@ -297,7 +311,7 @@ def _finetune(args) -> None:
                          "or give several --attribute presets without them.")
     configs = {name: _finetune_config(args, name) for name in (args.attribute if several else [None])}
     model = _load_model(args)
-    size = _image_size(model)
+    size = int(model.config.sample_size)
     items = _image_items(args, size)
     clip = _load_clip(args)
     face_model = _identity_model(args) if any(c.lambda_id > 0 for c in configs.values()) else None
@@ -308,10 +322,11 @@ def _finetune(args) -> None:
         mine = distributed.batch_share(len(items), config.batch_size) if data_parallel else range(len(items))
         if args.reuse and data_parallel:
             raise ValueError("--reuse fine-tunes in one process; run without torchrun, or without --reuse.")
-        result = _run_finetune(model, _load(items, mine, size), clip, config, face_model, args, data_parallel,
-                               weights)
+        images = _load(items, list(mine), size, args)[0]
+        _usable(len(images), len(items), args)
+        result = _run_finetune(model, images, clip, config, face_model, args, data_parallel, weights)
         if distributed.is_main():
-            _report(result, _save(result, args.out, args))
+            _report(result, save_finetuned(result, args.out, base=args.model))
         _bound_cache(args)
         return
     names = list(configs)
@@ -319,11 +334,14 @@ def _finetune(args) -> None:
                            + "; ".join(f"rank {r}: {', '.join(names[r::distributed.world_size()]) or '-'}"
                                        for r in range(distributed.world_size())))
     mine = names[distributed.rank()::distributed.world_size()]
-    images = _load(items, range(len(items)), size) if mine else None
+    args.done.total, args.done.unit, args.done.rest = len(mine), "fine-tunes", f"those are complete in {args.out}"
+    images = _load(items, list(range(len(items))), size, args)[0] if mine else None
+    _usable(len(images) if mine else 0, len(items), args)
     for name in mine:
         config = configs[name]
         result = _run_finetune(model, images, clip, config, face_model, args, False, weights)
-        _report(result, _save(result, Path(args.out) / name, args), prefix=distributed.rank_tag())
+        _report(result, save_finetuned(result, Path(args.out) / name, base=args.model), prefix=distributed.rank_tag())
+        args.done.done += 1
     _bound_cache(args)
 
 
@@ -366,33 +384,22 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
     return result
 
 
-def _save(result, out, args) -> Path:
-    from .method.finetune import save_finetuned
-
-    return save_finetuned(result, out, base=args.model)
-
-
 def _report(result, path: Path, prefix: str = "") -> None:
-    if not result.history:
-        print(f"{prefix}'{result.config.source}' -> '{result.config.target}': an identical earlier fine-tune, "
-              "read from the disk cache")
-        print(f"{prefix}wrote {path} and {path.with_suffix('.json')}")
-        sys.stdout.flush()
-        return
-    first, last = result.history[0]["loss"], result.history[-1]["loss"]
-    ranks = f" on {result.world_size} ranks" if result.world_size > 1 else ""
-    print(f"{prefix}'{result.config.source}' -> '{result.config.target}': {len(result.history)} updates{ranks}, "
-          f"loss {first:.4f} -> {last:.4f}")
+    what = "an identical earlier fine-tune, read from the disk cache"
+    if result.history:
+        first, last = result.history[0]["loss"], result.history[-1]["loss"]
+        ranks = f" on {result.world_size} ranks" if result.world_size > 1 else ""
+        what = f"{len(result.history)} updates{ranks}, loss {first:.4f} -> {last:.4f}"
+    print(f"{prefix}'{result.config.source}' -> '{result.config.target}': {what}")
     print(f"{prefix}wrote {path} and {path.with_suffix('.json')}")
     sys.stdout.flush()
 
 
 def _trained_t0(path: str) -> int:
     """The t0 a dclip fine-tune was trained at (its JSON sidecar), else 400."""
-    sidecar = Path(path).with_suffix(".json")
-    if sidecar.is_file():
-        return int(json.loads(sidecar.read_text()).get("hyperparameters", {}).get("t0", 400))
-    return 400
+    from .models.folder import read_sidecar
+
+    return int(read_sidecar(path).get("hyperparameters", {}).get("t0", 400))
 
 
 def _edit(args) -> None:
@@ -400,16 +407,20 @@ def _edit(args) -> None:
     whose output is not there yet and writes them, one file per image."""
     from .method.edit import edit, edit_multi
     from .method.finetune import load_finetuned
-    from .data.images import image_files, load_image, save_image
-    from .method.mixing import parse_gammas
+    from .data.faces import photo_to_tensor
+    from .data.images import read_image, save_image
+    from .method.mixing import noise_mix, parse_gammas
 
-    original = _load_model(args)
-    models = [load_finetuned(p, base=original) for p in args.finetuned]
-    size = _image_size(original)
-    t0 = args.t0 or _trained_t0(args.finetuned[0])
-    if len(models) > 1 and not args.gammas:
+    photo = read_image(args.image) if args.image else None  # a broken file fails before any model is loaded
+    if len(args.finetuned) > 1 and not args.gammas:
         raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")
     gammas = parse_gammas(args.gammas) if args.gammas else None
+    original = _load_model(args)
+    models = [load_finetuned(p, base=original, base_name=args.model) for p in args.finetuned]
+    size = int(original.config.sample_size)
+    t0 = args.t0 or _trained_t0(args.finetuned[0])
+    if gammas is not None:
+        noise_mix(original, models, ratio=args.ratio, gammas=gammas)  # checks the schedule fits the models
 
     def run(x0):
         x0 = x0.to(args.device)
@@ -419,51 +430,66 @@ def _edit(args) -> None:
         return edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
                     progress=args.progress)
 
-    load = functools.partial(_aligned if args.align else load_image, size=size)
     if args.image:
         if distributed.is_main():
-            x0 = load(args.image)
+            x0 = photo_to_tensor(photo, size, align=args.align)[0]
             print(f"wrote {save_image(torch.cat([x0, run(x0).cpu()], 3), args.out)} (original | edited)")
         return
-    files = image_files(args.images)[: args.n_images]
-    targets = [Path(args.out) / f"{f.stem}.png" for f in files]
+    items = _image_items(args, size)
+    targets = [Path(args.out) / f"{name}.png" for name, _ in items]
     if len(set(targets)) < len(targets):
         raise ValueError(f"'{args.images}' holds files with the same name but different suffixes; their edits "
                          "would overwrite each other in --out. Rename them or edit them separately.")
-    mine = distributed.shard(len(files))
+    mine = distributed.shard(len(items))
     todo = [i for i in mine if not targets[i].is_file()]
+    there = args.done.done = len(mine) - len(todo)
+    args.done.total = len(mine)
     for chunk in _chunks(todo, args.batch_size):
-        x = run(torch.cat([load(files[i]) for i in chunk])).cpu()
+        x0, chunk = _load(items, chunk, size, args)
+        x = run(x0).cpu() if chunk else x0
         for j, i in enumerate(chunk):
             save_image(x[j: j + 1], targets[i])
-    edited, skipped = distributed.all_sum([len(todo), len(mine) - len(todo)]).tolist()
-    distributed.print_main(f"edited {int(edited)} of {len(files)} images into {args.out} "
-                           f"({int(skipped)} were already there)")
+            args.done.done += 1
+    _usable(args.done.done, len(items), args)
+    edited, there = distributed.all_sum([args.done.done - there, there]).tolist()
+    unreadable = f", {len(items) - int(edited + there)} unreadable, skipped" if edited + there < len(items) else ""
+    distributed.print_main(f"edited {int(edited)} of {len(items)} images into {args.out} "
+                           f"({int(there)} were already there{unreadable})")
 
 
-def _cache(action: str) -> None:
-    from .runtime.cache import main as cache_main
+def _written(args):
+    """Nothing written yet to where the command writes: the latents cache, OUT.safetensors (one fine-tune), OUT."""
+    from .runtime.errors import Written
 
-    cache_main(action)
+    one = args.command == "finetune" and not (args.attribute and len(args.attribute) > 1)
+    out = (args.cache or "dclip's latents cache") if args.command == "precompute" else args.out
+    return Written(str(Path(out).with_suffix(".safetensors")) if one else out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's
-    device. A user error prints one line naming the rank and returns 2: torchrun then stops the other
-    ranks and the job fails."""
+    """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's device.
+    A user error (a bad value; a missing or broken file: :class:`dclip.runtime.errors.UnreadableFileError`)
+    prints one line naming the rank and returns 2: torchrun then stops the other ranks and the job fails.
+    Ctrl-C prints one line saying what was written and returns 130; no partial file is left behind."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:  # the tool's own parser reads the rest, --help included
         return _tool(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "cache":  # no model, no device, no process group
-        _cache(args.action)
+        from .runtime.cache import main as cache_main
+
+        cache_main(args.action)
         return 0
     command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit}[args.command]
+    args.done = _written(args)
     try:
         args.device = str(distributed.rank_device(args.device))
         with distributed.process_group(args.device):
             command(args)
-    except (ValueError, FileNotFoundError) as err:  # WeightsNotFoundError is a FileNotFoundError
+    except KeyboardInterrupt:
+        print(f"{distributed.rank_tag()}dclip {args.command}: {args.done.interrupted()}", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as err:  # UnreadableFileError is a ValueError; WeightsNotFoundError an OSError
         print(f"{distributed.rank_tag()}dclip {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -351,19 +351,46 @@ def _architecture(config) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items() if k not in skip}
 
 
-def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None) -> torch.nn.Module:
-    """Load a fine-tuned model (dclip safetensors or the authors' .pth); check it fits ``base`` if given."""
+def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None, *,
+                   base_name: str | None = None) -> torch.nn.Module:
+    """Load a fine-tuned model (dclip safetensors or the authors' .pth); check it fits ``base`` if given.
+
+    A broken file is an :class:`~dclip.runtime.errors.UnreadableFileError` (from the readers of
+    :mod:`dclip.models.folder`), and so is a fine-tune of another base model: one whose architecture
+    differs from ``base``'s, or whose sidecar names a preset other than ``base_name`` (a preset name
+    such as ``"celeba_hq"``; a file path is not compared)."""
+    from ..models.folder import read_sidecar
     from ..models.unet import load_unet
 
+    trained_from = str(read_sidecar(path).get("base") or "") if Path(path).suffix == ".safetensors" else ""
+    _check_base_name(path, trained_from, base_name)
     model = load_unet(path, config=None)
     if base is not None:
-        mine, theirs = _architecture(model.config), _architecture(base.config)
-        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        if diff:
-            raise ValueError(f"'{path}' was fine-tuned from a different architecture than the base model: "
-                             f"{', '.join(f'{k}={mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])}. "
-                             "Load the base model it was trained from.")
+        _check_architecture(path, trained_from, model, base)
     return model.to(device_of(base)) if base is not None else model
+
+
+def _check_base_name(path, trained_from: str, base_name: str | None) -> None:
+    """A fine-tune of one preset (its sidecar's ``base``) is not edited with another."""
+    from ..models.unet import PRESETS
+    from ..runtime.errors import UnreadableFileError
+
+    if base_name and trained_from in PRESETS and str(base_name) in PRESETS and trained_from != str(base_name):
+        raise UnreadableFileError(path, f"is a fine-tune of the '{trained_from}' model (its sidecar says so), "
+                                        f"not of '{base_name}'",
+                                  f"Use it with the model it was fine-tuned from: '{trained_from}'.")
+
+
+def _check_architecture(path, trained_from: str, model, base) -> None:
+    from ..runtime.errors import UnreadableFileError
+
+    mine, theirs = _architecture(model.config), _architecture(base.config)
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        origin = f" ('{trained_from}', its sidecar says)" if trained_from else ""
+        raise UnreadableFileError(path, f"was fine-tuned from a different architecture than the base model{origin}: "
+                                        f"{', '.join(f'{k}={mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])}",
+                                  "Load the base model it was trained from.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,13 +414,21 @@ def finetuned_cache_path(cache: str | os.PathLike, base, images: torch.Tensor, c
 
 def read_cached_finetune(path: str | os.PathLike | None, base, config: FinetuneConfig) -> FinetuneResult | None:
     """The fine-tune with ``config`` that the disk cache keeps at ``path`` (:func:`finetuned_cache_path`), or
-    ``None`` when there is none there (or ``path`` is None). One read from the cache has an empty ``history``."""
+    ``None`` when there is none there (or ``path`` is None), or when the entry is damaged (one warning line;
+    the caller trains again and its result replaces the entry). One read from the cache has an empty
+    ``history``."""
     from ..runtime.cache import is_complete, touch
+    from ..runtime.errors import UnreadableFileError, warn
 
     if path is None or not is_complete(path):  # weights and sidecar both written
         return None
+    try:
+        model = load_finetuned(path, base=base)
+    except UnreadableFileError as err:  # damaged on disk since: a miss, and the new result replaces it
+        warn(f"ignored the disk cache's fine-tune '{err.path}': it {err.problem}; training again.")
+        return None
     touch(path)
-    return FinetuneResult(load_finetuned(path, base=base), config)
+    return FinetuneResult(model, config)
 
 
 def store_finetune(result: FinetuneResult, path: str | os.PathLike, cache: str | os.PathLike, base_name: str = ""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..runtime.atomic import atomic_write
+from ..runtime.atomic import atomic_write_all
+from ..runtime.errors import UnreadableFileError
 
 __all__ = ["SHIPPED_DIR", "shipped_file", "read_sidecar", "read_tensors", "write_model"]
 
@@ -32,29 +33,95 @@ def shipped_file(name: str, folder: str | os.PathLike = SHIPPED_DIR) -> Path:
 
 
 def read_sidecar(path: str | os.PathLike) -> dict:
-    """The JSON sidecar of a model file (``x.safetensors`` -> ``x.json``); ``{}`` when there is none."""
+    """The JSON sidecar of a model file (``x.safetensors`` -> ``x.json``); ``{}`` when there is none.
+
+    A sidecar that is not a JSON object (cut short, damaged, another file) is an
+    :class:`~dclip.runtime.errors.UnreadableFileError` naming it and the fix."""
     sidecar = Path(path).with_suffix(".json")
-    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    if not sidecar.is_file():
+        return {}
+    fix = (f"Copy it again together with '{sidecar.with_suffix('.safetensors').name}', or delete both and "
+           "re-run the fine-tune that wrote them.")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UnreadableFileError(sidecar, "is not a JSON sidecar: it is not text", fix) from None
+    except json.JSONDecodeError as err:
+        text = err.doc.strip()
+        cut = text.startswith("{") and not text.endswith("}")  # an object that never closes
+        why = "is truncated (an interrupted copy?)" if cut else f"is not valid JSON ({err.msg}, line {err.lineno})"
+        raise UnreadableFileError(sidecar, why, fix) from None
+    if not isinstance(meta, dict):
+        raise UnreadableFileError(sidecar, f"is not a dclip sidecar: it holds a JSON {type(meta).__name__}, "
+                                           "not an object", fix)
+    return meta
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a ``.safetensors`` file, floating-point ones in fp32 (files may store them in fp16)."""
+    """The tensors of a ``.safetensors`` file, floating-point ones in fp32 (files may store them in fp16).
+
+    A file that is truncated, or not a safetensors file at all, is an
+    :class:`~dclip.runtime.errors.UnreadableFileError` naming it, what is wrong and the fix."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    try:
+        tensors = load_file(str(path))
+    except SafetensorError as err:
+        raise _not_safetensors(Path(path), err) from None
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def _not_safetensors(path: Path, err: Exception) -> UnreadableFileError:
+    """What is wrong with a file safetensors refused: its size against what its header says it holds.
+
+    The format: 8 bytes (little-endian header length n), n bytes of JSON header (each tensor's
+    ``data_offsets``), then the tensors' bytes."""
+    size = path.stat().st_size
+    again = "Copy it again from where it came from, or re-run the fine-tune that wrote it."
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = f.read(min(n, 100_000_000))
+    if size == 0:
+        return UnreadableFileError(path, "is empty (0 bytes)", again)
+    if size < 8 or n > 100_000_000 or not header.startswith(b"{"):
+        kind = " (it looks like a PyTorch checkpoint: name it .pt or .pth)" if _pytorch(path) else ""
+        return UnreadableFileError(path, f"is not a safetensors file{kind}",
+                                   "Pass the .safetensors file a dclip fine-tune wrote, or a checkpoint "
+                                   "with its own suffix (.ckpt, .pt, .pth).")
+    if len(header) < n:
+        return UnreadableFileError(path, f"is truncated: it ends inside its header ({size} bytes; an interrupted "
+                                         "copy or download?)", again)
+    try:
+        entries = json.loads(header[:n])
+        needed = 8 + n + max((e["data_offsets"][1] for k, e in entries.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return UnreadableFileError(path, f"is a damaged safetensors file: its header cannot be read ({err})", again)
+    if size < needed:
+        return UnreadableFileError(path, f"is truncated: it holds {size:,} of the {needed:,} bytes its header "
+                                         "describes (an interrupted copy or download?)", again)
+    return UnreadableFileError(path, f"is a damaged safetensors file ({err})", again)
+
+
+def _pytorch(path: Path) -> bool:
+    """Whether a file starts like a ``torch.save`` file (a zip archive, or a pickle)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def write_model(module: torch.nn.Module, path: str | os.PathLike, meta: dict, *, half: bool = False) -> Path:
     """``module``'s weights as ``path`` (made ``.safetensors``; floating tensors in fp16 when ``half``) and
-    ``meta`` as its ``.json`` sidecar, each written atomically, the sidecar last (a file without its sidecar
-    is an interrupted write)."""
+    ``meta`` as its ``.json`` sidecar, written as one (:func:`dclip.runtime.atomic.atomic_write_all`: both
+    complete, the sidecar renamed last, or neither, also on Ctrl-C; a file without its sidecar is an
+    interrupted write)."""
     from safetensors.torch import save_file
 
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in module.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
     text = json.dumps(meta, indent=1, default=str)
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    atomic_write_all([(path, lambda tmp: save_file(tensors, str(tmp))),
+                      (path.with_suffix(".json"), lambda tmp: tmp.write_text(text))])
     return path

@@ -82,12 +82,13 @@ class Editor:
             return
         self.set_image(self._prepare(sample_photo(name)))
 
-    def load_bytes(self, data: bytes) -> str:
-        """An uploaded image file's bytes. Returns a note on how it was framed."""
-        from PIL import Image
+    def load_bytes(self, data: bytes, name: str = "the uploaded file") -> str:
+        """An uploaded image file's bytes (``name``: the file's name, for messages), read like every image file
+        (:func:`dclip.data.images.read_image`: a broken one raises
+        :class:`~dclip.runtime.errors.UnreadableFileError`). Returns a note on how it was framed."""
+        from ..data.images import read_image
 
-        with Image.open(io.BytesIO(bytes(data))) as image:
-            x, note = self._prepare(image.convert("RGB"), with_note=True)
+        x, note = self._prepare(read_image(bytes(data), name=name), with_note=True)
         self.set_image(x)
         return note
 
@@ -209,18 +210,16 @@ def on_pick(ui: EditorUI, change) -> None:
 
 
 def on_upload(ui: EditorUI, change) -> None:
-    """Load the uploaded file; a file that is not an image is an error on screen, the image stays."""
-    from PIL import UnidentifiedImageError
-
+    """Load the uploaded file; a broken file or one that is not an image is an error on screen (the message of
+    :class:`~dclip.runtime.errors.UnreadableFileError`: what is wrong, and the fix), the image stays."""
     files = change["new"]
     if not files:
         return
     name = files[0]["name"]
     try:
-        note = ui.editor.load_bytes(files[0]["content"])
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        why = "" if isinstance(err, UnidentifiedImageError) else f" ({err})"  # PIL's message names a BytesIO
-        say(ui, f"error: '{name}' is not an image this editor can read{why}; upload a PNG or JPEG.", error=True)
+        note = ui.editor.load_bytes(files[0]["content"], name=name)
+    except ValueError as err:  # UnreadableFileError is one
+        say(ui, f"error: {err}", error=True)
         return
     finally:
         ui.upload.value = ()  # so that uploading the same file again is a change too

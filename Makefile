@@ -43,7 +43,7 @@ test: setup
 # nbval runs each notebook with its stored defaults ("auto"), forced to NBVAL_PROFILE (the profile the
 # stored outputs were made at: dclip.dev.figures.CHECKED_PROFILE); only the cells marked "# NBVAL_CHECK_OUTPUT"
 # are compared. Figures go to .cache/, not the source tree.
-NBVAL_PROFILE ?= toy
+NBVAL_PROFILE ?= toy-check
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=$(NBVAL_PROFILE) DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
 		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/
@@ -59,6 +59,8 @@ STANDINS ?= $(or $(TMPDIR),/tmp)/dclip-standins
 paper-standins: setup
 	DCLIP_PROGRESS=0 $(PY) tests/standins.py notebooks $(STANDINS)
 
+# The main job (README: how long it takes): every notebook at PROFILE (auto: paper with CUDA, else toy); figures and
+# tables to figures/<subdir>/, each executed notebook (small, committed) to figures/<subdir>/notebooks/.
 figures: setup
 	$(PY) -m dclip figures --profile $(PROFILE)
 
@@ -76,7 +78,7 @@ notebook-spread: setup
 test-portable: setup
 	$(PY) -m dclip portability test
 
-# Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/models/shipped/ on the CPU (see README).
+# Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/models/shipped/ on the CPU (see docs/toy.md).
 toy-models: setup
 	$(PY) -m dclip toy train all
 

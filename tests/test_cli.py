@@ -45,7 +45,8 @@ def test_missing_required_flag_exits_with_usage():
 
 
 def test_recipes_and_presets_combine_as_documented():
-    from dclip.cli import _finetune_config, build_parser
+    from dclip.cli import build_parser
+    from dclip.cli.commands import _finetune_config
 
     def cfg(*extra):
         return _finetune_config(build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x", *extra]))
@@ -58,7 +59,8 @@ def test_recipes_and_presets_combine_as_documented():
 
 def test_cli_honours_the_attributes_l1_flag(monkeypatch):
     """The attribute decides λ_L1 through dclip.method.finetune.attribute_config, as in the notebooks."""
-    from dclip.cli import _finetune_config, build_parser
+    from dclip.cli import build_parser
+    from dclip.cli.commands import _finetune_config
     from dclip.method import attributes
 
     monkeypatch.setitem(attributes.ATTRIBUTES, "no_l1", attributes.Attribute("face", "stone face", 401, use_l1=False))
@@ -74,7 +76,7 @@ def test_cli_honours_the_attributes_l1_flag(monkeypatch):
 def test_edit_defaults_to_the_trained_t0(tmp_path):
     import json
 
-    from dclip.cli import _trained_t0
+    from dclip.cli.commands import _trained_t0
 
     (tmp_path / "m.json").write_text(json.dumps({"hyperparameters": {"t0": 601}}))
     assert _trained_t0(str(tmp_path / "m.safetensors")) == 601
@@ -177,7 +179,8 @@ def test_precompute_out_writes_originals_over_reconstructions(tmp_path, capsys):
 
 
 def test_performance_flags_go_to_the_fast_path_not_the_config():
-    from dclip.cli import _fast, _finetune_config, build_parser
+    from dclip.cli import build_parser
+    from dclip.cli.commands import _fast, _finetune_config
 
     args = build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x", "--grad-checkpointing",
                                       "--bf16", "--device", "cpu"])
@@ -214,3 +217,73 @@ def test_one_command_entry_runs_the_developer_tools(capsys):
         with pytest.raises(SystemExit) as done:
             main([name, "--help"])
         assert done.value.code == 0 and f"usage: python -m dclip {name}" in capsys.readouterr().out
+
+
+# -- the toy world as a model preset ------------------------------------------------------------------------------
+
+def test_help_lists_every_model_preset_toy_included(capsys):
+    from dclip.models.unet import PRESETS
+
+    for command in ("precompute", "finetune", "edit"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert done.value.code == 0 and all(name in text for name in PRESETS), command
+        assert "toy: the toy world's DDPM" in text
+        if command == "finetune":
+            assert "default: toy with --model toy" in text and "0 with --model toy" in text
+
+
+def test_toy_model_takes_the_notebooks_toy_recipe_and_no_identity_term():
+    """`finetune --model toy --clip toy` builds the config the notebooks' toy world builds (toy profile recipe,
+    λ_ID 0), from the same definitions; a flag given still wins."""
+    from dclip.cli import _parse
+    from dclip.cli.commands import _finetune_config
+    from dclip.cli.toy import notes
+    from dclip.notebook.memo import Memo
+    from dclip.notebook.profiles import PROFILES
+    from dclip.notebook.worlds import ToyWorld
+
+    toy = PROFILES["toy"]
+    args = _parse(["finetune", "--model", "toy", "--clip", "toy", "--attribute", "angry", "--out", "x"])
+    config = _finetune_config(args)
+    assert (config.lambda_id, config.lr, config.n_iter, config.n_gen) == (0.0, toy.lr, toy.n_iter, toy.n_gen_train)
+    assert (config.lr, config.n_iter, config.n_gen, args.n_images, args.clip) == (3e-5, 6, 6, 8, "toy")
+    world = ToyWorld(toy, torch.device("cpu"), Memo(), print, image_dirs={}, train_dirs={})
+    assert config == world.finetune_config("angry")
+    lines = notes(args, config)
+    assert len(lines) == 2 and "λ_ID is 0" in lines[1] and "\n" not in "".join(lines)
+    assert _parse(["finetune", "--model", "toy", "--attribute", "angry", "--out", "x"]).clip == "toy"
+
+    given = _parse(["finetune", "--model", "toy", "--attribute", "angry", "--lr", "1e-5", "--lambda-id", "0.2",
+                    "--n-images", "4", "--out", "x"])
+    config = _finetune_config(given)
+    assert (config.lr, config.lambda_id, config.n_iter, given.n_images) == (1e-5, 0.2, toy.n_iter, 4)
+    assert notes(given, config)[0].startswith("--model toy: the toy profile's recipe (lr 1e-05")
+    authors = _finetune_config(_parse(["finetune", "--model", "toy", "--attribute", "angry", "--recipe",
+                                       "authors_readme", "--out", "x"]))
+    assert (authors.lr, authors.n_iter, authors.lambda_id) == (8e-6, 5, 0.0)  # the recipe named; still no ID term
+    paper = _parse(["finetune", "--attribute", "angry", "--out", "x"])  # other models: nothing changes
+    assert (_finetune_config(paper).lambda_id, paper.n_images, paper.clip) == (0.1, 50, "ViT-B-16-quickgelu")
+    assert notes(paper, _finetune_config(paper)) == []
+
+
+def test_toy_faces_writes_n_pngs(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    assert main(["toy", "faces", str(tmp_path / "test"), "--n", "3"]) == 0
+    pngs = sorted((tmp_path / "test").glob("*.png"))
+    assert [p.name for p in pngs] == ["00.png", "01.png", "02.png"] and "wrote 3 toy faces" in capsys.readouterr().out
+    with Image.open(pngs[0]) as image:
+        assert image.size == (32, 32) and image.mode == "RGB"
+    records = json.loads((tmp_path / "test" / "faces.json").read_text())
+    assert list(records) == ["00.png", "01.png", "02.png"] and records["00.png"]["glasses"] == "no"
+    assert main(["toy", "faces", str(tmp_path / "val"), "--n", "3", "--split", "validation"]) == 0
+    with Image.open(pngs[0]) as a, Image.open(tmp_path / "val" / "00.png") as b:
+        assert not np.array_equal(np.asarray(a), np.asarray(b))  # other faces
+    assert main(["toy", "faces", str(tmp_path / "calm"), "--n", "4", "--lacking", "angry"]) == 0
+    calm = json.loads((tmp_path / "calm" / "faces.json").read_text())
+    assert len(calm) == 4 and all(r["expression"] != "frowning" for r in calm.values())

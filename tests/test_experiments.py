@@ -253,24 +253,26 @@ def test_t0_ablation_finetunes_at_each_t0(quick_context):
     study = experiments.t0_ablation(quick_context, ["tanned"], (300, 500))
     assert [(r["attribute"], r["t0"]) for r in study.rows] == [("tanned", 300), ("tanned", 500)]
     assert not torch.equal(study.images["tanned_300"], study.images["tanned_500"])
-    assert len(study.grid) == 1 and len(study.grid[0]) == 3
+    n = len(study.images["original/tanned"])  # the test images an edit is measured on (the profile's n_test)
+    assert len(study.grid) == min(4, n) and len(study.grid[0]) == 3  # one row per face shown, a column per t0
 
 
 def test_prompts_at_one_t0_share_the_edits_inversion(quick_context, counted_inversions):
     experiments.t0_ablation(quick_context, ["tanned", "pixar"], (300,))
     experiments.latent_vs_finetune(quick_context, ["neanderthal", "gogh"])
     n_inv = quick_context.profile.n_inv
-    # one inversion per images and t0, not one per prompt: the t0 ablation edits one image (its own
-    # inversion); Fig. 9 edits the training images, whose latents (S_inv alike here) it reuses
-    assert counted_inversions == [("precompute", 300, n_inv), ("invert", 300, n_inv), ("precompute", 601, n_inv)]
+    # one inversion per images and t0, not one per prompt: the t0 ablation and Fig. 9 edit the test images, which
+    # are the training images here, so both reuse the fine-tunes' latents (S_inv alike here)
+    assert counted_inversions == [("precompute", 300, n_inv), ("precompute", 601, n_inv)]
 
 
 def test_latent_vs_finetune_rows_and_grid(quick_context):
     study = experiments.latent_vs_finetune(quick_context, ["pixar"])
     assert [r["method"] for r in study.rows] == ["latent optimisation", "fine-tuning"]
     assert study.images["latent/pixar"].shape == study.images["finetune/pixar"].shape == (2, 3, 32, 32)
-    assert study.row_labels == ["1: latent optimisation", "1: fine-tuning", "2: latent optimisation",
-                                "2: fine-tuning"]
+    # faces as columns; rows: original | latent optimisation | fine-tuning | |Δ| (no true edit: photos)
+    assert study.row_labels == ["pixar: original", "pixar: latent optimisation", "pixar: fine-tuning", "pixar: |Δ|"]
+    assert len(study.grid[0]) == 2 and all(n == "" for row in study.notes for n in row)  # no judge here
 
 
 def test_novel_applications_rows_images_and_seeding(quick_context, faces):
@@ -279,8 +281,10 @@ def test_novel_applications_rows_images_and_seeding(quick_context, faces):
     assert [r["application"] for r in study.rows] == [
         "unseen -> unseen", "stroke -> unseen", "single attribute", "multi-attribute mix", "single attribute",
         "multi-attribute mix"]
-    assert [len(row) for row in study.grid] == [3, 4, 4]
-    assert study.captions[2][-1] == "curly_hair + makeup"
+    assert [len(row) for row in study.grid] == [3, 4]
+    mix = study.panels["mix"]  # (c): the same faces under each model and the mix
+    assert mix.row_labels == ["original", "curly_hair alone", "makeup alone", "curly_hair + makeup (eq. 14)"]
+    assert [len(row) for row in mix.grid] == [len(faces)] * 4
     again = experiments.novel_applications(quick_context, faces, **kwargs)
     assert torch.equal(study.images["a/edited"], again.images["a/edited"])  # the forward noise is seeded
     # (c) from one shared inversion: the numbers edit_multi and edit give when each inverts by itself

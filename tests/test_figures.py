@@ -9,7 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dclip.dev.figures import CHECK_MARK, main, notebooks, run_notebook, store_outputs, strip_outputs
+from dclip.dev.figures import (CHECK_MARK, check_readable_size, main, notebooks, readable_copy, run_notebook,
+                                store_outputs, strip_outputs, write_readable)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -130,10 +131,28 @@ def test_store_outputs_runs_at_the_stored_profile(tmp_path, monkeypatch):
 def test_run_notebook_injects_the_profile(tmp_path):
     path = tmp_path / "00_toy.ipynb"
     nbformat.write(_toy_notebook(), path)
-    out = run_notebook(path, "smoke", tmp_path / "executed", kernel="python3", timeout=60)
+    out = run_notebook(path, "smoke", tmp_path / "executed", kernel="python3", timeout=60,
+                       readable_dir=tmp_path / "figures" / "notebooks")
     executed = nbformat.read(out, as_version=4)
     assert any(c.outputs and c.outputs[0].text.startswith("smoke") for c in executed.cells if c.cell_type == "code")
     assert nbformat.read(path, as_version=4).cells[3].outputs == []  # the source stays as it was
+    readable = nbformat.read(tmp_path / "figures" / "notebooks" / path.name, as_version=4)
+    printed = [c.outputs[0].text for c in code_cells(readable) if c.outputs]
+    assert printed[0] == "not kept\n" and printed[1].startswith("smoke ") and len(printed) == 2
+    assert "papermill" not in readable.metadata  # the run's records go; the outputs stay
+
+
+def test_the_executed_copies_for_readers_are_exempt_from_the_git_filter(tmp_path):
+    """.gitattributes: figures/<subdir>/notebooks/*.ipynb are stored with their outputs; notebooks/ are stripped."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    shutil.copy(ROOT / ".gitattributes", tmp_path)
+    paths = ["figures/toy/notebooks/01_inversion_quality.ipynb", "figures/notebooks/02_styleclip_comparison.ipynb",
+             "notebooks/01_inversion_quality.ipynb"]
+    found = subprocess.run(["git", "-C", str(tmp_path), "check-attr", "filter", "diff", "--", *paths],
+                           capture_output=True, check=True, text=True).stdout.splitlines()
+    assert found == [f"{paths[0]}: filter: unspecified", f"{paths[0]}: diff: unspecified",
+                     f"{paths[1]}: filter: unspecified", f"{paths[1]}: diff: unspecified",
+                     f"{paths[2]}: filter: nbstripout", f"{paths[2]}: diff: ipynb"]
 
 
 def test_cli_strip_and_unknown_kernel(tmp_path, capsys):
@@ -143,3 +162,66 @@ def test_cli_strip_and_unknown_kernel(tmp_path, capsys):
     assert nbformat.read(path, as_version=4).cells[2].outputs == []
     with pytest.raises(SystemExit, match="make setup"):
         main(["--notebooks", str(tmp_path), "--kernel", "no-such-kernel"])
+
+
+def _executed_notebook() -> nbformat.NotebookNode:
+    """A notebook as papermill leaves it: widget state, run records, a progress bar, a long print, a figure."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(png, format="PNG")
+    figure = new_output("display_data", data={"image/png": base64.b64encode(png.getvalue()).decode(),
+                                              "text/plain": "<Figure size 640x480 with 1 Axes>"})
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0}}
+    bar = "".join(f"\r{i:3d}%|{'#' * (i // 10)}|" for i in range(0, 101, 5)) + "\n"
+    cells = [
+        new_code_cell("train()", execution_count=1, outputs=[
+            new_output("stream", name="stderr", text=bar[: len(bar) // 2]),
+            new_output("stream", name="stderr", text=bar[len(bar) // 2:]),
+            new_output("stream", name="stdout", text="".join(f"step {i}: loss 0.{i:04d}\n" for i in range(5000)))]),
+        new_code_cell("plot()", execution_count=2, outputs=[
+            figure, new_output("display_data", data={**view, "text/plain": "Button()"}),
+            new_output("display_data", data=view)]),
+        new_code_cell(f"{CHECK_MARK}\nprint(verdicts)", execution_count=3,
+                      outputs=[new_output("stream", name="stdout", text="Table 1  reproduces\n")]),
+    ]
+    for cell in cells:
+        cell.metadata["papermill"] = {"duration": 1.0}
+        cell.metadata["execution"] = {"iopub.status.idle": "now"}
+    nb = new_notebook(cells=[new_markdown_cell("# 01"), *cells])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"abc": {"x": "y" * 200_000}}}}
+    nb.metadata["papermill"] = {"parameters": {"profile": "toy"}}
+    return nb
+
+
+def test_readable_copy_keeps_figures_and_verdicts_and_drops_the_bulk(tmp_path, capsys):
+    """The executed copies `make figures` writes to figures/<subdir>/notebooks: small, with what a reader needs."""
+    nb = _executed_notebook()
+    before = len(nbformat.writes(nb))
+    readable_copy(nb)
+    train, plot, verdict = code_cells(nb)
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+    assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in code_cells(nb))
+    bar, printed = train.outputs
+    assert bar.name == "stderr" and bar.text == "100%|##########|\n"  # the progress bar at its last state
+    assert printed.text.startswith("step 0: loss") and printed.text.rstrip().endswith("step 4999: loss 0.4999")
+    assert "characters cut here" in printed.text and len(printed.text) < 4200
+    assert [list(o.data) for o in plot.outputs] == [["image/png", "text/plain"], ["text/plain"]]  # no widget views
+    assert verdict.outputs[0].text == "Table 1  reproduces\n" and verdict.execution_count == 3
+    after = len(nbformat.writes(nb))
+    assert after < before / 20 and after < 10_000
+    nbformat.validate(nb)
+
+    executed = tmp_path / "executed" / "01_toy.ipynb"
+    executed.parent.mkdir()
+    nbformat.write(_executed_notebook(), executed)
+    folder = tmp_path / "figures" / "toy" / "notebooks"
+    written = write_readable(executed, folder)
+    assert written == folder / "01_toy.ipynb" and nbformat.read(written, as_version=4).cells[2].outputs[0].data
+    assert check_readable_size(folder) == written.stat().st_size and capsys.readouterr().err == ""
+    assert check_readable_size(folder, budget=1000) == written.stat().st_size
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning:") and "01_toy.ipynb" in warning and warning.count("\n") == 1

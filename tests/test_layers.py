@@ -2,7 +2,7 @@
 
 Each folder is a floor; an import may go down or stay on its floor, never up::
 
-    7  the front door: dclip/__init__.py, cli.py, __main__.py, and dev/ (figures runner, portability, toy sheet)
+    7  the front door: dclip/__init__.py, cli/, __main__.py, and dev/ (figures runner, portability, toy sheet)
     6  notebook/   a thin context, worlds, profiles, widgets, outputs
     5  studies/    each paper experiment, its claims, the paper's numbers, plots
     4  baselines/  the GAN comparators        toy/  the toy world (runtime: domain, nets, judging | train)

@@ -72,7 +72,7 @@ def test_auto_with_cuda_is_the_paper_profile(monkeypatch):
 
 
 def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(ValueError, match="'auto', 'paper', 'toy' or 'smoke'"):
+    with pytest.raises(ValueError, match="'auto', 'paper', 'toy', 'toy-check' or 'smoke'"):
         get_profile("fast")
 
 

@@ -10,7 +10,9 @@ __all__ = ["toy_world_figure"]
 
 
 def _label(verdict: dict) -> str:
-    return f"{verdict['expression']}, {verdict['hair']}\nglasses {verdict['glasses']}, {verdict['style']}"
+    """The judge's reading of a sample; "refused" when it finds no well-formed toy face in it."""
+    text = f"{verdict['expression']}, {verdict['hair']}\nglasses {verdict['glasses']}, {verdict['style']}"
+    return text if verdict["well_formed"] else f"refused\n({text})"
 
 
 def toy_world_figure(n: int = 6, seed: int = 0):

@@ -39,7 +39,8 @@ from ..runtime.fast import FastPath, Session, device_of, session
 from .latents import Latents
 from ..runtime.progress import progress_bar, progress_enabled
 
-__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "finetune_cached", "read_cached_finetune", "store_finetune",
+__all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "NO_IDENTITY_NOTE",
+           "world_settings", "finetune_cached", "read_cached_finetune", "store_finetune",
            "finetuned_cache_path", "FinetuneResult", "finetune", "save_finetuned",
            "load_finetuned"]
 
@@ -96,6 +97,15 @@ def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
 
 #: λ_ID of the paper (Sec. 4) for edits that must keep the person recognisable (``Attribute.use_id``).
 PAPER_LAMBDA_ID = 0.1
+#: Why the toy world's fine-tunes have no identity term (the CLI says it at ``--model toy``).
+NO_IDENTITY_NOTE = "the toy faces have no face-recognition model, so λ_ID is 0 (no identity term)"
+
+
+def world_settings(world: str) -> dict:
+    """What a world changes in every fine-tune's settings, the one rule the notebooks' toy world
+    (:class:`dclip.notebook.worlds.ToyWorld`) and the CLI's ``--model toy`` share: in the toy world (``"toy"``)
+    λ_ID = 0 (:data:`NO_IDENTITY_NOTE`); elsewhere nothing, the attribute and the recipe decide."""
+    return {"lambda_id": 0.0} if world == "toy" else {}
 
 
 def attribute_config(attr: Attribute | str, recipe_name: str = "paper", **overrides) -> FinetuneConfig:

@@ -5,6 +5,8 @@
   mapped to [0, 1]; LPIPS takes them in [-1, 1], its own convention.
 * Manipulation (Table 3, Fig. 9): :func:`directional_similarity` S_dir = cos(ΔI, ΔT) in CLIP space
   and :func:`identity_similarity`, the cosine of face-recognition embeddings.
+* Intervals: :func:`bootstrap_interval`, the 95 % percentile bootstrap of a mean over images (and over
+  independent fine-tunes), which every table's ``[lo, hi]`` columns carry.
 
 Every function takes two batches of the same shape, (N, 3, H, W) in [-1, 1], and returns a tensor
 of shape (N,). Nothing here downloads: LPIPS' AlexNet weights come from
@@ -19,7 +21,7 @@ import torch
 from ..models.lpips import BACKBONES
 
 __all__ = ["ALEXNET_FILE", "ALEXNET_URL", "mae", "ssim", "load_lpips", "lpips_distance",
-           "directional_similarity", "identity_similarity", "reconstruction_scores"]
+           "directional_similarity", "identity_similarity", "reconstruction_scores", "bootstrap_interval"]
 
 #: torchvision's ImageNet AlexNet, the trunk LPIPS builds on (torchvision would download it).
 ALEXNET_FILE, ALEXNET_URL = BACKBONES["alex"]
@@ -93,3 +95,32 @@ def reconstruction_scores(lpips_model, originals: torch.Tensor, reconstructions:
     return {"mae": float(mae(originals, reconstructions).mean()),
             "lpips": float(lpips_distance(lpips_model, originals, reconstructions).mean()),
             "ssim": float(ssim(originals, reconstructions).mean())}
+
+
+def bootstrap_interval(values, *, level: float = 0.95, n_boot: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of ``values``.
+
+    ``values`` is 1-D (one value per image) or 2-D (one row per independent run, e.g. a fine-tune, one
+    column per image, the same images in every row). In 2-D both are resampled, rows and columns
+    independently (a two-way bootstrap), so the interval covers the spread between runs as well as
+    between images. NaNs (an image a run could not score) are left out of each mean. ``scipy.stats.bootstrap``
+    resamples one axis only, hence this function.
+    """
+    import warnings
+
+    import numpy as np
+
+    data = np.asarray(values, dtype=float)
+    if data.ndim == 1:
+        data = data[None]
+    if data.ndim != 2 or data.size == 0:
+        raise ValueError(f"expected a non-empty 1-D or 2-D array of values; got shape {data.shape}.")
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, data.shape[0], size=(n_boot, data.shape[0]))
+    cols = rng.integers(0, data.shape[1], size=(n_boot, data.shape[1]))
+    with warnings.catch_warnings():  # a resample of NaNs only has no mean: it is left out below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.array([np.nanmean(data[r][:, c]) for r, c in zip(rows, cols)])
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.nanpercentile(means, [tail, 100 - tail])
+    return float(lo), float(hi)

@@ -191,25 +191,28 @@ class Context:
         return self.memo.get(("inverted", *key), lambda: invert_fast(self.unet(domain), x0, int(t0),
                                                                      self.profile.n_inv, fast=RECONSTRUCTION))
 
-    def finetune(self, item: str | Attribute, t0: int | None = None, *, progress: bool | None = None,
-                 callback=None) -> torch.nn.Module:
+    def finetune(self, item: str | Attribute, t0: int | None = None, *, replicate: int = 0,
+                 progress: bool | None = None, callback=None) -> torch.nn.Module:
         """Fine-tune the domain's model for an attribute (eq. 10) once per session; returns the model.
 
         ``item`` is an :data:`~dclip.method.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
-        overrides the attribute's return step (Fig. 8b). With the profile's ``disk_cache`` the model is
-        also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.runtime.cache`) for later sessions.
+        overrides the attribute's return step (Fig. 8b); ``replicate`` 1, 2, ... are independent fine-tunes
+        (their own seed and, in the toy world, their own training faces). With the profile's ``disk_cache``
+        the model is also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.runtime.cache`) for
+        later sessions.
         """
         attr = as_attribute(item)
-        config = self.world.finetune_config(attr, t0)
-        return self.memo.get(("finetuned", attr.domain, config),
-                             lambda: self._finetune(attr.domain, config, progress, callback).requires_grad_(False))
+        config = self.world.finetune_config(attr, t0, replicate)
+        return self.memo.get(("finetuned", attr.domain, config, replicate),
+                             lambda: self._finetune(attr.domain, config, replicate, progress,
+                                                    callback).requires_grad_(False))
 
-    def _finetune(self, domain: str, config, progress: bool | None, callback) -> torch.nn.Module:
+    def _finetune(self, domain: str, config, replicate: int, progress: bool | None, callback) -> torch.nn.Module:
         """Read the fine-tune from the disk cache, or train it on the session's training latents."""
         from ..method.finetune import finetune, finetuned_cache_path, read_cached_finetune, store_finetune
 
-        base, images, steps, cache = self.unet(domain), self.world.train_images(domain), self.profile.n_inv_train, \
-            disk_cache(self.profile)
+        base, images, steps, cache = self.unet(domain), self.world.train_images(domain, replicate), \
+            self.profile.n_inv_train, disk_cache(self.profile)
         weights = self.memo.fingerprint(base)
         path = None if cache is None else finetuned_cache_path(cache, base, images, config, steps, weights=weights)
         cached = read_cached_finetune(path, base, config)

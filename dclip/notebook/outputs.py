@@ -52,6 +52,8 @@ def _cell(value, digits: int) -> str:
         return "-"
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{round_value(value, digits):.{digits}f}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(_cell(v, digits) for v in value) + "]"  # an interval
     return str(value)
 
 

@@ -10,6 +10,8 @@ A profile is a frozen record of literal settings. Two are real:
   settings (S_inv/S_gen 40/6 while training, 40/40 at test) on small models and images, so every
   notebook shows its claim in minutes; the paper's attributes are replaced by toy stand-ins
   (:data:`dclip.method.attributes.TOY_STAND_INS`) and edits are scored by the judge.
+* ``toy-check``: the toy profile on 8 test faces and one fine-tune per edit: what ``make test`` runs the
+  notebooks at (nbval); ``make figures`` shows the full toy profile.
 * ``smoke``: the ``tiny`` random-weight UNet, :func:`dclip.method.losses.tiny_clip`, a random face
   model and a random LPIPS backbone at 32 px, with a handful of images and steps, on the CPU.
   Every notebook runs end to end in well under a minute; the numbers mean nothing about the paper.
@@ -73,6 +75,7 @@ class Profile:
     gan_settings: str           # their steps: a key of dclip.baselines.comparison.GAN_SETTINGS ("paper", "smoke")
     world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
                                 # stand-in attributes and the judge (see dclip.method.attributes.TOY_STAND_INS)
+    n_runs: int = 1             # independent fine-tunes per judged edit (toy world: own training faces each)
 
     @property
     def is_smoke(self) -> bool:
@@ -108,11 +111,15 @@ PROFILES: dict[str, Profile] = {
         figures_subdir="smoke", disk_cache=False, gan="tiny", gan_settings="smoke"),
     "toy": Profile(
         name="toy", unet="toy", clip="toy", clip_pretrained=None, face_pretrained=False,
-        lpips_pretrained=False, align_faces=False, image_size=32, n_test=8, n_ablation=2, n_train=8, n_inv=40,
-        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=3, lr=6e-5, latent_opt_iterations=20, latent_opt_lr=0.05,
+        lpips_pretrained=False, align_faces=False, image_size=32, n_test=32, n_ablation=32, n_train=8, n_inv=40,
+        n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=6, lr=3e-5, latent_opt_iterations=20, latent_opt_lr=0.05,
         project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
-        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy"),
+        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy", n_runs=3),
 }
+#: What ``make test`` (nbval) runs: the toy profile on 8 test faces with one fine-tune per edit, so the notebooks'
+#: checked cells run in a few minutes; ``make figures`` runs the full toy profile (32 faces, 3 fine-tunes).
+PROFILES["toy-check"] = replace(PROFILES["toy"], name="toy-check", n_test=8, n_ablation=8, n_runs=1,
+                                figures_subdir="toy-check")
 
 
 def _auto() -> tuple[str, str]:
@@ -135,7 +142,7 @@ def get_profile(name: str = "auto", *, verbose: bool = True) -> Profile:
         if verbose:
             print(f"profile 'auto' -> '{name}': {why}.")
     if name not in PROFILES:
-        raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper', 'toy' or 'smoke'.")
+        raise ValueError(f"unknown profile '{name}'; choose 'auto', 'paper', 'toy', 'toy-check' or 'smoke'.")
     return PROFILES[name]
 
 

@@ -20,13 +20,19 @@ from ..method.attributes import Attribute, attribute
 from .memo import Memo
 from .profiles import Profile
 
-__all__ = ["SAMPLE_SETS", "PhotoWorld", "ToyWorld", "world_for"]
+__all__ = ["SAMPLE_SETS", "PhotoWorld", "ToyWorld", "world_for", "profile_recipe"]
 
 #: Shipped photos standing in for a domain's test images when no folder is given (faces first).
 SAMPLE_SETS: dict[str, tuple[str, ...]] = {
     "celeba_hq": ("grace_hopper", "astronaut"),
     "other": ("chelsea", "coffee"),
 }
+
+
+def profile_recipe(profile: Profile) -> dict:
+    """What a profile changes in the paper recipe of every fine-tune: S_gen, passes and learning rate (the toy
+    profile's are also what the CLI's ``--model toy`` fine-tunes with)."""
+    return {"n_gen": profile.n_gen_train, "n_iter": profile.n_iter, "lr": profile.lr}
 
 
 def as_attribute(item: str | Attribute) -> Attribute:
@@ -54,8 +60,9 @@ class PhotoWorld:
         key = ("images", domain, n, folder, self.profile.image_size)
         return self.memo.get(key, lambda: self._read(domain, n, folder)).clone()
 
-    def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
-        """The fine-tuning images: ``train_dirs[domain]`` (the paper: 50 training images), else the test inputs."""
+    def train_images(self, domain: str = "celeba_hq", replicate: int = 0) -> torch.Tensor:
+        """The fine-tuning images: ``train_dirs[domain]`` (the paper: 50 training images), else the test inputs.
+        Photos are the same for every ``replicate`` (independent fine-tunes differ by their seed only)."""
         return self.images(domain, self.profile.n_train, folder=self.train_folder(domain))
 
     def train_folder(self, domain: str) -> str:
@@ -74,6 +81,15 @@ class PhotoWorld:
         """Inputs from outside the model's domain for Fig. 7a: the portraits themselves (the paper's inputs are
         artworks already)."""
         return portraits
+
+    def edit_images(self, item: str | Attribute | tuple, n: int | None = None) -> torch.Tensor:
+        """The test images an edit towards ``item`` (or several, a tuple, for a mix) is measured on: the
+        domain's test images."""
+        return self.images(as_attribute(item[0] if isinstance(item, tuple) else item).domain, n)
+
+    def records(self, images: torch.Tensor) -> list | None:
+        """The toy faces ``images`` were drawn from (None: photos have no ground truth)."""
+        return None
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A random generator on the device, seeded from the profile (the stochastic forward process of
@@ -103,14 +119,15 @@ class PhotoWorld:
         """``names`` as this world edits them."""
         return list(names)
 
-    def finetune_config(self, item: str | Attribute, t0: int | None = None):
+    def finetune_config(self, item: str | Attribute, t0: int | None = None, replicate: int = 0):
         """The :class:`FinetuneConfig` for an attribute under this profile (paper recipe, Sec. 4); ``t0``
-        overrides the attribute's return step (Fig. 8b)."""
+        overrides the attribute's return step (Fig. 8b); independent fine-tunes (``replicate`` 0, 1, ...)
+        take the profile's seed plus ``replicate``."""
         from ..method.finetune import attribute_config
 
         p = self.profile
-        return attribute_config(as_attribute(item), "paper", n_gen=p.n_gen_train, n_iter=p.n_iter, lr=p.lr,
-                                seed=p.seed, **self._config_overrides(t0))
+        return attribute_config(as_attribute(item), "paper", **profile_recipe(p), seed=p.seed + replicate,
+                                **self._config_overrides(t0))
 
     def _config_overrides(self, t0: int | None) -> dict:
         return {"t0": int(t0)} if t0 else {}
@@ -126,12 +143,13 @@ class PhotoWorld:
 class ToyWorld(PhotoWorld):
     """dclip's synthetic faces (:mod:`dclip.toy.domain`): what the toy profile edits on a CPU."""
 
-    def train_images(self, domain: str = "celeba_hq") -> torch.Tensor:
-        """Fine-tuning images: a training folder when given, else training-seed toy faces (never the test faces)."""
+    def train_images(self, domain: str = "celeba_hq", replicate: int = 0) -> torch.Tensor:
+        """Fine-tuning images: a training folder when given, else training-seed toy faces (never the test or
+        validation faces); each ``replicate`` (an independent fine-tune) its own faces."""
         if self.train_folder(domain):
-            return super().train_images(domain)
+            return super().train_images(domain, replicate)
         n = self.profile.n_train
-        return self.memo.get(("train", n), lambda: self._toy_train(n).to(self.device)).clone()
+        return self.memo.get(("train", n, replicate), lambda: self._toy_train(n, replicate).to(self.device)).clone()
 
     def n_train_images(self, domain: str = "celeba_hq") -> int:
         if self.train_folder(domain):
@@ -153,13 +171,42 @@ class ToyWorld(PhotoWorld):
 
         self.note(f"toy profile: test images are {n} held-out toy faces (seeds {HELD_OUT_SEED}+, every other one "
                   "without glasses).")
-        return evaluation_set(n)[0]
+        return self._remember(*evaluation_set(n))
 
-    def _toy_train(self, n: int) -> torch.Tensor:
-        from ..toy.domain import HELD_OUT_SEED, face_set
+    def edit_images(self, item: str | Attribute, n: int | None = None, *, split: str = "test") -> torch.Tensor:
+        """The ``n`` (default: the profile's ``n_test``) faces an edit towards ``item`` (a toy edit's name, or a
+        tuple of names for a mix) is measured on: held-out faces whose true attributes lack its target(s), from
+        the ``test`` faces or the ``validation`` faces (where settings are chosen)."""
+        from ..toy.domain import HELD_OUT_SEED, VALIDATION_SEED
+        from ..toy.judging import lacking_faces
+
+        name = item if isinstance(item, (str, tuple)) else None
+        if name is None or self.image_dirs.get("celeba_hq"):
+            return super().edit_images(item, n)
+        starts = {"test": HELD_OUT_SEED, "validation": VALIDATION_SEED}
+        if split not in starts:
+            raise ValueError(f"split must be 'test' or 'validation'; got '{split}'.")
+        n = n or self.profile.n_test
+        return self.memo.get(("edit images", name, n, split),
+                             lambda: self._remember(*lacking_faces(name, n, starts[split]))).clone()
+
+    def records(self, images: torch.Tensor) -> list | None:
+        """The toy faces (:class:`dclip.toy.domain.Face`) that ``images`` show, when this world drew them."""
+        from ..method.latents import fingerprint
+
+        return self.memo.peek(("records", fingerprint([images.cpu().float()])))
+
+    def _remember(self, images: torch.Tensor, records: list) -> torch.Tensor:
+        from ..method.latents import fingerprint
+
+        self.memo.get(("records", fingerprint([images.float()])), lambda: records)
+        return images.to(self.device)
+
+    def _toy_train(self, n: int, replicate: int) -> torch.Tensor:
+        from ..toy.domain import FINETUNE_SEED, face_set
 
         self.note(f"toy profile: fine-tuning on {n} training-seed toy faces.")
-        return face_set(HELD_OUT_SEED // 2, n)[0]
+        return face_set(FINETUNE_SEED + 1000 * replicate, n)[0]
 
     def attribute_names(self, names) -> list[str]:
         """Each paper attribute's toy stand-in (:data:`dclip.method.attributes.TOY_STAND_INS`, said in a note);
@@ -178,7 +225,9 @@ class ToyWorld(PhotoWorld):
         return out
 
     def _config_overrides(self, t0: int | None) -> dict:
-        return {**super()._config_overrides(t0), "lambda_id": 0.0}  # the toy world has no identity network
+        from ..method.finetune import world_settings
+
+        return {**super()._config_overrides(t0), **world_settings("toy")}  # the toy world has no identity network
 
 
 def world_for(profile: Profile, device: torch.device, memo: Memo, note: Callable[[str], None], *,

@@ -9,10 +9,12 @@ in :mod:`dclip.studies`; this one gathers them under one name for the notebooks:
 * :mod:`.ablation`            -- notebook 03, Fig. 8b (:func:`t0_ablation`).
 * :mod:`.latent_vs_finetune`  -- notebook 04, Fig. 9.
 * :mod:`.novel`               -- notebook 05, Fig. 7.
+* :mod:`.judged_edits`        -- notebook 02 at the toy profile: every toy edit against the true edit.
 * :mod:`.common`              -- :class:`Study`, :class:`EditSet` and the helpers they share.
 """
 from .ablation import t0_ablation
-from .common import GAN_DOMAIN, EditSet, Study, judged, mean
+from .common import GAN_DOMAIN, EditSet, Study, judged, mean, reconstruction_scores
+from .judged_edits import judged_edits
 from .latent_vs_finetune import latent_vs_finetune
 from .manipulation import (BASELINES, DIFFUSION_RECONSTRUCTION, GAN_INVERSION, GAN_METHODS, diffusionclip_edits,
                            edit_rows, gan_edit_sets, gan_outputs, manipulation_study, register_baseline, run_baseline,
@@ -25,4 +27,4 @@ __all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "GAN_IN
            "register_baseline", "run_baseline", "reconstruction_study", "gan_outputs", "gan_edit_sets",
            "diffusionclip_edits", "diffusion_reconstructions", "edit_rows", "summary_rows", "gan_inversion_rows",
            "diffusion_reconstruction_rows", "manipulation_study", "step_ablation", "t0_ablation", "latent_vs_finetune",
-           "novel_applications", "judged", "mean"]
+           "novel_applications", "judged_edits", "judged", "mean", "reconstruction_scores"]

@@ -7,23 +7,27 @@ from typing import Sequence
 from ..method import metrics
 from ..method.attributes import attribute
 from .common import Study, judged, mean
+from .judged_edits import face_rows
 
 __all__ = ["latent_vs_finetune"]
 
 
-def latent_vs_finetune(ctx, attributes: Sequence[str]) -> Study:
-    """Fig. 9: each prompt by optimising x_t0 of a frozen model, and by fine-tuning the model.
+def latent_vs_finetune(ctx, attributes: Sequence[str], n_show: int = 8) -> Study:
+    """Fig. 9: each prompt by optimising x_t0 of a frozen model, and by fine-tuning the model, on the test
+    images its edit is measured on (:meth:`~dclip.notebook.worlds.PhotoWorld.edit_images`).
 
-    Rows: attribute, method, S_dir, MAE to the input. Images: ``original_<domain>``,
-    ``latent/<attribute>`` and ``finetune/<attribute>``.
+    Rows: attribute, method, S_dir, MAE to the input (and the judged columns at the toy profile). Images:
+    ``original/<attribute>``, ``latent/<attribute>`` and ``finetune/<attribute>``. The figure: per attribute,
+    ``n_show`` faces as columns; rows original | true edit (toy) | latent optimisation | fine-tuning | |Δ| of
+    the fine-tuned edit, the judge's reading under each face (toy).
     """
     from ..method.edit import latent_optimisation
 
     p, study = ctx.profile, Study()
     for name in attributes:
         attr = attribute(name)
-        originals = ctx.world.images(attr.domain)
-        study.images.setdefault(f"original_{attr.domain}", originals.cpu())
+        originals = ctx.world.edit_images(name)
+        study.images[f"original/{name}"] = originals.cpu()
         optimised, _ = latent_optimisation(ctx.unet(attr.domain), ctx.clip, originals, attr.source, attr.target,
                                            attr.t0, n_inv=p.n_inv_train, n_gen=p.n_gen_train,
                                            iterations=p.latent_opt_iterations, lr=p.latent_opt_lr)
@@ -35,12 +39,10 @@ def latent_vs_finetune(ctx, attributes: Sequence[str]) -> Study:
                                                                             attr.source, attr.target)),
                                "mae": mean(metrics.mae(originals, edited)),
                                **judged(ctx, originals, edited.detach(), name)})
-    domain = attribute(attributes[0]).domain
-    for i in range(min(2, len(study.images[f"original_{domain}"]))):
-        for key, method in (("latent", "latent optimisation"), ("finetune", "fine-tuning")):
-            study.grid.append([study.images[f"original_{domain}"][i]]
-                              + [study.images[f"{key}/{name}"][i] for name in attributes])
-            study.row_labels.append(f"{i + 1}: {method}")
-    study.col_labels = ["original"] + list(attributes)
+        grid, labels, notes = face_rows(ctx, name, originals, {"latent optimisation": optimised,
+                                                               "fine-tuning": tuned}, n_show)
+        study.grid += grid
+        study.notes += notes
+        study.row_labels += [f"{name}: {label}" for label in labels]
     study.title = "Fig. 9: latent optimisation vs fine-tuning"
     return study

@@ -16,7 +16,7 @@ from .reconstruction import diffusion_reconstruction_rows, diffusion_reconstruct
 
 __all__ = ["BASELINES", "GAN_METHODS", "GAN_INVERSION", "DIFFUSION_RECONSTRUCTION", "register_baseline",
            "run_baseline", "gan_outputs", "gan_edit_sets", "diffusionclip_edits", "edit_rows", "summary_rows",
-           "manipulation_study"]
+           "manipulation_study", "TOY_IDENTITY"]
 
 
 #: The built-in GAN baselines (the keys of :func:`dclip.baselines.comparison.run_gan_baselines`' result):
@@ -136,19 +136,28 @@ def edit_rows(ctx, sets: Sequence[EditSet]) -> list[dict]:
     for s in sets:
         s_dir = mean(metrics.directional_similarity(ctx.clip, s.originals, s.edited, s.source, s.target))
         face = s.domain == "celeba_hq"
-        ident = mean(metrics.identity_similarity(ctx.face_model, s.originals, s.edited)) if face else None
-        network = ctx.world.identity_label(ctx.face_model) if face else None
+        verdict = judged(ctx, s.originals, s.edited, s.attribute)
+        if ctx.profile.is_toy:  # no face network was trained on toy faces: the judge reads the identity back
+            ident, network = verdict.get("toy_id"), TOY_IDENTITY
+        else:
+            ident = mean(metrics.identity_similarity(ctx.face_model, s.originals, s.edited)) if face else None
+            network = ctx.world.identity_label(ctx.face_model) if face else None
         rows.append({"method": s.method, "domain": s.domain, "attribute": s.attribute, "s_dir": s_dir, "id": ident,
-                     "id_net": network, **judged(ctx, s.originals, s.edited, s.attribute)})
+                     "id_net": network, **verdict})
     return rows
 
 
-def summary_rows(rows: Sequence[dict]) -> list[dict]:
+#: The identity measure of the toy profile (:func:`dclip.toy.judging.edit_outcomes`' ``identity``).
+TOY_IDENTITY = "toy judge (identity read back)"
+
+
+def summary_rows(rows: Sequence[dict], with_paper: bool = True) -> list[dict]:
     """Means per (method, domain, prompt set) beside Table 3's numbers for the same method and domain.
 
     The prompt set is "Table 3" for the paper's comparison prompts (:data:`TABLE3_PROMPTS`) and
-    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it. ``id_net`` names
-    the identity network of ``id`` (the paper's ``paper_id`` is ArcFace's).
+    "other" for the rest (e.g. Pixar); only the former has paper numbers beside it, and only ``with_paper``
+    (off at the toy profile: a toy number is never held against the paper's). ``id_net`` names the identity
+    network of ``id`` (the paper's ``paper_id`` is ArcFace's).
     """
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:
@@ -162,7 +171,7 @@ def summary_rows(rows: Sequence[dict]) -> list[dict]:
         out.append({"method": method, "domain": domain, "prompts": prompts, "n": len(group),
                     "s_dir": sum(r["s_dir"] for r in group) / len(group),
                     "id": sum(ids) / len(ids) if ids else None, "id_net": " / ".join(nets) or None,
-                    "paper_s_dir": paper["s_dir"], "paper_id": paper["id"]})
+                    **({"paper_s_dir": paper["s_dir"], "paper_id": paper["id"]} if with_paper else {})})
     return out
 
 
@@ -229,7 +238,7 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
         recon.extend(diffusion_reconstruction_rows(ctx, domain, originals, recs))
     study.images.update({f"{s.method}/{s.attribute}": s.edited.cpu() for s in sets})
     study.rows = edit_rows(ctx, sets)
-    study.extra["summary"] = summary_rows(study.rows)
+    study.extra["summary"] = summary_rows(study.rows, with_paper=not ctx.profile.is_toy)
     study.extra["reconstruction"] = recon
     _comparison_grid(study, attributes, sets, inversion_columns, per_prompt)
     return study

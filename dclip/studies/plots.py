@@ -38,12 +38,13 @@ def stamp(fig, text: str) -> None:
 
 
 def image_grid(rows: Sequence[Sequence[torch.Tensor | None]], *, row_labels: Sequence[str] = (),
-               col_labels: Sequence[str] = (), captions: Sequence[Sequence[str]] = (), title: str = "",
-               stamp_text: str = "", cell: float = 1.6):
+               col_labels: Sequence[str] = (), captions: Sequence[Sequence[str]] = (),
+               notes: Sequence[Sequence[str]] = (), title: str = "", stamp_text: str = "", cell: float = 1.6):
     """A grid of images: ``rows[i][j]`` is a (3, H, W) tensor in [-1, 1] or None (left blank).
 
     ``col_labels`` title the first row's cells; ``captions[i][j]`` (optional) titles any cell and
-    wins over the column label. Returns a ``matplotlib.figure.Figure`` of ``cell`` inches per image.
+    wins over the column label; ``notes[i][j]`` (optional) is written under a cell (e.g. what a judge reads
+    in it). Images are enlarged with nearest-neighbour scaling (pixels stay square). Returns a ``matplotlib.figure.Figure`` of ``cell`` inches per image.
     """
     n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
     if n_cols == 0:
@@ -70,6 +71,9 @@ def image_grid(rows: Sequence[Sequence[torch.Tensor | None]], *, row_labels: Seq
                 ax.set_title(caption, fontsize=8)
             if j == 0 and i < len(row_labels):
                 ax.set_ylabel(row_labels[i], fontsize=8)
+            note = notes[i][j] if i < len(notes) and j < len(notes[i]) else ""
+            if note:
+                ax.set_xlabel(note, fontsize=7, labelpad=2)
     if title:
         fig.suptitle(title, fontsize=10, y=0.995)
     fig.tight_layout()

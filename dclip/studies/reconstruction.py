@@ -11,7 +11,7 @@ from ..method import metrics
 from ..method.accelerated import generate_fast
 from ..method.latents import precompute
 from ..runtime.fast import RECONSTRUCTION
-from .common import GAN_DOMAIN, Study, _one_domain
+from .common import GAN_DOMAIN, Study, _interval, _one_domain, beside_paper, reconstruction_scores
 from .paper_numbers import paper_gan_inversion, paper_reconstruction
 
 __all__ = ["reconstruction_study", "step_ablation", "diffusion_reconstructions", "gan_inversion_rows",
@@ -50,11 +50,9 @@ def reconstruction_study(ctx, images: torch.Tensor, t0s: Sequence[int] = (300, 4
         for t0 in t0s:
             rec = _latents(model, images, t0, steps, is_exact).x_rec.to(images.device)
             study.images[f"{'exact' if is_exact else 'ddim'}_{t0}"] = rec.cpu()
-            scores = metrics.reconstruction_scores(ctx.lpips, images, rec)
             paper = paper_reconstruction(t0) if not is_exact else {"mae": None, "lpips": None, "ssim": None}
-            study.rows.append({"inversion": label, "t0": int(t0), "S": steps, **scores,
-                               "paper_mae": paper["mae"], "paper_lpips": paper["lpips"],
-                               "paper_ssim": paper["ssim"]})
+            study.rows.append({"inversion": label, "t0": int(t0), "S": steps,
+                               **reconstruction_scores(ctx, images, rec), **beside_paper(ctx, paper)})
     keys = [k for k in study.images if k != "original"]
     study.layout(["original"] + keys, ["original"] + [k.replace("ddim_", "DDIM t0=").replace("exact_", "exact t0=")
                                                       for k in keys], n_rows=4,
@@ -71,19 +69,33 @@ def step_ablation(ctx, images: torch.Tensor, t0: int = 600, steps: Sequence[int]
     """
     model = ctx.unet(domain)
     study = Study(images={"original": images.cpu()})
+    errors = {}
     for s_inv in steps:
         latents = _latents(model, images, t0, s_inv)
         for s_gen in steps:
             rec = (latents.x_rec if s_gen == s_inv else _regenerate(model, latents, s_gen)).to(images.device)
             study.images[f"rec_{s_inv}_{s_gen}"] = rec.cpu()
-            study.rows.append({"S_inv": int(s_inv), "S_gen": int(s_gen),
-                               **metrics.reconstruction_scores(ctx.lpips, images, rec)})
+            errors[s_inv, s_gen] = metrics.mae(images, rec).cpu()
+            study.rows.append({"S_inv": int(s_inv), "S_gen": int(s_gen), **reconstruction_scores(ctx, images, rec)})
+    study.extra["comparisons"] = _step_comparisons(errors, steps)
     study.grid = [[images[0].cpu() if i == 0 else None] + [study.images[f"rec_{a}_{b}"][0] for b in steps]
                   for i, a in enumerate(steps)]
     study.row_labels = [f"S_inv={a}" for a in steps]
     study.col_labels = ["original"] + [f"S_gen={b}" for b in steps]
     study.title = f"Fig. 8a: reconstruction at t0 = {t0}"
     return study
+
+
+def _step_comparisons(errors: dict, steps: Sequence[int]) -> list[dict]:
+    """For each S_inv, the MAE of each S_gen minus that of the next larger S_gen, per image, with its 95 %
+    bootstrap interval (what Fig. 8a's statements are checked on: :func:`dclip.studies.claims.step_claims`)."""
+    rows = []
+    for s_inv in steps:
+        for fewer, more in zip(steps, steps[1:]):
+            diff = (errors[s_inv, fewer] - errors[s_inv, more]).numpy()
+            rows.append({"S_inv": int(s_inv), "S_gen": int(fewer), "versus S_gen": int(more),
+                         "mae_difference": round(float(diff.mean()), 5), "ci": _interval(diff), "of": len(diff)})
+    return rows
 
 
 def diffusion_reconstructions(ctx, items: Sequence[str], originals: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -111,11 +123,11 @@ def _table1_t0(t0: int) -> int:
     return t0 - 1 if t0 % 100 == 1 else t0
 
 
-def _reconstruction_row(method: str, inversion: str, domain: str, t0: int | None, scores: dict | None,
+def _reconstruction_row(ctx, method: str, inversion: str, domain: str, t0: int | None, scores: dict | None,
                         paper: dict) -> dict:
     scores = scores or {"mae": None, "lpips": None, "ssim": None}
     return {"method": method, "inversion": inversion, "domain": domain, "t0": t0, **scores,
-            **{f"paper_{k}": paper[k] for k in ("mae", "lpips", "ssim")}}
+            **beside_paper(ctx, {k: paper[k] for k in ("mae", "lpips", "ssim")})}
 
 
 #: Table 1's name of each GAN inversion (:data:`dclip.baselines.comparison.E4E_INVERSION`, ...).
@@ -126,8 +138,8 @@ def gan_inversion_rows(ctx, originals: torch.Tensor, inversions: dict[str, tuple
                        ) -> list[dict]:
     """Table 1's GAN rows, measured: each inversion of :func:`~dclip.studies.manipulation.gan_edit_sets`
     beside the paper's (e4e, Optimization), labelled with the methods that start from it."""
-    return [_reconstruction_row(" / ".join(methods), name, GAN_DOMAIN, None,
-                                metrics.reconstruction_scores(ctx.lpips, originals, inverted),
+    return [_reconstruction_row(ctx, " / ".join(methods), name, GAN_DOMAIN, None,
+                                reconstruction_scores(ctx, originals, inverted),
                                 paper_gan_inversion(_TABLE1_GAN.get(name, name)))
             for name, (inverted, methods) in inversions.items()]
 
@@ -136,7 +148,7 @@ def diffusion_reconstruction_rows(ctx, domain: str, originals: torch.Tensor, rec
                                   ) -> list[dict]:
     """Table 1's DiffusionCLIP rows: the reconstruction at each t0, beside the paper's (CelebA-HQ only)."""
     none = {"mae": None, "lpips": None, "ssim": None}
-    return [_reconstruction_row("DiffusionCLIP", "DDIM", domain, t0,
-                                metrics.reconstruction_scores(ctx.lpips, originals, rec),
+    return [_reconstruction_row(ctx, "DiffusionCLIP", "DDIM", domain, t0,
+                                reconstruction_scores(ctx, originals, rec),
                                 paper_reconstruction(_table1_t0(t0)) if domain == "celeba_hq" else none)
             for t0, rec in recs.items()]

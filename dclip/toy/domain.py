@@ -13,8 +13,9 @@ filter (``Image.reduce``), so the same seed gives the same bytes on every machin
 :class:`numpy.random.Generator` (PCG64) seeded with ``[seed, index]``: image ``i`` of a set does not
 depend on how many images are drawn.
 
-Seed ranges: training sets use seeds below :data:`HELD_OUT_SEED`; every evaluation (tests, notebooks,
-the bars in the models' sidecars) draws from :data:`HELD_OUT_SEED` upwards.
+Seed ranges: training sets use seeds below :data:`HELD_OUT_SEED` (fine-tuning faces from
+:data:`FINETUNE_SEED`); every evaluation (tests, notebooks, the bars in the models' sidecars) draws from
+:data:`HELD_OUT_SEED` upwards, and settings are chosen on the validation faces from :data:`VALIDATION_SEED`.
 """
 from __future__ import annotations
 
@@ -25,13 +26,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["SIZE", "ATTRIBUTES", "STYLES", "HELD_OUT_SEED", "DOMAIN_VERSION", "Face", "random_face", "render",
-           "faces", "face_set", "evaluation_set", "to_tensor", "domain_hash"]
+__all__ = ["SIZE", "ATTRIBUTES", "STYLES", "HELD_OUT_SEED", "FINETUNE_SEED", "VALIDATION_SEED", "DOMAIN_VERSION", "Face", "random_face", "render",
+           "faces", "face_set", "evaluation_set", "to_tensor", "domain_hash", "with_attribute"]
 
 SIZE = 32           # pixels per side of a rendered face
 _SCALE = 4          # drawn at SIZE * _SCALE, then box-reduced
 DOMAIN_VERSION = 1  # bump when drawing changes (the shipped models record it; see domain_hash)
 HELD_OUT_SEED = 1_000_000
+#: Fine-tuning faces (training seeds, never seen as test faces): independent fine-tunes start 1000 apart.
+FINETUNE_SEED = HELD_OUT_SEED // 2
+#: Validation faces: held out like the test faces (:data:`HELD_OUT_SEED` upwards) but from their own range,
+#: where settings are chosen; the test faces never are.
+VALIDATION_SEED = HELD_OUT_SEED + 500_000
 
 #: Each attribute's values, in the order the classifiers use.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {

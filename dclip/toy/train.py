@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from ..method.ddim import DEFAULT_SCHEDULE
 from ..runtime.progress import progress_bar
 from ..models.folder import SHIPPED_DIR, write_model
-from . import domain
-from .nets import CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, JUDGE_HEADS, Judge
+from . import corruptions, domain
+from .nets import (CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, FORM, IDENTITY_RANGES, JUDGE_HEADS, Judge,
+                   identity_vector)
 
 __all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "domain_record",
            "draw_batch"]
@@ -206,7 +207,8 @@ class ClipSettings:
     # Expression (a 2-pixel mouth) is the slowest attribute to learn; augmentation (see _augment_clip)
     # keeps the image encoder from reading global tints and blur, which fine-tuning would otherwise exploit.
     steps: int = 3000
-    batch_size: int = 96       # image-caption pairs per step, styles round-robin
+    batch_size: int = 96       # image-caption pairs per step, styles round-robin ...
+    broken: int = 16           # ... plus this many broken images (hard negatives) captioned as what they are
     lr: float = 1e-3           # AdamW with a linear warm-up, then cosine decay to lr / 10
     warmup: int = 50
     weight_decay: float = 0.05
@@ -283,7 +285,9 @@ def _augment_clip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_clip", *,
                progress: bool | None = None, init: Path | None = None) -> dict:
     """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
-    (face, caption) pairs in every style. Images go through :func:`dclip.clip_loss.encode_images`, the
+    (face, caption) pairs in every style, and on broken images (:data:`dclip.toy.corruptions.TRAINING_KINDS`)
+    captioned as what they are ("a blurry image", "colour blobs"): hard negatives, so that a fine-tune cannot
+    raise the similarity to "pixel art" or "gray hair" by drawing a blob or a tint. Images go through :func:`dclip.clip_loss.encode_images`, the
     preprocessing every dclip loss uses. Shipped in fp16."""
     from ..models.clip import encode_images
 
@@ -308,13 +312,18 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, 
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
-        x, records, styles = draw_batch(step, settings.batch_size, seed=settings.seed, styles=domain.STYLES)
+        x, records, styles = draw_batch(step, settings.batch_size + settings.broken, seed=settings.seed,
+                                        styles=domain.STYLES)
         rng = np.random.default_rng([settings.seed, 7, step])
-        tokens = clip.tokenizer([caption(f, s, rng) for f, s in zip(records, styles)])
-        image = encode_images(clip, _augment_clip(x, generator))
+        n = settings.batch_size
+        texts = [caption(f, s, rng) for f, s in zip(records[:n], styles[:n])]
+        broken, kinds = corruptions.corrupt_mixed(x[n:], generator)
+        texts += [_one(rng, corruptions.CAPTIONS[k]) for k in kinds]
+        tokens = clip.tokenizer(texts)
+        image = encode_images(clip, torch.cat([_augment_clip(x[:n], generator), broken]))
         text = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp() * image @ text.T
-        labels = torch.arange(len(x))
+        labels = torch.arange(len(texts))
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -333,12 +342,14 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, 
 
 @dataclass(frozen=True)
 class JudgeSettings:
-    steps: int = 600
-    batch_size: int = 64
+    steps: int = 1500
+    batch_size: int = 64       # well-formed faces per step (styles round-robin) ...
+    broken: int = 32           # ... plus this many broken ones (a training corruption each)
     lr: float = 2e-3
     warmup: int = 20
+    identity_weight: float = 10.0  # the identity head's MSE (parameters in [0, 1]) beside the cross-entropies
     seed: int = 2
-    threads: int = 1
+    threads: int = 2
     save_every: int = 100
 
 
@@ -346,10 +357,11 @@ JUDGE_SETTINGS = JudgeSettings()
 
 
 def _degrade(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Augmentation towards what diffusion edits look like: a random blur strength and pixel noise."""
+    """What a well-formed image may still show after a diffusion edit, and the judge must accept: a light
+    blur (a 3 x 3 mean at up to 50 %) and pixel noise up to σ 0.08; far below the corruptions it refuses."""
     n = x.shape[0]
     blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    w = torch.rand(n, 1, 1, 1, generator=generator) * (torch.rand(n, 1, 1, 1, generator=generator) < 0.5)
+    w = 0.5 * torch.rand(n, 1, 1, 1, generator=generator) * (torch.rand(n, 1, 1, 1, generator=generator) < 0.5)
     sigma = 0.08 * torch.rand(n, 1, 1, 1, generator=generator)
     return ((1 - w) * x + w * blurred + sigma * torch.randn(x.shape, generator=generator)).clamp(-1, 1)
 
@@ -367,7 +379,8 @@ def _labels(records, styles) -> dict[str, torch.Tensor]:
 
 
 def judge_accuracy(judge: Judge, n: int = 300, start: int = domain.HELD_OUT_SEED) -> dict:
-    """Held-out accuracy per head: attributes on photos, the style over all styles."""
+    """Held-out accuracy per head: attributes on photos, the style over all styles; and the identity
+    head's mean absolute error on photos (parameters scaled to [0, 1])."""
     x, records = domain.face_set(start, n)
     photo = judge.predict(x)
     result = {name: float(np.mean([p[name] == getattr(f, name) for p, f in zip(photo, records)]))
@@ -377,12 +390,59 @@ def judge_accuracy(judge: Judge, n: int = 300, start: int = domain.HELD_OUT_SEED
         xs = x if style == "photo" else domain.to_tensor([domain.render(f, style) for f in records])
         hits += [p["style"] == style for p in judge.predict(xs)]
     result["style"] = float(np.mean(hits))
+    truth = torch.stack([identity_vector(f) for f in records])
+    result["identity_mae"] = float((torch.stack([p["identity"] for p in photo]) - truth).abs().mean())
     return result
+
+
+def calibrate_judge(judge: Judge, n: int = 300, quantile: float = 0.99, *, generator: torch.Generator,
+                    unet=None) -> list[float]:
+    """Set the judge's ``rerender_threshold`` of each style to the ``quantile`` of the re-rendering residual
+    (:func:`dclip.toy.nets.rerender_residual`) over well-formed validation images of that style: ``n`` faces
+    drawn in it, lightly degraded as in training. Photo-style faces are what the toy DDPM draws, so for them
+    the set also holds the same faces with colours up to twice the domain's jitter off the palette and the toy
+    DDPM's own DDIM reconstructions (t0 300 and 500, 40 steps; ``unet``: default the shipped toy DDPM). 1 % of
+    such images are refused. Chosen on validation faces, never on a corruption."""
+    from dataclasses import replace
+
+    from ..method.ddim import generate, invert
+    from ..models.unet import load_unet
+    from .nets import rerender_residual
+
+    records = domain.faces(domain.VALIDATION_SEED, n)
+    rng = np.random.default_rng([domain.VALIDATION_SEED, 1])
+    wider = [replace(f, jitter=tuple(int(v) for v in rng.integers(-24, 25, size=3))) for f in records]
+    unet = unet if unet is not None else load_unet("toy")
+    for k, style in enumerate(domain.STYLES):
+        x = _degrade(domain.to_tensor([domain.render(f, style) for f in records]), generator)
+        if style == "photo":
+            photos = domain.to_tensor([domain.render(f, style) for f in records[:96]])
+            with torch.no_grad():
+                recs = [generate(unet, invert(unet, photos, t0, 40), t0, 40) for t0 in (300, 500)]
+            x = torch.cat([x, _degrade(domain.to_tensor([domain.render(f, style) for f in wider]), generator), *recs])
+        residual = rerender_residual(judge, x, judge.read(x))
+        judge.rerender_threshold[k] = float(torch.quantile(residual, quantile))
+    return [round(float(v), 4) for v in judge.rerender_threshold]
+
+
+def _judge_loss(judge: Judge, x, records, styles, broken, settings: JudgeSettings) -> torch.Tensor:
+    """Cross-entropy per head and on the identity parameters for the well-formed images ``x``; the form
+    head's cross-entropy on ``x`` (well-formed) and ``broken``."""
+    logits, labels = judge(torch.cat([x, broken])), _labels(records, styles)
+    n = len(x)
+    loss = sum(F.cross_entropy(logits[k][:n], labels[k], ignore_index=-100) for k in JUDGE_HEADS)
+    form = torch.cat([torch.full((n,), FORM.index("well-formed")), torch.full((len(broken),), FORM.index("broken"))])
+    loss = loss + F.cross_entropy(logits["form"], form)
+    truth = torch.stack([identity_vector(f) for f in records])
+    return loss + settings.identity_weight * F.mse_loss(logits["identity"][:n], truth)
 
 
 def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_judge", *,
                 progress: bool | None = None) -> dict:
-    """Train the judge with cross-entropy per head on fresh faces in every style (degraded at random)."""
+    """Train the judge on fresh faces in every style (lightly degraded at random) and on broken images
+    (:data:`dclip.toy.corruptions.TRAINING_KINDS` only; the held-out kinds measure it afterwards)."""
+    from .judging import refusal_report
+
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -390,21 +450,28 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = SHIPPED_DI
     opt = torch.optim.AdamW(judge.parameters(), lr=settings.lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(settings.seed)
     meta = {"model": "toy judge (CNN classifier)", "heads": {k: list(v) for k, v in JUDGE_HEADS.items()},
-            "settings": asdict(settings), "domain": domain_record(), "styles": list(domain.STYLES)}
+            "form": list(FORM), "identity": {k: list(v) for k, v in IDENTITY_RANGES.items()},
+            "settings": asdict(settings), "domain": domain_record(), "styles": list(domain.STYLES),
+            "broken_kinds_trained": list(corruptions.TRAINING_KINDS)}
     bar = progress_bar(range(settings.steps), desc="toy judge", progress=progress)
     log = _LossLog(settings, meta, bar)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
-        x, records, styles = draw_batch(step, settings.batch_size, seed=settings.seed, styles=domain.STYLES)
-        logits, labels = judge(_degrade(x, generator)), _labels(records, styles)
-        loss = sum(F.cross_entropy(logits[k], labels[k], ignore_index=-100) for k in JUDGE_HEADS)
+        x, records, styles = draw_batch(step, settings.batch_size + settings.broken, seed=settings.seed,
+                                        styles=domain.STYLES)
+        broken, _ = corruptions.corrupt_mixed(x[settings.batch_size:], generator)
+        n = settings.batch_size
+        loss = _judge_loss(judge, _degrade(x[:n], generator), records[:n], styles[:n], broken, settings)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if log.record(step, loss.item()):
             if step + 1 == settings.steps:
                 judge.eval()
+                meta["rerender_threshold"] = calibrate_judge(judge, generator=generator)
                 meta["accuracy_held_out"] = judge_accuracy(judge)
-            write_model(judge, Path(out) / name, meta)
+                meta["refusal_held_out"] = refusal_report(judge)
+            write_model(judge.eval(), Path(out) / name, meta)
+            judge.train()
     return meta

@@ -1,157 +1,34 @@
-"""Command line: ``python -m dclip precompute | finetune | edit | cache`` for batch runs without Jupyter.
+"""What ``python -m dclip precompute | finetune | edit`` do, once :mod:`dclip.cli` has read the command line.
 
-Examples (the tiny preset and tiny CLIP run on any CPU in seconds; drop them for the paper's models):
-
-    python -m dclip finetune --model tiny --clip tiny --attribute makeup --n-images 2 --out runs/makeup
-    python -m dclip edit --model tiny --finetuned runs/makeup.safetensors --image photo.jpg --out edited.png
-
-The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.runtime.distributed`):
-precompute and edit of a folder split its images over the ranks (each rank writes the files of its
-own images; a re-run skips what is done), finetune with one attribute trains data-parallel
-(``--batch-size`` per rank) and finetune with several attributes trains one per rank at a time.
+Under ``torchrun`` (:mod:`dclip.runtime.distributed`) precompute and edit of a folder split its images over the
+ranks, finetune with one attribute trains data-parallel and finetune with several trains one per rank at a time.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from pathlib import Path
 
 import torch
 
-from .runtime import distributed
-
-__all__ = ["main", "build_parser"]
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="celeba_hq",
-                   help="pretrained diffusion model: a preset (celeba_hq, lsun_church, lsun_bedroom, afhq_dog, "
-                        "tiny), a checkpoint file, a diffusers folder or a Hub id (default: %(default)s)")
-    p.add_argument("--model-config", default=None,
-                   help="architecture preset for a checkpoint file whose layout is ambiguous (default: inferred)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (default: %(default)s)")
-    p.add_argument("--t0", type=int, default=None,
-                   help="return step t0 in [1, 999]; default: the attribute's (finetune) or the one the "
-                        "model was trained at (edit), else 400")
-    p.add_argument("--n-inv", type=int, default=40, help="S_inv, DDIM inversion steps (default: %(default)s)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="show progress bars (default: on)")
-
-
-def _add_images(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", default=None,
-                   help="folder of training images; default: photos that ship with matplotlib/scikit-image")
-    p.add_argument("--n-images", type=int, default=50, help="at most this many images (default: %(default)s)")
-    p.add_argument("--align", action="store_true", help="align faces with MTCNN into the CelebA-HQ framing first")
-
-
-def _add_finetune(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--attribute", default=None, nargs="+",
-                   help="attribute preset (e.g. makeup, tanned, pixar, church_golden); several fine-tune one model "
-                        "each (spread over the ranks under torchrun) and write OUT/ATTRIBUTE.safetensors")
-    p.add_argument("--source", default=None, help="source text (overrides the attribute's), e.g. 'face'")
-    p.add_argument("--target", default=None, help="target text (overrides the attribute's), e.g. 'angry face'")
-    p.add_argument("--recipe", default="paper", choices=["paper", "authors_readme"],
-                   help="hyper-parameter recipe: the paper's (lr 1e-6, x1.2 per 50 updates) or the authors' "
-                        "README (lr 8e-6, x1.3 per epoch, 5 epochs) (default: %(default)s)")
-    p.add_argument("--mode", default="full", choices=["full", "efficient"],
-                   help="full: backprop through all S_gen steps; efficient: a step per DDIM step (default: full)")
-    p.add_argument("--n-gen", type=int, default=None, help="S_gen during training (recipe default 6)")
-    p.add_argument("--n-iter", type=int, default=None, help="passes over the training images (recipe default)")
-    p.add_argument("--lr", type=float, default=None, help="initial learning rate (recipe default)")
-    p.add_argument("--lambda-clip", type=float, default=None, help="weight of the CLIP term (recipe default)")
-    p.add_argument("--lambda-l1", type=float, default=None, help="weight of the L1 term (recipe default)")
-    p.add_argument("--lambda-id", type=float, default=None,
-                   help="weight of the face identity term (default: 0.1 for in-domain face attributes, else 0)")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="images per update, per rank under torchrun (default: %(default)s)")
-    p.add_argument("--grad-checkpointing", action="store_true",
-                   help="recompute activations to save memory (full mode; a fast-path setting)")
-    p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 autocast on CUDA (already the CUDA fast path's default; ignored on the CPU)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--reuse", action="store_true",
-                   help="reuse an identical earlier fine-tune (same base weights, images and settings) from dclip's "
-                        "disk cache, and keep this one there (one process per fine-tune; not data-parallel)")
-    p.add_argument("--clip", default="ViT-B-16-quickgelu",
-                   help="open_clip model name, or 'tiny' for random weights (default: %(default)s)")
-    p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
-    p.add_argument("--face-weights", default=None, help="local facenet VGGFace2 weight file (offline use)")
-    p.add_argument("--arcface-weights", default=None,
-                   help="local ArcFace IR-SE50 file (model_ir_se50.pth), the authors' identity network; without "
-                        "it ArcFace is used when that file is in $DCLIP_WEIGHTS, else facenet VGGFace2")
-    p.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
-                   "disk cache, see `python -m dclip cache`)")
-    p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dclip", description="DiffusionCLIP from the command line.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    pre = sub.add_parser("precompute", help="invert training images to t0 and cache the latents")
-    _add_common(pre)
-    _add_images(pre)
-    pre.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
-                     "disk cache, see `python -m dclip cache`)")
-    pre.add_argument("--batch-size", type=int, default=None, help="images per UNet call (default: 8)")
-    pre.add_argument("--out", default=None, help="also write a grid original | reconstruction to this PNG")
-    fin = sub.add_parser("finetune", help="fine-tune the model with the directional CLIP loss")
-    _add_common(fin)
-    _add_images(fin)
-    _add_finetune(fin)
-    ed = sub.add_parser("edit", help="edit an image with a fine-tuned model")
-    _add_common(ed)
-    ed.add_argument("--finetuned", required=True, nargs="+",
-                    help="fine-tuned model file(s); several with --gammas mix them (eq. 14)")
-    which = ed.add_mutually_exclusive_group(required=True)
-    which.add_argument("--image", help="image file to edit")
-    which.add_argument("--images", help="folder of images to edit: writes OUT/NAME.png per image (edited only), "
-                                         "skipping those already there")
-    ed.add_argument("--n-images", type=int, default=None, help="with --images: the first this many (default: all)")
-    ed.add_argument("--batch-size", type=int, default=8,
-                    help="with --images: images per UNet call (default: %(default)s)")
-    ed.add_argument("--align", action="store_true", help="align the face with MTCNN first")
-    ed.add_argument("--n-gen", type=int, default=40, help="S_gen, generation steps (default: %(default)s)")
-    ed.add_argument("--ratio", type=float, default=1.0, help="degree of change r in [0, 1] (default: 1)")
-    ed.add_argument("--gammas", default=None,
-                    help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
-    ed.add_argument("--out", required=True, help="output image path (PNG); a folder with --images")
-    cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
-    cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
-                       help="list: location, entries and sizes; clear: remove every entry (default: list)")
-    for name, (_, text) in TOOLS.items():  # listed here; main() hands the rest of the line to the tool's parser
-        sub.add_parser(name, help=text, add_help=False)
-    return parser
-
-
-#: The developer tools: name -> (module of dclip.dev with a ``main(argv)``, help line).
-TOOLS = {
-    "figures": ("figures", "re-run every notebook with papermill and rewrite figures/ (make figures)"),
-    "toy": ("toy_commands", "train the shipped toy models, draw the toy world sheet (make toy-models)"),
-    "portability": ("portability", "the checked notebook numbers and make test under simulated CPUs "
-                                   "(make notebook-spread)"),
-}
-
-
-def _tool(name: str, argv: list[str]) -> int:
-    import importlib
-
-    return importlib.import_module(f"{__package__}.dev.{TOOLS[name][0]}").main(argv)
+from ..runtime import distributed
 
 
 def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
     """(name, loader) of each input image, in a fixed order that every rank agrees on: the folder's
-    files sorted by name (the first ``--n-images``), else the shipped sample photos. Loading is left
-    to the caller, so that each rank reads only its own images, when it gets to them."""
-    from .data.images import image_files, sample_photo, to_tensor
+    files sorted by name (the first ``--n-images``), else training-seed toy faces (``--model toy``) or the
+    shipped sample photos. Loading is left to the caller, so that each rank reads only its own images."""
+    from ..data.images import image_files, sample_photo, to_tensor
 
     if args.align and not args.images:
         raise ValueError("--align needs --images pointing at a folder of photos.")
     if args.images:
         files = image_files(args.images)[: args.n_images]
         return [(f.stem, functools.partial(_read, f, size, args.align)) for f in files]
+    if args.model == "toy":
+        from .toy import training_faces
+
+        return training_faces(args.n_images)
     names = ("grace_hopper", "astronaut")[: args.n_images]
     return [(n, functools.partial(lambda n: to_tensor(sample_photo(n), size), n)) for n in names]
 
@@ -159,7 +36,7 @@ def _image_items(args, size: int) -> list[tuple[str, functools.partial]]:
 def _load(items, indices, size: int, args) -> tuple[torch.Tensor, list[int]]:
     """The images ``items[i]`` for ``indices`` that can be read, as one (N, 3, size, size) tensor (N may be
     0), and their indices; an unreadable file is skipped with one warning line (the error line's prefix)."""
-    from .data.images import load_each
+    from ..data.images import load_each
 
     prefix = f"{distributed.rank_tag()}dclip {args.command}: "
     images, kept = load_each([items[i][1] for i in indices], size, prefix=prefix)
@@ -168,7 +45,7 @@ def _load(items, indices, size: int, args) -> tuple[torch.Tensor, list[int]]:
 
 def _usable(n_read: int, n_files: int, args) -> int:
     """How many images all ranks read; an error when a folder gave none (every file was skipped)."""
-    from .data.images import no_readable_images
+    from ..data.images import no_readable_images
 
     total = int(distributed.all_sum([n_read]).item())
     if total == 0 and args.images:
@@ -182,21 +59,21 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
 
 def _read(path, size: int, align: bool = False) -> torch.Tensor:
     """An image file (:func:`dclip.data.images.read_image`) as a (1, 3, size, size) tensor, ``align``-ed or not."""
-    from .data.faces import photo_to_tensor
-    from .data.images import read_image
+    from ..data.faces import photo_to_tensor
+    from ..data.images import read_image
 
     return photo_to_tensor(read_image(path), size, align=align)[0]
 
 
 def _load_model(args):
-    from .models.unet import load_unet
+    from ..models.unet import load_unet
 
     return load_unet(args.model, config=args.model_config).to(args.device)
 
 
 def _latents_cache(args) -> Path:
     """``--cache``, else the disk cache's latents folder (kept within its size limit afterwards)."""
-    from .runtime.cache import section
+    from ..runtime.cache import section
 
     return Path(args.cache) if args.cache else section("latents")
 
@@ -204,7 +81,7 @@ def _latents_cache(args) -> Path:
 def _bound_cache(args) -> None:
     """Keep the default disk cache within its size limit (rank 0 only under torchrun)."""
     if not args.cache and distributed.is_main():
-        from .runtime.cache import enforce_limit
+        from ..runtime.cache import enforce_limit
 
         enforce_limit()
 
@@ -212,8 +89,8 @@ def _bound_cache(args) -> None:
 def _precompute(args) -> None:
     """Invert the images to t0 into the cache, one file per image: under torchrun each rank inverts
     its own share (:func:`dclip.runtime.distributed.shard`); images already cached are read, not redone."""
-    from .runtime.fast import RECONSTRUCTION
-    from .method.latents import fingerprint, precompute_each
+    from ..runtime.fast import RECONSTRUCTION
+    from ..method.latents import fingerprint, precompute_each
 
     model = _load_model(args)
     t0 = args.t0 or 400
@@ -245,15 +122,16 @@ def _precompute(args) -> None:
     if args.out:
         pairs = sorted((p for part in distributed.gather(pairs) for p in part), key=lambda p: p[0])
         if distributed.is_main():
-            from .data.images import save_image
+            from ..data.images import save_image
 
             grid = torch.cat([torch.cat([p[1] for p in pairs], 2), torch.cat([p[2] for p in pairs], 2)], 1)
             print(f"wrote {save_image(grid, args.out)}")
 
 
 def _finetune_config(args, name: str | None = None):
-    from .method.attributes import Attribute, attribute
-    from .method.finetune import attribute_config
+    from .toy import preset as toy_preset
+    from ..method.attributes import Attribute, attribute
+    from ..method.finetune import attribute_config
 
     name = name or (args.attribute[0] if args.attribute else None)
     preset = attribute(name) if name else None
@@ -263,16 +141,18 @@ def _finetune_config(args, name: str | None = None):
         raise ValueError("give --attribute NAME, or both --source and --target texts.")
     attr = Attribute(source, target, args.t0 or (preset.t0 if preset else 400),
                      use_id=preset.use_id if preset else False, use_l1=preset.use_l1 if preset else True)
-    overrides = {k: v for k, v in dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
-                                       lambda_l1=args.lambda_l1, lambda_id=args.lambda_id).items() if v is not None}
-    return attribute_config(attr, args.recipe, mode=args.mode, batch_size=args.batch_size, seed=args.seed,
+    flags = dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
+                 lambda_l1=args.lambda_l1, lambda_id=args.lambda_id)
+    toy = {k: v for k, v in toy_preset(args).items() if k in flags}  # --model toy; a flag given wins
+    overrides = {**toy, **{k: v for k, v in flags.items() if v is not None}}
+    return attribute_config(attr, args.recipe or "paper", mode=args.mode, batch_size=args.batch_size, seed=args.seed,
                             **overrides)
 
 
 def _fast(args):
     """The fast path of a fine-tune: "auto" for the device, with --grad-checkpointing and --bf16 (bf16
     autocast on CUDA when the mode has none; the CUDA mode already has it) applied to it."""
-    from .runtime.fast import resolve
+    from ..runtime.fast import resolve
 
     fast = resolve("auto", args.device)
     changes = {}
@@ -286,8 +166,8 @@ def _fast(args):
 def _identity_model(args):
     """The identity network: ArcFace from --arcface-weights, facenet from --face-weights, else ArcFace when
     its file is in $DCLIP_WEIGHTS and facenet otherwise (saying so)."""
-    from .models.arcface import load_arcface
-    from .models.identity import load_face_model, load_identity_model
+    from ..models.arcface import load_arcface
+    from ..models.identity import load_face_model, load_identity_model
 
     if args.arcface_weights:
         return load_arcface(args.arcface_weights, device=args.device)
@@ -302,14 +182,17 @@ def _identity_model(args):
 def _finetune(args) -> None:
     """One attribute: fine-tune (data-parallel over the ranks under torchrun; rank 0 writes the model).
     Several: one fine-tune per attribute, the ranks taking every W-th attribute."""
-    from .method.finetune import save_finetuned
-    from .method.latents import fingerprint
+    from .toy import notes as toy_notes
+    from ..method.finetune import save_finetuned
+    from ..method.latents import fingerprint
 
     several = args.attribute is not None and len(args.attribute) > 1
     if several and (args.source or args.target):
         raise ValueError("--source/--target describe one edit: give them with one --attribute (or none), "
                          "or give several --attribute presets without them.")
     configs = {name: _finetune_config(args, name) for name in (args.attribute if several else [None])}
+    for note in toy_notes(args, next(iter(configs.values()))):
+        distributed.print_main(f"note: {note}")
     model = _load_model(args)
     size = int(model.config.sample_size)
     items = _image_items(args, size)
@@ -346,7 +229,7 @@ def _finetune(args) -> None:
 
 
 def _load_clip(args):
-    from .models.clip import load_clip, tiny_clip
+    from ..models.clip import load_clip, tiny_clip
 
     if args.clip == "tiny":
         return tiny_clip(device=args.device)
@@ -357,9 +240,9 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
     """Invert ``images`` (into the latents cache) and fine-tune; with --reuse first look in the engine's
     fine-tune cache (:func:`dclip.method.finetune.read_cached_finetune`), which skips both when it can,
     and keep a new result there."""
-    from .method.finetune import finetune
-    from .method.latents import precompute_each
-    from .runtime.fast import RECONSTRUCTION
+    from ..method.finetune import finetune
+    from ..method.latents import precompute_each
+    from ..runtime.fast import RECONSTRUCTION
 
     def latents():
         return precompute_each(model, images, config.t0, args.n_inv, cache_dir=_latents_cache(args),
@@ -367,8 +250,8 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
 
     cache = path = None
     if args.reuse:
-        from .method.finetune import finetuned_cache_path, read_cached_finetune
-        from .runtime.cache import cache_root
+        from ..method.finetune import finetuned_cache_path, read_cached_finetune
+        from ..runtime.cache import cache_root
 
         cache = cache_root()
         path = finetuned_cache_path(cache, model, images, config, args.n_inv, weights=weights)
@@ -378,7 +261,7 @@ def _run_finetune(model, images, clip, config, face_model, args, data_parallel: 
     result = finetune(model, latents(), clip, config, face_model=face_model if config.lambda_id > 0 else None,
                       progress=args.progress, data_parallel=data_parallel, fast=_fast(args))
     if path is not None:
-        from .method.finetune import store_finetune
+        from ..method.finetune import store_finetune
 
         store_finetune(result, path, cache, args.model)
     return result
@@ -397,7 +280,7 @@ def _report(result, path: Path, prefix: str = "") -> None:
 
 def _trained_t0(path: str) -> int:
     """The t0 a dclip fine-tune was trained at (its JSON sidecar), else 400."""
-    from .models.folder import read_sidecar
+    from ..models.folder import read_sidecar
 
     return int(read_sidecar(path).get("hyperparameters", {}).get("t0", 400))
 
@@ -405,11 +288,11 @@ def _trained_t0(path: str) -> int:
 def _edit(args) -> None:
     """Edit one image (rank 0 under torchrun), or a folder: each rank edits its share of the images
     whose output is not there yet and writes them, one file per image."""
-    from .method.edit import edit, edit_multi
-    from .method.finetune import load_finetuned
-    from .data.faces import photo_to_tensor
-    from .data.images import read_image, save_image
-    from .method.mixing import noise_mix, parse_gammas
+    from ..method.edit import edit, edit_multi
+    from ..method.finetune import load_finetuned
+    from ..data.faces import photo_to_tensor
+    from ..data.images import read_image, save_image
+    from ..method.mixing import noise_mix, parse_gammas
 
     photo = read_image(args.image) if args.image else None  # a broken file fails before any model is loaded
     if len(args.finetuned) > 1 and not args.gammas:
@@ -455,45 +338,3 @@ def _edit(args) -> None:
     unreadable = f", {len(items) - int(edited + there)} unreadable, skipped" if edited + there < len(items) else ""
     distributed.print_main(f"edited {int(edited)} of {len(items)} images into {args.out} "
                            f"({int(there)} were already there{unreadable})")
-
-
-def _written(args):
-    """Nothing written yet to where the command writes: the latents cache, OUT.safetensors (one fine-tune), OUT."""
-    from .runtime.errors import Written
-
-    one = args.command == "finetune" and not (args.attribute and len(args.attribute) > 1)
-    out = (args.cache or "dclip's latents cache") if args.command == "precompute" else args.out
-    return Written(str(Path(out).with_suffix(".safetensors")) if one else out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's device.
-    A user error (a bad value; a missing or broken file: :class:`dclip.runtime.errors.UnreadableFileError`)
-    prints one line naming the rank and returns 2: torchrun then stops the other ranks and the job fails.
-    Ctrl-C prints one line saying what was written and returns 130; no partial file is left behind."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in TOOLS:  # the tool's own parser reads the rest, --help included
-        return _tool(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
-    if args.command == "cache":  # no model, no device, no process group
-        from .runtime.cache import main as cache_main
-
-        cache_main(args.action)
-        return 0
-    command = {"precompute": _precompute, "finetune": _finetune, "edit": _edit}[args.command]
-    args.done = _written(args)
-    try:
-        args.device = str(distributed.rank_device(args.device))
-        with distributed.process_group(args.device):
-            command(args)
-    except KeyboardInterrupt:
-        print(f"{distributed.rank_tag()}dclip {args.command}: {args.done.interrupted()}", file=sys.stderr)
-        return 130
-    except (ValueError, OSError) as err:  # UnreadableFileError is a ValueError; WeightsNotFoundError an OSError
-        print(f"{distributed.rank_tag()}dclip {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Command line: ``python -m dclip precompute | finetune | edit | cache`` for batch runs without Jupyter, and the
+one entry of the developer tools (``figures | toy | portability``, :data:`TOOLS`).
+
+Examples (the toy world's models run on any CPU in about a minute; drop --model toy for the paper's models):
+
+    python -m dclip toy faces faces/ --n 8 --lacking angry
+    python -m dclip finetune --model toy --attribute angry --out runs/angry
+    python -m dclip edit --model toy --finetuned runs/angry.safetensors --images faces/ --out edits/angry
+
+The same commands run under ``torchrun --nproc-per-node N -m dclip ...`` (see :mod:`dclip.runtime.distributed`):
+precompute and edit of a folder split its images over the ranks (each rank writes the files of its
+own images; a re-run skips what is done), finetune with one attribute trains data-parallel
+(``--batch-size`` per rank) and finetune with several attributes trains one per rank at a time.
+
+This module reads the command line; :mod:`dclip.cli.commands` runs the commands; :mod:`dclip.cli.toy` is what
+``--model toy`` sets where no flag does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..runtime import distributed
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="celeba_hq",
+                   help="pretrained diffusion model: a preset (celeba_hq, lsun_church, lsun_bedroom, afhq_dog; "
+                        "tiny: random weights; toy: the toy world's DDPM on 32 px cartoon faces, shipped with dclip, "
+                        "for the CPU), a checkpoint file, a diffusers folder or a Hub id (default: %(default)s)")
+    p.add_argument("--model-config", default=None,
+                   help="architecture preset for a checkpoint file whose layout is ambiguous (default: inferred)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (default: %(default)s)")
+    p.add_argument("--t0", type=int, default=None,
+                   help="return step t0 in [1, 999]; default: the attribute's (finetune) or the one the "
+                        "model was trained at (edit), else 400")
+    p.add_argument("--n-inv", type=int, default=40, help="S_inv, DDIM inversion steps (default: %(default)s)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show progress bars (default: on)")
+
+
+def _add_images(p: argparse.ArgumentParser) -> None:
+    from .toy import toy_profile
+
+    p.add_argument("--images", default=None, help="folder of training images; default: photos that ship with "
+                   "matplotlib/scikit-image (with --model toy: training-seed toy faces)")
+    p.add_argument("--n-images", type=int, default=None,
+                   help=f"at most this many images (default: 50; {toy_profile().n_train} with --model toy)")
+    p.add_argument("--align", action="store_true", help="align faces with MTCNN into the CelebA-HQ framing first")
+
+
+def _add_finetune(p: argparse.ArgumentParser) -> None:
+    from .toy import toy_profile
+
+    toy = toy_profile()
+    p.add_argument("--attribute", default=None, nargs="+",
+                   help="attribute preset (e.g. makeup, tanned, pixar, church_golden); several fine-tune one model "
+                        "each (spread over the ranks under torchrun) and write OUT/ATTRIBUTE.safetensors")
+    p.add_argument("--source", default=None, help="source text (overrides the attribute's), e.g. 'face'")
+    p.add_argument("--target", default=None, help="target text (overrides the attribute's), e.g. 'angry face'")
+    p.add_argument("--recipe", default=None, choices=["paper", "authors_readme"],
+                   help="hyper-parameter recipe: the paper's (lr 1e-6, x1.2 per 50 updates) or the authors' "
+                        "README (lr 8e-6, x1.3 per epoch, 5 epochs) (default: paper; with --model toy the toy "
+                        f"profile's: the paper's with lr {toy.lr:g}, {toy.n_iter} passes, S_gen {toy.n_gen_train})")
+    p.add_argument("--mode", default="full", choices=["full", "efficient"],
+                   help="full: backprop through all S_gen steps; efficient: a step per DDIM step (default: full)")
+    p.add_argument("--n-gen", type=int, default=None, help="S_gen during training (recipe default 6)")
+    p.add_argument("--n-iter", type=int, default=None, help="passes over the training images (recipe default)")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate (recipe default)")
+    p.add_argument("--lambda-clip", type=float, default=None, help="weight of the CLIP term (recipe default)")
+    p.add_argument("--lambda-l1", type=float, default=None, help="weight of the L1 term (recipe default)")
+    p.add_argument("--lambda-id", type=float, default=None,
+                   help="weight of the face identity term (default: 0.1 for in-domain face attributes, else 0; "
+                        "0 with --model toy)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="images per update, per rank under torchrun (default: %(default)s)")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute activations to save memory (full mode; a fast-path setting)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast on CUDA (already the CUDA fast path's default; ignored on the CPU)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse an identical earlier fine-tune (same base weights, images and settings) from dclip's "
+                        "disk cache, and keep this one there (one process per fine-tune; not data-parallel)")
+    p.add_argument("--clip", default=None,
+                   help="open_clip model name, 'toy' (the toy world's CLIP) or 'tiny' (random weights) "
+                        "(default: toy with --model toy, else ViT-B-16-quickgelu)")
+    p.add_argument("--clip-weights", default=None, help="local CLIP weight file (offline use)")
+    p.add_argument("--face-weights", default=None, help="local facenet VGGFace2 weight file (offline use)")
+    p.add_argument("--arcface-weights", default=None,
+                   help="local ArcFace IR-SE50 file (model_ir_se50.pth), the authors' identity network; without "
+                        "it ArcFace is used when that file is in $DCLIP_WEIGHTS, else facenet VGGFace2")
+    p.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
+                   "disk cache, see `python -m dclip cache`)")
+    p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dclip", description="DiffusionCLIP from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    pre = sub.add_parser("precompute", help="invert training images to t0 and cache the latents")
+    _add_common(pre)
+    _add_images(pre)
+    pre.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
+                     "disk cache, see `python -m dclip cache`)")
+    pre.add_argument("--batch-size", type=int, default=None, help="images per UNet call (default: 8)")
+    pre.add_argument("--out", default=None, help="also write a grid original | reconstruction to this PNG")
+    fin = sub.add_parser("finetune", help="fine-tune the model with the directional CLIP loss")
+    _add_common(fin)
+    _add_images(fin)
+    _add_finetune(fin)
+    ed = sub.add_parser("edit", help="edit an image with a fine-tuned model")
+    _add_common(ed)
+    ed.add_argument("--finetuned", required=True, nargs="+",
+                    help="fine-tuned model file(s); several with --gammas mix them (eq. 14)")
+    which = ed.add_mutually_exclusive_group(required=True)
+    which.add_argument("--image", help="image file to edit")
+    which.add_argument("--images", help="folder of images to edit: writes OUT/NAME.png per image (edited only), "
+                                         "skipping those already there")
+    ed.add_argument("--n-images", type=int, default=None, help="with --images: the first this many (default: all)")
+    ed.add_argument("--batch-size", type=int, default=8,
+                    help="with --images: images per UNet call (default: %(default)s)")
+    ed.add_argument("--align", action="store_true", help="align the face with MTCNN first")
+    ed.add_argument("--n-gen", type=int, default=40, help="S_gen, generation steps (default: %(default)s)")
+    ed.add_argument("--ratio", type=float, default=1.0, help="degree of change r in [0, 1] (default: 1)")
+    ed.add_argument("--gammas", default=None,
+                    help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
+    ed.add_argument("--out", required=True, help="output image path (PNG); a folder with --images")
+    cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
+    cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
+                       help="list: location, entries and sizes; clear: remove every entry (default: list)")
+    for name, (_, text) in TOOLS.items():  # listed here; main() hands the rest of the line to the tool's parser
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+#: The developer tools: name -> (module of dclip.dev with a ``main(argv)``, help line).
+TOOLS = {
+    "figures": ("figures", "re-run every notebook with papermill and rewrite figures/ (make figures)"),
+    "toy": ("toy_commands", "train the shipped toy models, write toy faces to edit, draw the toy world sheet "
+                            "(make toy-models)"),
+    "portability": ("portability", "the checked notebook numbers and make test under simulated CPUs "
+                                   "(make notebook-spread)"),
+}
+
+
+def _tool(name: str, argv: list[str]) -> int:
+    import importlib
+
+    return importlib.import_module(f"dclip.dev.{TOOLS[name][0]}").main(argv)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, with the flags left unset whose default depends on ``--model`` filled in."""
+    from .toy import preset as toy_preset
+
+    args = build_parser().parse_args(argv)
+    preset = toy_preset(args) if args.command in ("precompute", "finetune") else {}
+    if args.command in ("precompute", "finetune") and args.n_images is None:
+        args.n_images = preset.get("n_images", 50)
+    if args.command == "finetune" and args.clip is None:
+        args.clip = preset.get("clip", "ViT-B-16-quickgelu")
+    return args
+
+
+def _written(args):
+    """Nothing written yet to where the command writes: the latents cache, OUT.safetensors (one fine-tune), OUT."""
+    from ..runtime.errors import Written
+
+    one = args.command == "finetune" and not (args.attribute and len(args.attribute) > 1)
+    out = (args.cache or "dclip's latents cache") if args.command == "precompute" else args.out
+    return Written(str(Path(out).with_suffix(".safetensors")) if one else out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; under torchrun (``WORLD_SIZE`` > 1) inside a process group, on this rank's device.
+    A user error (a bad value; a missing or broken file: :class:`dclip.runtime.errors.UnreadableFileError`)
+    prints one line naming the rank and returns 2: torchrun then stops the other ranks and the job fails.
+    Ctrl-C prints one line saying what was written and returns 130; no partial file is left behind."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:  # the tool's own parser reads the rest, --help included
+        return _tool(argv[0], argv[1:])
+    args = _parse(argv)
+    if args.command == "cache":  # no model, no device, no process group
+        from ..runtime.cache import main as cache_main
+
+        cache_main(args.action)
+        return 0
+    from . import commands
+
+    command = {"precompute": commands._precompute, "finetune": commands._finetune, "edit": commands._edit}[args.command]
+    args.done = _written(args)
+    try:
+        args.device = str(distributed.rank_device(args.device))
+        with distributed.process_group(args.device):
+            command(args)
+    except KeyboardInterrupt:
+        print(f"{distributed.rank_tag()}dclip {args.command}: {args.done.interrupted()}", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as err:  # UnreadableFileError is a ValueError; WeightsNotFoundError an OSError
+        print(f"{distributed.rank_tag()}dclip {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

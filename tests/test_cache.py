@@ -113,3 +113,23 @@ def test_cli_lists_and_clears(root, capsys):
     assert main(["cache", "clear"]) == 0
     assert "removed 2 entries" in capsys.readouterr().out
     assert cache.entries() == []
+
+
+def test_damaged_cached_latents_are_a_miss_with_one_warning(tmp_path, capsys):
+    """A latents file cut short (damaged outside dclip: every write is atomic) is computed again, with one
+    warning line naming it, and replaced by a good one; never a traceback."""
+    import dclip
+    from dclip.method.latents import precompute
+
+    model = dclip.load_unet("tiny")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    first = precompute(model, x, 200, 4, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.glob("latents-*.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    capsys.readouterr()  # what loading and the first inversion printed
+    again = precompute(model, x, 200, 4, cache_dir=tmp_path, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: ignored the disk cache's latents") and path.name in err[0]
+    assert torch.equal(again.x_lat, first.x_lat)
+    assert torch.equal(precompute(model, x, 200, 4, cache_dir=tmp_path, progress=False).x_lat, first.x_lat)
+    assert capsys.readouterr().err == ""  # the rewritten file reads

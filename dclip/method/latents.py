@@ -114,13 +114,29 @@ def precompute(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_d
     if cache_dir is not None:
         key = cache_key(model, images, t0, steps, exact, autocast=fast.autocast, weights=weights)
         path = Path(cache_dir) / f"latents-{key}.pt"
-        if path.is_file():
+        cached = _read_cached(path)
+        if cached is not None:
             touch(path)  # the disk cache's least-recently-used clock
-            return Latents.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return cached
     latents = _compute(model, images, t0, steps, batch_size, exact, progress, fast)
     if path is not None:
         atomic_write(path, lambda tmp: torch.save(latents.to_dict(), tmp))
     return latents
+
+
+def _read_cached(path: Path) -> Latents | None:
+    """The latents the disk cache keeps at ``path``; None when there are none, or when the file is damaged
+    (one warning line; the caller computes them again and its atomic write replaces the file)."""
+    if not path.is_file():
+        return None
+    try:
+        return Latents.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # truncated, overwritten, not a torch file: a miss, never a traceback
+        from ..runtime.errors import warn
+
+        warn(f"ignored the disk cache's latents '{path}': they cannot be read ({type(err).__name__}); "
+             "computing them again.")
+        return None
 
 
 def precompute_each(model, images: torch.Tensor, t0: int, steps: int = 40, *, cache_dir: str | os.PathLike,
@@ -139,8 +155,7 @@ def precompute_each(model, images: torch.Tensor, t0: int, steps: int = 40, *, ca
         weights = fingerprint(model.state_dict())
     keys = [cache_key(model, x[None], t0, steps, exact, autocast=fast.autocast, weights=weights) for x in images]
     paths = [Path(cache_dir) / f"latents-{key}.pt" for key in keys]
-    found = {p: Latents.from_dict(torch.load(p, map_location="cpu", weights_only=True))
-             for p in set(paths) if p.is_file()}
+    found = {p: latents for p in set(paths) if (latents := _read_cached(p)) is not None}
     first = {}  # each missing file once (identical images share one), at its first image
     for i, p in enumerate(paths):
         if p not in found:

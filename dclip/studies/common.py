@@ -82,7 +82,8 @@ def _interval(values, digits: int = 4) -> list[float]:
 def judged(ctx, originals: torch.Tensor, edited, name: str) -> dict:
     """At the toy profile, the judge's verdict on an edit towards attribute ``name``
     (:func:`dclip.toy.judging.edit_outcomes`) as table columns (:data:`JUDGED_COLUMNS`, with 95 % bootstrap
-    intervals for :data:`WITH_INTERVAL`) and ``of``: how many faces. ``edited`` is one batch, or a list of
+    intervals for :data:`WITH_INTERVAL`) over the ``of`` originals that lack the target (a face that already
+    wears glasses says nothing about a glasses edit; by their true attributes when known). ``edited`` is one batch, or a list of
     batches from independent fine-tunes of the same faces (then ``runs`` says how many, and the intervals
     resample runs and faces). The distances to the true edit need the faces' records
     (:meth:`ToyWorld.records`); test faces that came from elsewhere get none. ``{}`` at other profiles."""
@@ -95,18 +96,35 @@ def judged(ctx, originals: torch.Tensor, edited, name: str) -> dict:
     runs = edited if isinstance(edited, (list, tuple)) else [edited]
     records = ctx.world.records(originals)
     outcomes = [edit_outcomes(ctx.judge, originals, e.detach(), name, records) for e in runs]
+    lacking = _lacking(ctx, originals, records, name)
     row = {}
     for key, column in JUDGED_COLUMNS.items():
         if key not in outcomes[0]:
             continue
-        values = torch.stack([o[key] for o in outcomes]).numpy()
+        values = torch.stack([o[key] for o in outcomes])[:, lacking].numpy()
+        if values.size == 0:
+            row[column] = None
+            continue
         row[column] = round(float(values.mean()), 4)
         if column in WITH_INTERVAL:
             row[f"{column}_ci"] = _interval(values)
-    row["of"] = len(originals)
+    row["of"] = int(lacking.sum())
     if len(runs) > 1:
         row["runs"] = len(runs)
     return row
+
+
+def _lacking(ctx, originals: torch.Tensor, records, name: str) -> torch.Tensor:
+    """Which originals lack the target of ``name`` (an edit can only be judged on those): by their true
+    attributes when the toy world drew them, else as the judge reads them."""
+    from ..toy.judging import judge_target
+
+    head, value = judge_target(name)
+    if head == "style":
+        return torch.ones(len(originals), dtype=torch.bool)
+    if records is not None:
+        return torch.tensor([getattr(f, head) != value for f in records])
+    return torch.tensor([r[head] != value for r in ctx.judge.predict(originals.cpu())])
 
 
 def reconstruction_scores(ctx, originals: torch.Tensor, reconstructions: torch.Tensor) -> dict:

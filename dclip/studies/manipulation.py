@@ -240,8 +240,22 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
     study.rows = edit_rows(ctx, sets)
     study.extra["summary"] = summary_rows(study.rows, with_paper=not ctx.profile.is_toy)
     study.extra["reconstruction"] = recon
-    _comparison_grid(study, attributes, sets, inversion_columns, per_prompt)
+    shown = {name: _shown_faces(ctx, study.images[f"original_{attribute(name).domain}"], name, per_prompt)
+             for name in attributes}
+    _comparison_grid(study, attributes, sets, inversion_columns, shown)
     return study
+
+
+def _shown_faces(ctx, originals: torch.Tensor, name: str, n: int) -> list[int]:
+    """Which test images a prompt's figure rows show: the first ``n``, or at the toy profile the first ``n``
+    that lack the target (an edit shown on a face that already has it shows nothing)."""
+    from .common import _lacking
+    from ..toy.judging import JUDGE_TARGETS
+
+    if not ctx.profile.is_toy or name not in JUDGE_TARGETS:
+        return list(range(min(n, len(originals))))
+    lacking = _lacking(ctx, originals, ctx.world.records(originals), name)
+    return [i for i in range(len(originals)) if lacking[i]][:n]
 
 
 def _blank_caption(column: str) -> str:
@@ -249,8 +263,9 @@ def _blank_caption(column: str) -> str:
 
 
 def _comparison_grid(study: Study, names: Sequence[str], sets: Sequence[EditSet], inversion_columns: Sequence[str],
-                     per_prompt: int) -> None:
-    """Fig. 5's layout: ``per_prompt`` rows per prompt; a method without an edit there is left blank."""
+                     shown: dict[str, list[int]]) -> None:
+    """Fig. 5's layout: a row per shown test image (``shown[name]``) per prompt; a method without an edit there is
+    left blank."""
     methods = [m for m in dict.fromkeys(s.method for s in sets) if m != "DiffusionCLIP"]
     columns = ["original", *inversion_columns, *methods, DIFFUSION_RECONSTRUCTION, "DiffusionCLIP"]
     for name in names:
@@ -258,12 +273,12 @@ def _comparison_grid(study: Study, names: Sequence[str], sets: Sequence[EditSet]
         cells = {"original": study.images[f"original_{domain}"],
                  **{c: study.images.get(f"{c}/{domain}") for c in inversion_columns},
                  **{m: study.images.get(f"{m}/{name}") for m in (*methods, "DiffusionCLIP", DIFFUSION_RECONSTRUCTION)}}
-        for i in range(min(per_prompt, len(cells["original"]))):
+        for k, i in enumerate(shown[name]):
             # under the top row's column labels, a blank cell of a prompt's first row says why
-            say_why = i == 0 and bool(study.grid)
+            say_why = k == 0 and bool(study.grid)
             study.captions.append([_blank_caption(c) if say_why and cells[c] is None else "" for c in columns])
             study.grid.append([None if cells[c] is None else cells[c][i] for c in columns])
-            study.row_labels.append(f"{name} {i + 1}")
+            study.row_labels.append(f"{name} {k + 1}")
     study.col_labels = [c.replace(" (", "\n(", 1) if c in inversion_columns
                         else c.replace(" ", "\n", 1) if c in (DIFFUSION_RECONSTRUCTION, *GAN_METHODS) else c
                         for c in columns]

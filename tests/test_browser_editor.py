@@ -281,7 +281,7 @@ def drive_the_editor(s: Session) -> None:
 
     # a file that is not an image: a red error in sight, the images stay
     s.upload("notes.txt", "text/plain", b"these are notes, not pixels")
-    bad = s.wait_status(r"^error: 'notes\.txt' is not an image this editor can read; upload a PNG or JPEG\.$")
+    bad = s.wait_status(r"^error: 'notes\.txt' is not an image: .*Save it as a PNG or JPEG file\.$")  # data.images
     expect(s.editor("status")).to_be_in_viewport()
     expect(s.editor("status")).to_have_css("color", "rgb(198, 40, 40)")
     assert (s.image("original"), s.image("view")) == (original, edited)

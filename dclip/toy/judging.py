@@ -24,7 +24,7 @@ import torch
 
 from . import domain
 from .corruptions import HELD_OUT_KINDS, TRAINING_KINDS, corrupt
-from .nets import COLOUR_HEADS, IDENTITY_RANGES, identity_vector, judge_distance
+from .nets import COLOUR_HEADS, identity_vector, judge_distance
 
 __all__ = ["JUDGE_TARGETS", "judge_target", "lacking_faces", "true_edit", "judge_edit", "edit_outcomes",
            "refusal_report", "STRANGER_IDENTITY_GAP"]

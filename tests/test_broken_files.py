@@ -262,11 +262,16 @@ def test_ctrl_c_during_finetune_exits_130_and_writes_nothing(tmp_path):
     no_files(tmp_path, "tuned.safetensors", "tuned.json")
 
 
-def test_ctrl_c_during_an_edit_of_a_folder_says_how_far_it_got(tmp_path):
-    folder, out = tmp_path / "photos", tmp_path / "out"
+def good_folder(folder, n: int = 3):
+    """A folder of ``n`` readable PNGs, 0.png ... (n-1).png."""
     folder.mkdir()
-    for i in range(3):
+    for i in range(n):
         good_png(folder / f"{i}.png", seed=i)
+    return folder
+
+
+def test_ctrl_c_during_an_edit_of_a_folder_says_how_far_it_got(tmp_path):
+    folder, out = good_folder(tmp_path / "photos"), tmp_path / "out"
     run = cli_started(tmp_path, "edit", "--model", "tiny", "--t0", "300", "--n-inv", "100", "--n-gen", "100",
                       "--batch-size", "1", "--finetuned", str(finetuned(tmp_path)), "--images", str(folder),
                       "--out", str(out))
@@ -282,10 +287,7 @@ def test_ctrl_c_during_an_edit_of_a_folder_says_how_far_it_got(tmp_path):
 
 
 def test_ctrl_c_during_precompute_leaves_only_complete_latents(tmp_path):
-    folder, cache = tmp_path / "photos", tmp_path / "latents"
-    folder.mkdir()
-    for i in range(3):
-        good_png(folder / f"{i}.png", seed=i)
+    folder, cache = good_folder(tmp_path / "photos"), tmp_path / "latents"
     run = cli_started(tmp_path, "precompute", "--model", "tiny", "--t0", "300", "--n-inv", "150", "--batch-size", "1",
                       "--images", str(folder), "--cache", str(cache))
     wait_for(lambda: any(cache.glob("*.pt")), run)

@@ -10,7 +10,7 @@ import torch
 
 from ..method.attributes import Attribute, attribute
 
-__all__ = ["Study", "EditSet", "GAN_DOMAIN", "JUDGED_COLUMNS", "WITH_INTERVAL", "judged", "reconstruction_scores",
+__all__ = ["Study", "EditSet", "GAN_DOMAIN", "JUDGED_COLUMNS", "WITH_INTERVAL", "judged", "lacking_mask", "reconstruction_scores",
            "beside_paper", "mean"]
 
 
@@ -96,7 +96,7 @@ def judged(ctx, originals: torch.Tensor, edited, name: str) -> dict:
     runs = edited if isinstance(edited, (list, tuple)) else [edited]
     records = ctx.world.records(originals)
     outcomes = [edit_outcomes(ctx.judge, originals, e.detach(), name, records) for e in runs]
-    lacking = _lacking(ctx, originals, records, name)
+    lacking = lacking_mask(records, name, outcomes[0]["lacking"])
     row = {}
     for key, column in JUDGED_COLUMNS.items():
         if key not in outcomes[0]:
@@ -114,17 +114,18 @@ def judged(ctx, originals: torch.Tensor, edited, name: str) -> dict:
     return row
 
 
-def _lacking(ctx, originals: torch.Tensor, records, name: str) -> torch.Tensor:
+def lacking_mask(records, name: str, read_lacking: torch.Tensor) -> torch.Tensor:
     """Which originals lack the target of ``name`` (an edit can only be judged on those): by their true
-    attributes when the toy world drew them, else as the judge reads them."""
+    attributes when the toy world drew them (``records``), else as the judge read them (``read_lacking``,
+    :func:`dclip.toy.judging.edit_outcomes`' ``lacking``)."""
     from ..toy.judging import judge_target
 
     head, value = judge_target(name)
     if head == "style":
-        return torch.ones(len(originals), dtype=torch.bool)
+        return torch.ones(len(read_lacking), dtype=torch.bool)
     if records is not None:
         return torch.tensor([getattr(f, head) != value for f in records])
-    return torch.tensor([r[head] != value for r in ctx.judge.predict(originals.cpu())])
+    return read_lacking.bool()
 
 
 def reconstruction_scores(ctx, originals: torch.Tensor, reconstructions: torch.Tensor) -> dict:

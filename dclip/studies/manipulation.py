@@ -249,12 +249,14 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
 def _shown_faces(ctx, originals: torch.Tensor, name: str, n: int) -> list[int]:
     """Which test images a prompt's figure rows show: the first ``n``, or at the toy profile the first ``n``
     that lack the target (an edit shown on a face that already has it shows nothing)."""
-    from .common import _lacking
-    from ..toy.judging import JUDGE_TARGETS
+    from ..toy.judging import JUDGE_TARGETS, judge_target
+    from .common import lacking_mask
 
     if not ctx.profile.is_toy or name not in JUDGE_TARGETS:
         return list(range(min(n, len(originals))))
-    lacking = _lacking(ctx, originals, ctx.world.records(originals), name)
+    head, value = judge_target(name)
+    read = torch.tensor([float(r[head] != value) for r in ctx.judge.predict(originals.cpu())])
+    lacking = lacking_mask(ctx.world.records(originals), name, read)
     return [i for i in range(len(originals)) if lacking[i]][:n]
 
 

@@ -65,8 +65,8 @@ def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gamma
 def _both_rows(ctx, faces: torch.Tensor, study: Study, names: Sequence[str]) -> list[dict]:
     """Toy profile: how often the judge sees every mixed attribute at once (on a well-formed face), for each
     single model and for the mix, with 95 % bootstrap intervals over the faces (which lack them all)."""
-    from ..method.metrics import bootstrap_interval
     from ..toy.judging import judge_target
+    from .common import _interval
 
     targets = [judge_target(n) for n in names]
 
@@ -76,7 +76,7 @@ def _both_rows(ctx, faces: torch.Tensor, study: Study, names: Sequence[str]) -> 
     def row(prompt: str, x: torch.Tensor) -> dict:
         values = has_all(x)
         return {"application": "all attributes at once", "prompt": prompt, "s_dir": None,
-                "hit": sum(values) / len(values), "hit_ci": [round(v, 4) for v in bootstrap_interval(values)],
+                "hit": sum(values) / len(values), "hit_ci": _interval(values),
                 "of": len(values)}
 
     label = " + ".join(names)

@@ -87,7 +87,8 @@ def _mae(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def edit_outcomes(judge, originals: torch.Tensor, edited: torch.Tensor, name: str, records=None) -> dict:
     """Per-face outcomes of an edit towards ``name`` (tensors of length N; see the module docstring):
-    ``hit``, ``kept``, ``well_formed``, ``identity``, and with ``records`` (the originals' faces) the
+    ``lacking`` (1 where the judge reads the original without the target), ``hit``, ``kept``, ``well_formed``,
+    ``identity``, and with ``records`` (the originals' faces) the
     distances ``mae_edit`` / ``mae_original`` and ``judge_edit`` / ``judge_original`` to the true edit."""
     head, value = judge_target(name)
     originals, edited = originals.cpu().float(), edited.cpu().float()
@@ -95,6 +96,7 @@ def edit_outcomes(judge, originals: torch.Tensor, edited: torch.Tensor, name: st
     heads = _kept_heads(head, value)
     formed = torch.tensor([a["well_formed"] for a in after], dtype=torch.float)
     out = {
+        "lacking": torch.tensor([float(b[head] != value) for b in before]),  # as the judge reads the originals
         "hit": torch.tensor([float(a["well_formed"] and a[head] == value) for a in after]),
         "kept": torch.tensor([float(a["well_formed"]) * np.mean([b[h] == a[h] for h in heads])
                               for b, a in zip(before, after)]),
@@ -112,9 +114,8 @@ def edit_outcomes(judge, originals: torch.Tensor, edited: torch.Tensor, name: st
 def judge_edit(judge, originals: torch.Tensor, edited: torch.Tensor, name: str, records=None) -> dict:
     """The means of :func:`edit_outcomes`, with ``lacking``: how many originals the judge reads as lacking
     the target (the hit rate is over those; ``None`` when none do) and ``n``: how many faces."""
-    head, value = judge_target(name)
     outcomes = edit_outcomes(judge, originals, edited, name, records)
-    lacking = torch.tensor([b[head] != value for b in judge.predict(originals.cpu().float())])
+    lacking = outcomes.pop("lacking").bool()
     result = {k: float(v.mean()) for k, v in outcomes.items()}
     result["hit"] = float(outcomes["hit"][lacking].mean()) if lacking.any() else None
     return {**result, "lacking": int(lacking.sum()), "n": len(originals)}

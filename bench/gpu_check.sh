@@ -2,7 +2,8 @@
 # One-command GPU check for issue #5 (about 6-9 minutes on one H100):
 #   1. the CUDA tests of the fast path (tests/test_fast.py; the torch.compile test is left to step 2),
 #   2. the benchmark on the 256² CelebA-HQ architecture in the reference, fast and cuda-max modes,
-#      with the issue's targets checked (exit status 1 if one fails).
+#      with the issue's targets checked (exit status 1 if one fails),
+#   3. LoRA at the 256² architecture (issue 24): one full-mode update with checkpointing, peak in fp32 and bf16.
 # Prints the tables; writes bench/results-<gpu>.json, and copies it and the log to $OUT when set.
 #
 # On a bare GPU image without diffusers/open_clip: run bench/fetch_wheels.sh first where pip can
@@ -31,12 +32,14 @@ PY
 LOG=${OUT:-/tmp}/gpu_check.log
 {
   set +e
-  echo "== 1/2 CUDA tests of the fast path"
+  echo "== 1/3 CUDA tests of the fast path"
   "$PY" -m pytest tests/test_fast.py -q -p no:cacheprovider -k "not compiled" -rs
   tests=$?
-  echo "== 2/2 benchmark (reference vs fast vs cuda-max) with target checks"
+  echo "== 2/3 benchmark (reference vs fast vs cuda-max) with target checks"
   "$PY" bench/bench.py --check-targets --max --ablate ${BENCH_ARGS:-}
   bench=$?
+  echo "== 3/3 LoRA at 256²: adapter size, CPU-method estimate and the measured CUDA peak (fp32, bf16)"
+  "$PY" bench/recipes.py --memory-256 | tee "${OUT:-/tmp}/lora_memory_256.json"
   [ -n "${OUT:-}" ] && cp bench/results-*.json "$OUT"/ 2>/dev/null
   echo "== tests exit $tests, benchmark/targets exit $bench"
   [ "$tests" -eq 0 ] && [ "$bench" -eq 0 ]

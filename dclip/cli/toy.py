@@ -28,7 +28,7 @@ def preset(args) -> dict:
     from ..notebook.worlds import profile_recipe
 
     toy = toy_profile()
-    recipe = profile_recipe(toy) if getattr(args, "recipe", None) is None else {}
+    recipe = profile_recipe(toy, getattr(args, "adapter", "none")) if getattr(args, "recipe", None) is None else {}
     return {**recipe, **world_settings(toy.world), "n_images": toy.n_train, "clip": "toy"}
 
 

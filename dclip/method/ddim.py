@@ -30,7 +30,7 @@ from ..runtime.progress import progress_bar
 __all__ = [
     "Schedule", "linear_schedule", "timestep_grid", "inversion_pairs", "generation_pairs",
     "predict_eps", "ddim_step", "denoise_step", "invert", "generate", "q_sample", "check_images",
-    "check_latents", "inversion_loop", "generation_loop", "sample",
+    "check_latents", "inversion_loop", "generation_loop", "finishing_pairs", "sample",
 ]
 
 #: Every long loop of dclip (sampling steps, fine-tuning updates, latent optimisation, GAN projection)
@@ -183,13 +183,32 @@ def inversion_loop(model, x: torch.Tensor, t0: int, steps: int, *, exact: bool =
 
 
 def generation_loop(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
-                    progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
-    """The steps of :func:`generate` without its checks."""
-    for i, (t, t_next) in enumerate(progress_bar(generation_pairs(t0, steps), desc="generate", progress=progress)):
+                    progress: bool | None = None, callback: Callback | None = None,
+                    finish_at: int | None = None) -> torch.Tensor:
+    """The steps of :func:`generate` without its checks.
+
+    ``finish_at`` (beyond the paper, issue 24) ends the reverse process early: the first step at a time
+    t ≤ ``finish_at`` returns its x̂0 (eq. 6) instead of going on, so the steps below it are skipped."""
+    for i, (t, t_next) in enumerate(progress_bar(finishing_pairs(t0, steps, finish_at), desc="generate",
+                                                 progress=progress)):
         x, x0_pred = denoise_step(model, x, t, t_next, schedule)
         if callback is not None:
             callback({"i": i, "t": t, "t_next": t_next, "x": x, "x0_pred": x0_pred})
+        if finish_at is not None and t <= finish_at:
+            return x0_pred
     return x
+
+
+def finishing_pairs(t0: int, steps: int, finish_at: int | None = None) -> list[tuple[int, int]]:
+    """The (t, t_next) pairs :func:`generation_loop` runs: all of :func:`generation_pairs`, or with ``finish_at``
+    those down to the first t ≤ ``finish_at`` (whose x̂0 is the result). One UNet call per pair."""
+    pairs = generation_pairs(t0, steps)
+    if finish_at is None:
+        return pairs
+    if finish_at < 0:
+        raise ValueError(f"finish_at must be a time ≥ 0 (or None: the whole reverse process); got {finish_at}.")
+    last = next(i for i, (t, _) in enumerate(pairs) if t <= finish_at or i == len(pairs) - 1)
+    return pairs[: last + 1]
 
 
 def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False, iterations: int = 2,
@@ -216,17 +235,19 @@ def invert(model, x0: torch.Tensor, t0: int, steps: int, *, exact: bool = False,
 
 
 def generate(model, x: torch.Tensor, t0: int, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,
-             progress: bool | None = None, callback: Callback | None = None) -> torch.Tensor:
+             progress: bool | None = None, callback: Callback | None = None,
+             finish_at: int | None = None) -> torch.Tensor:
     """DDIM generation from the latent x_{t0} to an image (eq. 13): S steps from t0 down to −1.
 
     Differentiable end to end (fine-tuning backpropagates through every step); wrap the call in
     ``torch.no_grad()`` when no gradient is needed. ``callback`` gets
     ``{"i", "t", "t_next", "x", "x0_pred"}`` after each step, x̂0 being eq. 6 at that step.
     The model is called exactly as given; :func:`dclip.method.accelerated.generate_fast` runs the same loop on
-    a fast path, without gradients.
+    a fast path, without gradients. ``finish_at`` ends early with x̂0 (:func:`generation_loop`).
     """
     check_latents(x, t0, steps, schedule)
-    return generation_loop(model, x, t0, steps, schedule=schedule, progress=progress, callback=callback)
+    return generation_loop(model, x, t0, steps, schedule=schedule, progress=progress, callback=callback,
+                           finish_at=finish_at)
 
 
 def sample(model, noise: torch.Tensor, steps: int, *, schedule: Schedule = DEFAULT_SCHEDULE,

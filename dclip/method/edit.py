@@ -25,7 +25,8 @@ from ..runtime.progress import progress_enabled
 __all__ = ["edit", "edit_multi", "project_to_domain", "unseen_to_unseen", "latent_optimisation"]
 
 
-def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast, tag) -> torch.Tensor:
+def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast, tag,
+                 finish_at: int | None = None) -> torch.Tensor:
     """Invert with ``original`` (unless ``x_lat`` is given) and generate with ``generator``, in batches."""
     if x_lat is None:
         check_images(x0, t0, n_inv)
@@ -42,10 +43,10 @@ def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, bat
         def run(x):
             if x_lat is None:
                 x = inversion_loop(inverter, x, t0, n_inv, progress=progress)
-            return generation_loop(sampler, x, t0, n_gen, progress=progress)
+            return generation_loop(sampler, x, t0, n_gen, progress=progress, finish_at=finish_at)
 
         key = grid_key(tag, t0, n_gen, DEFAULT_SCHEDULE, n_inv=n_inv if x_lat is None else None,
-                       model=model_token(generator))
+                       model=model_token(generator), finish_at=finish_at)
         for batch in source.split(batch_size):
             out.append(s.sample(run, batch, key=key, observed=progress_enabled(progress)))
     return torch.cat(out)
@@ -53,18 +54,20 @@ def _sample_edit(original, generator, x0, t0, n_inv, n_gen, x_lat, progress, bat
 
 def edit(original, finetuned, x0: torch.Tensor, t0: int, *, n_inv: int = 40, n_gen: int = 40,
          ratio: float = 1.0, x_lat: torch.Tensor | None = None, progress: bool | None = None,
-         batch_size: int | None = None, fast: FastPath | str | None = "auto") -> torch.Tensor:
+         batch_size: int | None = None, fast: FastPath | str | None = "auto",
+         finish_at: int | None = None) -> torch.Tensor:
     """Edit images: DDIM inversion with ``original`` to t0, generation with ``finetuned``.
 
     ``ratio`` is the degree of change: ε = r·ε_finetuned + (1 − r)·ε_original; r = 0 gives the
     original model's reconstruction (:func:`dclip.method.mixing.noise_mix`). Pass ``x_lat`` to reuse
     a latent already inverted with the same model, t0 and n_inv. ``batch_size`` images go through
     each UNet call (default: all of them, or the fast path's); ``fast`` picks the performance
-    settings (:mod:`dclip.runtime.fast`).
+    settings (:mod:`dclip.runtime.fast`). ``finish_at`` (beyond the paper) ends generation early with the x̂0
+    of the first step at t ≤ ``finish_at`` (:func:`dclip.method.ddim.generation_loop`).
     """
     model = noise_mix(original, [finetuned], ratio=ratio)
     return _sample_edit(original, model, x0, t0, n_inv, n_gen, x_lat, progress, batch_size, fast,
-                        ("edit", float(ratio)))
+                        ("edit", float(ratio)), finish_at)
 
 
 def edit_multi(original, finetuned: Sequence, x0: torch.Tensor | None, t0: int,
@@ -84,15 +87,17 @@ def edit_multi(original, finetuned: Sequence, x0: torch.Tensor | None, t0: int,
 
 
 def project_to_domain(original, x: torch.Tensor, t0: int, *, repeats: int = 10, steps: int = 6,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, callback=None) -> torch.Tensor:
     """Pull an out-of-domain image into the model's domain (Sec. 3.2): K times, noise it to t0 with the
     stochastic DDPM forward process (eq. 1), then denoise it with ``steps`` DDIM steps of ``original``.
-    The authors use K > 8 rounds."""
+    The authors use K > 8 rounds. ``callback`` gets ``{"i", "x"}`` after each round."""
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1; got {repeats}.")
     with torch.no_grad():
-        for _ in range(repeats):
+        for i in range(repeats):
             x = generate(original, q_sample(x, t0, generator=generator), t0, steps)
+            if callback is not None:
+                callback({"i": i, "x": x})
     return x.clamp(-1, 1)
 
 

@@ -14,6 +14,11 @@ Two modes (the authors' supplement, Sec. B.1):
   backward and an optimizer step; x is detached between steps, so memory is one UNet call's. Unlike
   the original efficient mode, the identity loss here is computed on x̂0 and carries gradient.
 
+Two options beyond the paper (issue 24) change what is trained, so they are config fields, not fast-path
+settings: ``adapter="lora"`` trains a rank-r LoRA adapter (:mod:`dclip.method.adapters`) instead of every
+weight, and ``loss_at="first_step"`` takes the loss on x̂0 predicted at t0 in one UNet call (eq. 6), as
+Eff-Diff does, instead of after the S_gen chain.
+
 The original model is never modified: each call trains a fresh copy (the UNet restarts from the
 pretrained weights for every text pair).
 
@@ -67,10 +72,22 @@ class FinetuneConfig:
     mode: str = "full"             # "full" | "efficient"
     batch_size: int = 1
     seed: int = 0
+    # beyond the paper (issue 24): what is trained and where the loss is taken
+    adapter: str = "none"          # "none": every weight (the paper); "lora": a rank-`rank` adapter (method.adapters)
+    rank: int = 4                  # LoRA rank r (adapter="lora")
+    loss_at: str = "chain_end"     # "chain_end": x̂ after the S_gen chain (the paper); "first_step": Eff-Diff's x̂0
 
     def __post_init__(self):
+        from .adapters import ADAPTERS
+
         if self.mode not in ("full", "efficient"):
             raise ValueError(f"mode must be 'full' or 'efficient'; got '{self.mode}'.")
+        if self.adapter not in ADAPTERS:
+            raise ValueError(f"adapter must be one of {ADAPTERS}; got '{self.adapter}'.")
+        if self.loss_at not in LOSS_AT:
+            raise ValueError(f"loss_at must be one of {LOSS_AT}; got '{self.loss_at}'.")
+        if self.rank < 1:
+            raise ValueError(f"the LoRA rank must be ≥ 1; got {self.rank}.")
         if self.lr_step_unit not in ("update", "epoch"):
             raise ValueError(f"lr_step_unit must be 'update' or 'epoch'; got '{self.lr_step_unit}'.")
         if not self.source.strip() or not self.target.strip():
@@ -78,6 +95,11 @@ class FinetuneConfig:
         if self.n_gen < 2 or self.n_iter < 1 or self.batch_size < 1 or self.lr_step < 1:
             raise ValueError("n_gen must be ≥ 2 and n_iter, batch_size, lr_step ≥ 1.")
 
+
+#: Where eq. 10's loss is taken: on the image after the whole S_gen chain from x_t0 (the paper), or on x̂0
+#: predicted in one step at t0 (eq. 6; Eff-Diff, Starodubcev et al. 2023: one UNet call with gradients per
+#: update instead of S_gen).
+LOSS_AT = ("chain_end", "first_step")
 
 # Named recipes: the paper's text (Sec. 4) and the authors' README command line.
 RECIPES: dict[str, dict] = {
@@ -135,6 +157,7 @@ class FinetuneResult:
     history: list[dict] = field(default_factory=list)
     fast: FastPath | None = None
     world_size: int = 1            # ranks that trained it data-parallel (global batch: world_size × batch_size)
+    stopped: bool = False          # ended early by ``finetune(..., stop=)``: not the config's full training
 
     def losses(self, key: str = "loss") -> list[float]:
         return [row[key] for row in self.history]
@@ -194,8 +217,11 @@ def _full_update(s: Session, model, objective, opt, x0, x_lat, config, pairs) ->
     if len(x0):  # empty only on a data-parallel rank left out of a short last batch
         x = s.layout(x_lat)
         with s.autocast():
-            for t, t_next in pairs:
-                x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
+            if config.loss_at == "first_step":  # x̂0 of eq. 6 at t0: one UNet call
+                x = denoise_step(model, x, *pairs[0], DEFAULT_SCHEDULE)[1]
+            else:
+                for t, t_next in pairs:
+                    x = denoise_step(model, x, t, t_next, DEFAULT_SCHEDULE)[0]
     out = objective(x0, x)
     objective.step(opt, out, idle=x is None)
     return [out["row"]]
@@ -261,12 +287,16 @@ def _batches(latents: Latents, batch_size: int, device: torch.device, data_paral
 
 
 def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfig, history: _History,
-           observed: bool) -> None:
-    """The epochs: one update per batch, the lr schedule, the history (read back as ``observed`` needs)."""
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0, **s.adam_kwargs())
+           observed: bool, stop=None) -> bool:
+    """The epochs: one update per batch, the lr schedule, the history (read back as ``observed`` needs).
+    Returns True when ``stop()`` asked to end early (checked after each update)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trained, lr=config.lr, weight_decay=0.0, **s.adam_kwargs())
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
     update = _full_update if config.mode == "full" else _efficient_update
     pairs = generation_pairs(config.t0, config.n_gen)
+    if config.loss_at == "first_step":
+        pairs = pairs[:1]
     batches = _batches(latents, config.batch_size, s.device, objective.data_parallel)
     runner = s.runner(model)
     for epoch in range(config.n_iter):
@@ -279,9 +309,24 @@ def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfi
             history.bar.update()
             if observed:
                 history.flush()
+            if stop is not None and stop():
+                history.flush()
+                return True
         if config.lr_step_unit == "epoch":
             sched.step()
     history.flush()
+    return False
+
+
+def _trainable_copy(original: torch.nn.Module, config: FinetuneConfig) -> torch.nn.Module:
+    """A copy of ``original`` in training mode with what ``config`` trains unfrozen: every weight, or a new
+    LoRA adapter (``adapter="lora"``) with the base weights frozen."""
+    model = copy.deepcopy(original).train()
+    if config.adapter == "lora":
+        from .adapters import add_lora
+
+        return add_lora(model, config.rank)
+    return model.requires_grad_(True)
 
 
 def _cuda_devices(model) -> list[int]:
@@ -291,7 +336,7 @@ def _cuda_devices(model) -> list[int]:
 
 def finetune(original: torch.nn.Module, latents: Latents, clip, config: FinetuneConfig, *, face_model=None,
              progress: bool | None = None, callback=None, fast: FastPath | str | None = "auto",
-             data_parallel: bool = False) -> FinetuneResult:
+             data_parallel: bool = False, stop=None) -> FinetuneResult:
     """Fine-tune a copy of ``original`` on precomputed ``latents`` with the directional CLIP loss (eq. 10).
 
     ``latents`` must have been inverted to ``config.t0`` (see :func:`dclip.method.latents.precompute`).
@@ -308,13 +353,15 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
     mean of eq. 10 is taken over the global batch (the CLIP term's inside the −log) and gradients
     are averaged over ranks, so the result equals one process with batch ``world_size × batch_size``
     up to float rounding. Every rank ends with the same weights and history.
+
+    ``stop``: a function of no arguments, asked after every update; when it returns True training ends there and
+    the result keeps the weights so far, with ``stopped=True`` (:func:`finetune_cached` never stores it).
     """
     if latents.t0 != config.t0:
         raise ValueError(f"the latents were inverted to t0={latents.t0} but the config asks for t0={config.t0}; "
                          "precompute latents at the config's t0.")
     data_parallel = data_parallel and distributed.active()
-    model = copy.deepcopy(original).train()
-    model.requires_grad_(True)
+    model = _trainable_copy(original, config)
     if data_parallel:
         distributed.broadcast_parameters(model)
     objective = _Objective(clip, config, face_model, data_parallel)
@@ -329,7 +376,7 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
             model.enable_gradient_checkpointing()
         result.fast = s.fast
         observed = enabled or callback is not None or not s.fast.sync_free
-        _train(s, model, objective, latents, config, _History(result, bar, callback), observed)
+        result.stopped = _train(s, model, objective, latents, config, _History(result, bar, callback), observed, stop)
     if model.is_gradient_checkpointing:
         model.disable_gradient_checkpointing()
     if not all(p.is_contiguous() for p in model.parameters()):  # left channels_last (cuda_graphs)
@@ -342,17 +389,25 @@ def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str
     """Write the fine-tuned weights as safetensors plus a JSON sidecar (architecture, prompts, settings).
 
     Both files are written atomically (:func:`dclip.models.folder.write_model`). ``dclip.load_unet(path)``
-    reads them back.
+    reads them back. A LoRA fine-tune (``adapter="lora"``) writes only its adapter
+    (:func:`dclip.method.adapters.save_adapter`); :func:`load_finetuned` applies it to its base model.
     """
     from ..models.folder import write_model
     from ..version import __version__
 
-    meta = {"unet_config": dict(result.model.config),
+    meta = {"unet_config": _architecture(result.model.config),
             "base": base, "source": result.config.source, "target": result.config.target,
             "hyperparameters": asdict(result.config), "dclip_version": __version__,
             "fast_path": asdict(result.fast) if result.fast is not None else None,
             "world_size": result.world_size, "global_batch_size": result.world_size * result.config.batch_size,
-            "final_loss": result.history[-1]["loss"] if result.history else None}
+            "final_loss": result.history[-1]["loss"] if result.history else None, "stopped": result.stopped}
+    if result.config.adapter == "lora":
+        from .adapters import LORA_TARGETS, save_adapter
+
+        meta["adapter"] = {"kind": "lora", "rank": result.config.rank, "alpha": result.config.rank,
+                           "targets": LORA_TARGETS}
+        return save_adapter(result.model, path, meta)
+    meta["unet_config"] = dict(result.model.config)
     return write_model(result.model, path, meta)
 
 
@@ -365,18 +420,31 @@ def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None,
                    base_name: str | None = None) -> torch.nn.Module:
     """Load a fine-tuned model (dclip safetensors or the authors' .pth); check it fits ``base`` if given.
 
-    A broken file is an :class:`~dclip.runtime.errors.UnreadableFileError` (from the readers of
+    A LoRA adapter file (:func:`save_finetuned` of an ``adapter="lora"`` fine-tune) needs ``base``: it comes
+    back as a :class:`dclip.method.adapters.AdapterView` of ``base`` (adapters of one base share one copy
+    of it). A broken file is an :class:`~dclip.runtime.errors.UnreadableFileError` (from the readers of
     :mod:`dclip.models.folder`), and so is a fine-tune of another base model: one whose architecture
     differs from ``base``'s, or whose sidecar names a preset other than ``base_name`` (a preset name
     such as ``"celeba_hq"``; a file path is not compared)."""
     from ..models.folder import read_sidecar
     from ..models.unet import load_unet
+    from ..runtime.errors import UnreadableFileError
 
-    trained_from = str(read_sidecar(path).get("base") or "") if Path(path).suffix == ".safetensors" else ""
+    meta = read_sidecar(path) if Path(path).suffix == ".safetensors" else {}
+    trained_from = str(meta.get("base") or "")
     _check_base_name(path, trained_from, base_name)
+    if "adapter" in meta:
+        from .adapters import load_adapter
+
+        if base is None:
+            raise UnreadableFileError(path, "is a LoRA adapter, which holds only the change to its base model",
+                                      f"Pass the base model it was trained on ('{trained_from or 'its sidecar: base'}'): "
+                                      "load_finetuned(path, base=load_unet(...)).")
+        _check_config(path, trained_from, meta.get("unet_config") or {}, base)
+        return load_adapter(path, base)
     model = load_unet(path, config=None)
     if base is not None:
-        _check_architecture(path, trained_from, model, base)
+        _check_config(path, trained_from, model.config, base)
     return model.to(device_of(base)) if base is not None else model
 
 
@@ -391,10 +459,10 @@ def _check_base_name(path, trained_from: str, base_name: str | None) -> None:
                                   f"Use it with the model it was fine-tuned from: '{trained_from}'.")
 
 
-def _check_architecture(path, trained_from: str, model, base) -> None:
+def _check_config(path, trained_from: str, config, base) -> None:
     from ..runtime.errors import UnreadableFileError
 
-    mine, theirs = _architecture(model.config), _architecture(base.config)
+    mine, theirs = _architecture(config), _architecture(base.config)
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if diff:
         origin = f" ('{trained_from}', its sidecar says)" if trained_from else ""
@@ -418,8 +486,19 @@ def finetuned_cache_path(cache: str | os.PathLike, base, images: torch.Tensor, c
 
     digest = hashlib.blake2b(digest_size=12)
     digest.update(cache_key(base, images, config.t0, inversion_steps, weights=weights).encode())
-    digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+    digest.update(json.dumps(_cache_fields(config), sort_keys=True).encode())
     return Path(cache) / "finetuned" / f"{digest.hexdigest()}.safetensors"
+
+
+def _cache_fields(config: FinetuneConfig) -> dict:
+    """The config's fields in a cache key; the options added after the paper's (issue 24) only when set, so a
+    paper fine-tune keeps the key it had before they existed."""
+    fields = asdict(config)
+    for name in ("adapter", "rank", "loss_at"):
+        if fields[name] == FinetuneConfig.__dataclass_fields__[name].default or (
+                name == "rank" and fields["adapter"] == "none"):
+            del fields[name]
+    return fields
 
 
 def read_cached_finetune(path: str | os.PathLike | None, base, config: FinetuneConfig) -> FinetuneResult | None:
@@ -455,7 +534,7 @@ def store_finetune(result: FinetuneResult, path: str | os.PathLike, cache: str |
 def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *, inversion_steps: int,
                     cache: str | os.PathLike | None, latents: Latents | None = None, weights: str | None = None,
                     base_name: str = "", face_model: torch.nn.Module | None = None, progress: bool | None = None,
-                    callback=None, fast: FastPath | str | None = "auto") -> FinetuneResult:
+                    callback=None, fast: FastPath | str | None = "auto", stop=None) -> FinetuneResult:
     """:func:`finetune` on ``images`` (inverted to ``config.t0`` in ``inversion_steps``), or its result
     from the disk cache ``cache`` when an earlier run with the same base, images and settings left it
     there (then nothing is inverted or trained). ``cache=None``: no disk cache, always trained.
@@ -463,7 +542,7 @@ def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *,
     ``latents`` (the :class:`Latents` of ``images``) and ``face_model`` are only used when training; without
     ``latents`` they are precomputed into the cache's ``latents/`` folder. A new result is saved in
     ``finetuned/`` (:func:`store_finetune`). Returns the :class:`FinetuneResult`; one read from the cache has
-    an empty ``history``.
+    an empty ``history``. A fine-tune ended early by ``stop`` (see :func:`finetune`) is returned, never stored.
     """
     from .latents import precompute
 
@@ -476,7 +555,7 @@ def finetune_cached(base, images: torch.Tensor, clip, config: FinetuneConfig, *,
         latents = precompute(base, images, config.t0, inversion_steps, progress=progress, weights=weights,
                              cache_dir=Path(cache) / "latents" if cache is not None else None)
     result = finetune(base, latents, clip, config, face_model=face_model if config.lambda_id > 0 else None,
-                      progress=progress, callback=callback, fast=fast)
-    if path is not None:
+                      progress=progress, callback=callback, fast=fast, stop=stop)
+    if path is not None and not result.stopped:
         store_finetune(result, path, cache, base_name)
     return result

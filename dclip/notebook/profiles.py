@@ -76,6 +76,9 @@ class Profile:
     world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
                                 # stand-in attributes and the judge (see dclip.method.attributes.TOY_STAND_INS)
     n_runs: int = 1             # independent fine-tunes per judged edit (toy world: own training faces each)
+    lora_lr: float = 1e-4       # initial learning rate of a LoRA fine-tune (adapter="lora"; beyond the paper).
+                                # toy: chosen on validation faces (bench/recipes.py --choose); paper: diffusers'
+                                # LoRA examples' 1e-4, not measured at 256²
 
     @property
     def is_smoke(self) -> bool:
@@ -114,7 +117,8 @@ PROFILES: dict[str, Profile] = {
         lpips_pretrained=False, align_faces=False, image_size=32, n_test=32, n_ablation=32, n_train=8, n_inv=40,
         n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=6, lr=3e-5, latent_opt_iterations=20, latent_opt_lr=0.05,
         project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
-        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy", n_runs=3),
+        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy", n_runs=3,
+        lora_lr=1e-3),
 }
 #: What ``make test`` (nbval) runs: the toy profile on 8 test faces with one fine-tune per edit, so the notebooks'
 #: checked cells run in a few minutes; ``make figures`` runs the full toy profile (32 faces, 3 fine-tunes).

@@ -29,10 +29,12 @@ SAMPLE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
-def profile_recipe(profile: Profile) -> dict:
+def profile_recipe(profile: Profile, adapter: str = "none") -> dict:
     """What a profile changes in the paper recipe of every fine-tune: S_gen, passes and learning rate (the toy
-    profile's are also what the CLI's ``--model toy`` fine-tunes with)."""
-    return {"n_gen": profile.n_gen_train, "n_iter": profile.n_iter, "lr": profile.lr}
+    profile's are also what the CLI's ``--model toy`` fine-tunes with); a LoRA fine-tune (``adapter="lora"``)
+    takes the profile's ``lora_lr``."""
+    lr = profile.lora_lr if adapter == "lora" else profile.lr
+    return {"n_gen": profile.n_gen_train, "n_iter": profile.n_iter, "lr": lr}
 
 
 def as_attribute(item: str | Attribute) -> Attribute:

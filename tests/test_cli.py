@@ -287,3 +287,26 @@ def test_toy_faces_writes_n_pngs(tmp_path, capsys):
     assert main(["toy", "faces", str(tmp_path / "calm"), "--n", "4", "--lacking", "angry"]) == 0
     calm = json.loads((tmp_path / "calm" / "faces.json").read_text())
     assert len(calm) == 4 and all(r["expression"] != "frowning" for r in calm.values())
+
+
+def test_the_readme_cpu_path_makes_a_judged_edit(tmp_path):
+    """The README's three commands (toy faces, fine-tune, edit) at reduced size: 4 faces instead of 8. The judge
+    reads glasses on at least 3 of the 4 edited faces (none wore them) and accepts every edit as a toy face."""
+    import json
+
+    from dclip.data.images import read_image, to_tensor
+    from dclip.toy.judging import edit_outcomes
+    from dclip.toy.nets import load_judge
+
+    faces, runs, edits = tmp_path / "faces", tmp_path / "runs" / "glasses", tmp_path / "edits"
+    assert main(["toy", "faces", str(faces), "--n", "4", "--lacking", "glasses"]) == 0
+    assert main(["finetune", "--model", "toy", "--clip", "toy", "--attribute", "glasses", "--out", str(runs),
+                 "--no-progress"]) == 0
+    assert main(["edit", "--model", "toy", "--finetuned", f"{runs}.safetensors", "--images", str(faces),
+                 "--out", str(edits), "--no-progress"]) == 0
+    names = sorted(json.loads((faces / "faces.json").read_text()))
+    before = torch.cat([to_tensor(read_image(faces / n)) for n in names])
+    after = torch.cat([to_tensor(read_image(edits / n)) for n in names])
+    outcome = edit_outcomes(load_judge(), before, after, "glasses")
+    assert outcome["lacking"].sum() == 4 and outcome["hit"].sum() >= 3, outcome
+    assert outcome["well_formed"].min() == 1, outcome

@@ -57,3 +57,18 @@ def test_the_gamma_plot_draws_the_weights_the_mix_applies():
     assert first.get_ydata()[t.index(350)] == 1 and second.get_ydata()[t.index(350)] == 0
     assert first.get_ydata()[t.index(100)] == 0.25 and second.get_ydata()[t.index(100)] == 0.75  # normalised
     assert walkthrough.loss_curve({"a": []}) is None
+
+
+def test_the_step_grid_is_one_inversion_per_s_inv_and_one_generation_per_cell(quick_context):
+    from dclip.method.ddim import generate, invert
+    from dclip.method.metrics import mae
+
+    ctx, lines = quick_context, []
+    x = ctx.world.images("celeba_hq", 2)
+    grid = walkthrough.step_grid(ctx, x, 300, [2, 5], progress=lines.append)
+    assert [len(r) for r in grid.grid] == [2, 2] and len(lines) == 4
+    model = ctx.unet("celeba_hq")
+    with torch.no_grad():
+        cell = generate(model, invert(model, x[:1], 300, 5), 300, 2)  # row S_inv 5, column S_gen 2
+    torch.testing.assert_close(grid.grid[1][0], cell[0].clamp(-1, 1), rtol=0, atol=1e-6)
+    assert grid.captions[1][0] == f"S_gen 2: MAE {float(mae(x[:1], cell)):.3f}"

@@ -1,5 +1,7 @@
 """The notebooks' step-by-step cells: the paper's pieces shown one at a time, before the studies run them in bulk.
 
+* :func:`step_grid`: Fig. 8a's S_inv × S_gen grid for one image, built one inversion and one generation at a time
+  (notebook 03);
 * :func:`directional_terms`: eq. 9 on one pair of batches (the text direction ΔT, the image direction ΔI, their
   cosine, L_direction) and eq. 10's CLIP term -log((2 - L_direction)/2);
 * :func:`finetune_walk`: one fine-tune with its loss curve, then the x̂0 (eq. 6) that the original and the
@@ -18,7 +20,8 @@ import torch
 from ..method.attributes import Attribute
 from .common import Study
 
-__all__ = ["directional_terms", "finetune_walk", "latent_walk", "projection_walk", "loss_curve", "gamma_plot"]
+__all__ = ["directional_terms", "step_grid", "finetune_walk", "latent_walk", "projection_walk", "loss_curve",
+           "gamma_plot"]
 
 
 def directional_terms(clip, x0: torch.Tensor, x: torch.Tensor, source: str, target: str) -> dict:
@@ -33,6 +36,32 @@ def directional_terms(clip, x0: torch.Tensor, x: torch.Tensor, source: str, targ
         change = (encode_images(clip, x) - encode_images(clip, x0)).norm(dim=-1)
     return {"|ΔI|": round(float(change.mean()), 4), "cos(ΔI, ΔT)": round(float(1 - l_dir.mean()), 4),
             "L_direction": round(float(l_dir.mean()), 4), "CLIP term": round(float(clip_objective(l_dir.mean())), 4)}
+
+
+def step_grid(ctx, x: torch.Tensor, t0: int, steps: Sequence[int], progress=print) -> Study:
+    """Fig. 8a for the first image of ``x``: for each S_inv, one inversion to t0 (eq. 12); from its latent, one
+    generation per S_gen (eq. 13). Each cell is captioned with its MAE to the input; ``progress`` gets a line per
+    cell as the grid is built (None: quiet)."""
+    from ..method.ddim import generate, invert
+    from ..method.metrics import mae
+
+    model, x = ctx.unet("celeba_hq"), x[:1]
+    grid, captions = [], []
+    for s_inv in steps:
+        x_lat = invert(model, x, t0, s_inv)
+        row, texts = [], []
+        for s_gen in steps:
+            with torch.no_grad():
+                x_rec = generate(model, x_lat, t0, s_gen)
+            error = float(mae(x, x_rec))
+            row.append(x_rec[0].clamp(-1, 1).cpu())
+            texts.append(f"S_gen {s_gen}: MAE {error:.3f}")
+            if progress is not None:
+                progress(f"S_inv = {s_inv:>3}, S_gen = {s_gen:>3}: MAE {error:.4f}")
+        grid.append(row)
+        captions.append(texts)
+    return Study(grid=grid, captions=captions, row_labels=[f"S_inv {s}" for s in steps],
+                 col_labels=[f"S_gen {s}" for s in steps], title=f"first image reconstructed at t0 = {t0}")
 
 
 def _chain(model, x_lat: torch.Tensor, t0: int, steps: int, n_show: int) -> tuple[list[torch.Tensor], list[int]]:

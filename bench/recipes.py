@@ -179,7 +179,7 @@ def one_update_memory(ctx, recipe: Recipe, base, clip, config, images) -> int:
 
 def learn(ctx, recipe: Recipe, run: int):
     """One fine-tune of :data:`EDIT` by ``recipe`` (run ``run``: its own training faces and seed): the result,
-    seconds and UNet calls of training latents + fine-tune."""
+    seconds and UNet evaluations (images × steps) of training latents + fine-tune."""
     from dclip.method.finetune import finetune
     from dclip.method.latents import precompute
 
@@ -196,7 +196,7 @@ def learn(ctx, recipe: Recipe, run: int):
 
 def apply(ctx, recipe: Recipe, model, faces, t0: int):
     """``model``'s edit of ``faces`` (inversion with the base, generation with ``model``): images, seconds per
-    image and UNet calls per image."""
+    image and UNet evaluations per image."""
     from dclip.method.edit import edit
 
     base = ctx.unet("celeba_hq")
@@ -224,8 +224,8 @@ def measure(ctx, recipe: Recipe, runs: int, faces, log) -> dict:
         outcomes.append(edit_outcomes(ctx.judge, faces, out, EDIT, records))
         log(f"  {recipe.name} run {run}: learn {seconds:.1f} s, apply {per_image:.3f} s/img")
     memory = one_update_memory(ctx, recipe, ctx.unet("celeba_hq"), ctx.clip, config, images)
-    row = {"recipe": recipe.name, "what": recipe.what, "learn_s": _median(learn_s), "learn_unet_calls": learn_calls[0],
-           "apply_s_per_image": _median(apply_s), "apply_unet_calls_per_image": apply_calls[0],
+    row = {"recipe": recipe.name, "what": recipe.what, "learn_s": _median(learn_s), "learn_unet_evals": learn_calls[0],
+           "apply_s_per_image": _median(apply_s), "apply_unet_evals_per_image": apply_calls[0],
            "file_bytes": file_bytes(result), "train_memory_bytes": memory, **judged(ctx, faces, edits, EDIT)}
     return {"row": row, "outcomes": outcomes}
 
@@ -406,14 +406,14 @@ def markdown(rows: list[dict]) -> str:
         d = row.get(key)
         return "–" if d is None else f"{d['mean']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
 
-    head = ("| recipe | learn s | × | UNet calls to learn | apply s/img | × | UNet calls/img | file | train memory | "
+    head = ("| recipe | learn s | × | UNet evaluations to learn | apply s/img | × | UNet evaluations per image | file | train memory | "
             "hit | kept | judge to true | Δhit vs paper | Δjudge-to-true vs paper | counts |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         counts = "(reference)" if "matches_paper" not in r else ("**yes**" if r["matches_paper"] else "no")
         lines.append(
-            f"| {r['recipe']} | {r['learn_s']:.1f} | {r['learn_speedup']:.1f}× | {r['learn_unet_calls']} | "
-            f"{r['apply_s_per_image']:.3f} | {r['apply_speedup']:.1f}× | {r['apply_unet_calls_per_image']:.0f} | "
+            f"| {r['recipe']} | {r['learn_s']:.1f} | {r['learn_speedup']:.1f}× | {r['learn_unet_evals']} | "
+            f"{r['apply_s_per_image']:.3f} | {r['apply_speedup']:.1f}× | {r['apply_unet_evals_per_image']:.0f} | "
             f"{r['file_bytes'] / 1e6:.2f} MB | {r['train_memory_bytes'] / 1e6:.0f} MB | {ci(r, 'hit')} | "
             f"{ci(r, 'kept')} | {ci(r, 'judge_to_true')} | {diff(r, 'hit_diff')} | {diff(r, 'judge_to_true_diff')} | "
             f"{counts} |")

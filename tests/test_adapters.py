@@ -295,10 +295,10 @@ def test_notebook_04_shows_the_recipe_table_or_says_how_to_measure_it(tmp_path):
 
     assert accelerations.read_results(tmp_path / "none.json") is None
     assert accelerations.recipe_study(None).rows[0]["recipe"] == "not measured here"
-    row = {**_row("lora", 0.9, 10.0, 0.2), "learn_speedup": 4.0, "apply_speedup": 1.0, "learn_unet_calls": 608,
-           "apply_unet_calls_per_image": 79, "hit_ci": [0.8, 1.0], "kept": 1.0, "kept_ci": [1.0, 1.0],
+    row = {**_row("lora", 0.9, 10.0, 0.2), "learn_speedup": 4.0, "apply_speedup": 1.0, "learn_unet_evals": 608,
+           "apply_unet_evals_per_image": 79, "hit_ci": [0.8, 1.0], "kept": 1.0, "kept_ci": [1.0, 1.0],
            "judge_to_true": 0.07, "judge_to_true_ci": [0.05, 0.09], "hit_diff": {"mean": -0.05, "ci": [-0.1, 0.02]},
            "judge_to_true_diff": {"mean": 0.0, "ci": [-0.01, 0.01]}, "matches_paper": True}
     shown = accelerations.recipe_study({"edit": "glasses", "runs": 3, "faces": 32, "rows": [row]}).rows[0]
     assert shown["hit"] == "0.90 [0.80, 1.00]" and shown["Δhit"] == "-0.05 [-0.10, +0.02]"
-    assert shown["matches paper"] == "yes" and shown["UNet calls learn / apply"] == "608 / 79"
+    assert shown["matches paper"] == "yes" and shown["UNet evaluations learn / apply per image"] == "608 / 79"

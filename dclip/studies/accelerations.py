@@ -52,7 +52,7 @@ def recipe_study(results: dict | None) -> Study:
         rows.append({
             "recipe": r["recipe"], "learn s": r["learn_s"], "learn ×": r["learn_speedup"],
             "apply s/img": r["apply_s_per_image"], "apply ×": r["apply_speedup"],
-            "UNet calls learn / apply": f"{r['learn_unet_calls']} / {r['apply_unet_calls_per_image']:.0f}",
+            "UNet evaluations learn / apply per image": f"{r['learn_unet_evals']} / {r['apply_unet_evals_per_image']:.0f}",
             "file MB": round(r["file_bytes"] / 1e6, 2), "hit": _ci(r, "hit"), "kept": _ci(r, "kept"),
             "judge to true": _ci(r, "judge_to_true"), "Δhit": _diff(r, "hit_diff"),
             "Δjudge to true": _diff(r, "judge_to_true_diff"),

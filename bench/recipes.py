@@ -438,7 +438,6 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from dclip.notebook.context import Context
-    from dclip.runtime.progress import progress_enabled  # noqa: F401  (DCLIP_PROGRESS read at import)
 
     def log(msg):
         print(msg, flush=True)

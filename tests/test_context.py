@@ -77,6 +77,23 @@ def test_disk_cache_reuses_a_finetuned_model(quick_profile, tmp_path, monkeypatc
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
 
 
+def test_a_stopped_finetune_is_neither_remembered_nor_written_to_the_disk_cache(quick_profile, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "dclip-cache"))
+    ctx = Context(dataclasses.replace(quick_profile, disk_cache=True, n_iter=3))  # 2 images x 3 passes: 6 updates
+    rows = []
+    stopped = ctx.finetune_result("gogh", callback=rows.append, stop=lambda: len(rows) >= 2)
+    assert stopped.stopped and len(stopped.history) == 2 and len(rows) == 2
+    assert not any(p.requires_grad for p in stopped.model.parameters())
+    assert not (tmp_path / "dclip-cache" / "finetuned").exists() or \
+        not list((tmp_path / "dclip-cache" / "finetuned").glob("*.safetensors"))
+    rows.clear()
+    full = ctx.finetune_result("gogh", callback=rows.append)  # asked again: trained again, from the start
+    assert not full.stopped and len(rows) == 6 and len(full.history) == 6
+    assert ctx.finetune("gogh") is full.model  # the finished one is the session's
+    assert len(list((tmp_path / "dclip-cache" / "finetuned").glob("*.safetensors"))) == 1
+    assert any(not torch.equal(a, b) for a, b in zip(stopped.model.parameters(), full.model.parameters()))
+
+
 def test_paper_profile_without_a_gpu_says_what_to_do(monkeypatch):
     from dclip.notebook.profiles import get_profile
 

@@ -1,5 +1,6 @@
 """The live editor: its state and actions, and the widget callbacks triggered as a user would."""
 import datetime
+import threading
 import io
 
 import pytest
@@ -95,6 +96,7 @@ def test_widget_callbacks_drive_the_editor(editor):
     ui = widgets.build_ui(editor, sample="grace_hopper", source="face", target="tanned face")
     assert ui.view.value[:4] == b"\x89PNG" and ui.gamma_box.children == ()
     ui.button.click()
+    widgets.wait_for_finetune(ui)
     assert ui.progress.value == 1.0 and len(ui.gamma_box.children) == 1 and not ui.button.disabled
     assert ui.status.value == "weights: original 0 · tanned face (t0=300) 1"
     assert ui.gamma_box.children[0].disabled and "only r matters" in ui.gamma_note.value  # a lone γ does nothing
@@ -103,12 +105,14 @@ def test_widget_callbacks_drive_the_editor(editor):
     assert editor.ratio == 0.5 and editor.weights() == [0.5, 0.5] and ui.view.value != shown
     ui.target.value = "angry face"
     ui.button.click()
+    widgets.wait_for_finetune(ui)
     assert len(ui.gamma_box.children) == 2 and not any(s.disabled for s in ui.gamma_box.children)
     assert [s.description for s in ui.gamma_box.children] == ["γ tanned face (t0=300)", "γ angry face (t0=300)"]
     shown = ui.view.value
     ui.gamma_box.children[1].value = 0.0
     assert editor.weights() == [0.5, 0.5, 0.0] and ui.view.value != shown
     ui.button.click()  # the same pair again: no second copy, and the status says why
+    widgets.wait_for_finetune(ui)
     assert len(ui.gamma_box.children) == 2 and "already in the mix" in ui.status.value
     ui.t0.value = 250
     assert editor.t0 == 250
@@ -162,21 +166,28 @@ def test_the_live_editor_starts_without_the_static_edit_model(editor):
     ui = widgets.build_ui(editor)
     assert ui.gamma_box.children == () and ui.status.value == "weights: original 1"
     ui.button.click()  # the static edit's pair: the session's model, with its slider, and the status says so
+    widgets.wait_for_finetune(ui)
     assert len(ui.gamma_box.children) == 1 and ui.status.value.endswith("this session: reused)")
 
 
 def test_every_control_has_a_tooltip(editor):
     ui = widgets.build_ui(editor)
     ui.button.click()
-    controls = [ui.picker, ui.upload, ui.source, ui.target, ui.t0, ui.button, ui.progress, ui.ratio,
-                *ui.gamma_box.children]
+    widgets.wait_for_finetune(ui)
+    controls = [ui.picker, ui.upload, ui.source, ui.target, ui.t0, ui.button, ui.stop, ui.progress, ui.ratio,
+                *ui.gamma_box.children, ui.compare, ui.undo, ui.redo, ui.save, ui.save_to,
+                *[c for item in ui.history_box.children for c in item.children[1:]],
+                *[getattr(ui.pad, n) for n in ("colour", "brush", "rounds", "blank", "over_image", "undo_stroke",
+                                               "generate")]]
     assert all(c.tooltip for c in controls)
+    assert ui.pad.canvas.tooltip is None  # ipycanvas 0.14's view breaks in JupyterLab 4 with one
 
 
 def test_finetune_errors_show_in_the_status_line(editor):
     ui = widgets.build_ui(editor)
     ui.target.value = "  "
     ui.button.click()
+    widgets.wait_for_finetune(ui)
     assert ui.status.value.startswith("error:") and not ui.button.disabled
 
 
@@ -188,3 +199,238 @@ def test_static_edit_and_launch(editor, capsys):
     assert widgets.launch(editor, interactive=False) is None
     assert "static edit" in capsys.readouterr().out
     assert widgets.launch(editor, interactive=True).children
+
+
+# -- stop, loss, the background fine-tune ------------------------------------------------------------
+
+@pytest.fixture
+def long_editor(quick_profile, tmp_path):
+    """An editor whose fine-tunes take 6 updates (2 images x 3 passes)."""
+    import dataclasses
+
+    from dclip.notebook.context import Context
+
+    ctx = Context(dataclasses.replace(quick_profile, n_iter=3), output_dir=str(tmp_path / "figures"))
+    ed = widgets.Editor(ctx, t0=300)
+    ed.load_sample("astronaut")
+    return ed
+
+
+def test_stop_ends_the_finetune_at_that_update_and_keeps_its_model(long_editor):
+    seen, updates = [], []
+    label = long_editor.finetune("face", "tanned face", progress=seen.append, on_update=updates.append,
+                                 stop=lambda: len(seen) >= 2)
+    assert label == "tanned face (t0=300) (stopped at update 2/6)"
+    assert seen == [1 / 6, 2 / 6]  # no final 1.0: the bar stays where it stopped
+    assert [(u.done, u.total) for u in updates] == [(1, 6), (2, 6)] and all(u.loss > 0 for u in updates)
+    assert updates[-1].text() == f"update 2/6 · loss {updates[-1].loss:.4f}"
+    stopped = long_editor.tuned[0]
+    assert stopped.result.stopped and len(stopped.result.history) == 2
+    assert not torch.allclose(long_editor.render(), reconstruction(long_editor))  # it edits with what it learnt
+    seen.clear()
+    assert long_editor.finetune("face", "tanned face", progress=seen.append) == "tanned face (t0=300)"
+    assert len(seen) == 7 and len(long_editor.tuned) == 2  # trained again in full, beside the stopped one
+
+
+def test_the_stop_button_ends_a_running_finetune_and_the_editor_stays_usable(long_editor, monkeypatch):
+    ui = widgets.build_ui(long_editor)
+    reached, resume, shown = threading.Event(), threading.Event(), []
+    real = widgets.show_update
+
+    def show_update(ui_, update):  # the training thread pauses after update 2, as if a click arrived then
+        real(ui_, update)
+        shown.append((ui_.loss.value, ui_.progress.value))
+        if update.done == 2:
+            reached.set()
+            resume.wait(60)
+
+    monkeypatch.setattr(widgets, "show_update", show_update)
+    ui.button.click()
+    assert reached.wait(60), "the fine-tune never reached its second update"
+    assert ui.busy and not ui.stop.disabled and ui.button.disabled and ui.ratio.disabled and ui.t0.disabled
+    assert ui.loss.value.startswith("update 2/6 · loss ") and ui.progress.value == pytest.approx(2 / 6)
+    ui.compare.value = 0.5  # what needs no model works meanwhile
+    ui.stop.click()
+    assert ui.stop.disabled and ui.status.value.startswith("stopping")
+    resume.set()
+    widgets.wait_for_finetune(ui, timeout=60)
+    assert len(shown) == 2  # nothing trained after the update Stop came in
+    label = "tanned face (t0=300) (stopped at update 2/6)"
+    assert ui.status.value.startswith(f"stopped: '{label}' keeps its 2 updates")
+    assert [s.description for s in ui.gamma_box.children] == [f"γ {label}"]
+    assert not ui.busy and ui.stop.disabled and not ui.button.disabled and not ui.ratio.disabled
+    ui.ratio.value = 0.5  # usable again: renders with the stopped model
+    assert ui.status.value == f"weights: original 0.5 · {label} 0.5"
+    ui.button.click()  # and a fine-tune after a stop trains in full
+    widgets.wait_for_finetune(ui, timeout=120)
+    assert len(long_editor.tuned) == 2 and ui.progress.value == 1.0 and ui.loss.value.startswith("update 6/6")
+
+
+def test_a_finetune_error_in_the_thread_shows_and_frees_the_controls(editor, monkeypatch):
+    ui = widgets.build_ui(editor)
+    monkeypatch.setattr(editor.ctx, "finetune_result", lambda *a, **k: 1 / 0)
+    ui.button.click()
+    widgets.wait_for_finetune(ui, timeout=60)
+    assert ui.status.value.startswith("error: ZeroDivisionError") and ui.status.style.text_color
+    assert not ui.busy and not ui.button.disabled and ui.stop.disabled
+
+
+# -- compare, history, undo and redo -----------------------------------------------------------------
+
+def test_compare_png_splits_before_and_after():
+    from PIL import Image
+
+    before, after = -torch.ones(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    assert widgets.compare_png(before, after, 0.0, 16) == widgets.png_bytes([after], 16)
+    assert widgets.compare_png(before, after, 1.0, 16) == widgets.png_bytes([before], 16)
+    half = Image.open(io.BytesIO(widgets.compare_png(before, after, 0.5, 16))).convert("RGB")
+    assert half.size == (16, 16) and half.getpixel((2, 5)) == (0, 0, 0) and half.getpixel((13, 5)) == (255, 255, 255)
+
+
+def test_history_records_each_edit_once_and_undo_redo_walk_it(editor):
+    ui = widgets.build_ui(editor)
+    ui.button.click()
+    widgets.wait_for_finetune(ui)
+    history = editor.history
+    assert len(history.entries) == 2 and ui.undo.disabled is False and ui.redo.disabled  # reconstruction, edit
+    at_one = ui.view.value
+    ui.ratio.value = 0.5
+    at_half = ui.view.value
+    ui.ratio.value = 0.5  # no change, no new entry
+    assert len(history.entries) == 3 and len(ui.history_box.children) == 3
+    assert ui.history_box.children[2].children[2].value.endswith("face → tanned face · t0 300 · r 0.5 · γ 1</div>")
+    assert ui.history_box.children[2].children[1].button_style == "info"
+    ui.undo.click()
+    assert editor.ratio == 1.0 and ui.ratio.value == 1.0 and ui.view.value == at_one and not ui.redo.disabled
+    assert ui.status.value.startswith("edit #2 restored (face → tanned face · t0 300 · r 1 · γ 1)")
+    assert len(history.entries) == 3  # a restore is no new edit
+    ui.redo.click()
+    assert editor.ratio == 0.5 and ui.view.value == at_half and ui.redo.disabled
+    ui.history_box.children[0].children[1].click()  # the first thumbnail: the reconstruction, before any model
+    assert editor.tuned == [] and ui.gamma_box.children == () and editor.ratio == 1.0
+    torch.testing.assert_close(history.current.output, reconstruction(editor))
+    ui.undo.click()  # back to where the click came from, model and slider included
+    assert editor.ratio == 0.5 and [t.label for t in editor.tuned] == ["tanned face (t0=300)"]
+    assert len(ui.gamma_box.children) == 1 and ui.view.value == at_half
+    ui.t0.value = 250  # a new edit after an undo: appended, and there is nothing to redo
+    assert len(history.entries) == 4 and ui.redo.disabled and history.current.t0 == 250
+
+
+def test_a_restored_edit_keeps_its_own_gammas(editor):
+    ui = widgets.build_ui(editor)
+    for target in ("tanned face", "angry face"):
+        ui.target.value = target
+        ui.button.click()
+        widgets.wait_for_finetune(ui)
+    both = ui.view.value
+    ui.gamma_box.children[1].value = 0.0
+    assert editor.weights() == [0.0, 1.0, 0.0]
+    ui.undo.click()
+    assert [s.value for s in ui.gamma_box.children] == [1.0, 1.0] and editor.weights() == [0.0, 0.5, 0.5]
+    assert ui.view.value == both
+
+
+def test_history_forgets_the_oldest_beyond_its_limit():
+    from dclip.notebook.history import History, Snapshot
+
+    history = History(limit=3)
+    shots = [Snapshot(torch.zeros(1), "x", 300, r / 10, (), torch.zeros(1)) for r in range(5)]
+    for shot in shots:
+        history.record(shot)
+    assert history.entries == shots[2:] and history.current is shots[4]
+    history.undo()
+    history.undo()
+    assert history.current is shots[2] and not history.can_undo  # shots[1] left the strip
+    with pytest.raises(ValueError, match="nothing to undo"):
+        history.undo()
+
+
+# -- the toy world's own samples ---------------------------------------------------------------------
+
+@pytest.fixture
+def toy_editor(tmp_path):
+    import dataclasses
+
+    from dclip.notebook.context import Context
+    from dclip.notebook.profiles import get_profile
+
+    profile = dataclasses.replace(get_profile("toy"), n_train=2, n_iter=1, n_test=2, num_threads=0)
+    return widgets.Editor(Context(profile, output_dir=str(tmp_path / "figures")), t0=201)
+
+
+def test_the_toy_picker_lists_toy_faces(toy_editor, quick_context):
+    from dclip.notebook.mix_edit import quantised
+    from dclip.toy.domain import HELD_OUT_SEED, face_set
+
+    ui = widgets.build_ui(toy_editor)  # the notebook's image = "grace_hopper" stands for toy face 0
+    assert ui.picker.options == tuple(f"toy face {i}" for i in range(8)) and ui.picker.value == "toy face 0"
+    torch.testing.assert_close(toy_editor.image, quantised(face_set(HELD_OUT_SEED, 1)[0]))
+    ui.picker.value = "toy face 3"
+    torch.testing.assert_close(toy_editor.image, quantised(face_set(HELD_OUT_SEED + 3, 1)[0]))
+    with pytest.raises(ValueError, match="toy face 0"):
+        toy_editor.load_sample("toy face x")
+    assert widgets.Editor(quick_context).sample_names() == ["grace_hopper", "astronaut", "chelsea", "coffee"]
+
+
+def test_an_upload_at_the_toy_profile_is_shrunk_into_the_toy_world_with_a_note(toy_editor, editor):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (0, 0, 255)).save(buffer, format="PNG")
+    ui = widgets.build_ui(toy_editor)
+    assert ui.world_note.value == ""
+    upload(ui, "photo.png", buffer.getvalue())
+    assert toy_editor.image.shape == (1, 3, 32, 32) and ui.status.value.startswith("photo.png: centre-cropped")
+    assert ui.world_note.value.startswith("toy profile: the upload is shrunk to 32×32 px")
+    assert "only seen 32-px synthetic faces" in ui.world_note.value
+    ui.picker.value = "toy face 1"
+    assert ui.world_note.value == ""
+    other = widgets.build_ui(editor)  # photos' profiles: no such note
+    upload(other, "photo.png", buffer.getvalue())
+    assert other.world_note.value == ""
+
+
+# -- the drawing pad -----------------------------------------------------------------------------------
+
+def test_strokes_become_the_image_they_paint():
+    from dclip.notebook.drawing import Stroke, parse_colour, strokes_to_tensor
+
+    assert torch.equal(strokes_to_tensor([], 8, canvas_px=48), torch.ones(1, 3, 8, 8))
+    red = Stroke("#ff0000", 12, [(-10, 23.5), (60, 23.5)])  # a band across the middle: canvas rows 18-29, image rows 3-4
+    x = strokes_to_tensor([red], 8, canvas_px=48)
+    assert torch.equal(x[0, :, 3:5, :], torch.tensor([1.0, -1.0, -1.0])[:, None, None].expand(3, 2, 8))
+    assert torch.equal(x[0, :, :2], torch.ones(3, 2, 8)) and torch.equal(x[0, :, 6:], torch.ones(3, 2, 8))
+    background = torch.linspace(-1, 1, 3 * 8 * 8).reshape(1, 3, 8, 8)
+    painted = strokes_to_tensor([Stroke("#00f", 12, [(8.5, 8.5)])], 8, canvas_px=48, background=background)
+    from dclip.notebook.mix_edit import quantised
+
+    assert torch.equal(painted[..., 4:, :], quantised(background)[..., 4:, :])  # unpainted: the image
+    assert torch.equal(painted[0, :, 1, 1], torch.tensor([-1.0, -1.0, 1.0]))  # the dot
+    assert parse_colour("#c08060") == (192, 128, 96)
+    with pytest.raises(ValueError, match="#rrggbb"):
+        parse_colour("brown")
+
+
+def test_the_pad_draws_projects_and_edits(editor):
+    ui = widgets.build_ui(editor)
+    pad = ui.pad
+    pad.colour.value, pad.brush.value, pad.rounds.value = "#203040", 30, 2
+    widgets.pad_down(ui, 20, 20)
+    widgets.pad_move(ui, 100, 100)
+    widgets.pad_move(ui, 170, 40)
+    widgets.pad_up(ui)
+    widgets.pad_move(ui, 5, 5)  # the brush is up: no stroke
+    assert [(s.colour, s.width, len(s.points)) for s in pad.strokes] == [("#203040", 30.0, 3)]
+    drawing = widgets.pad_drawing(ui)
+    assert drawing.shape == (1, 3, 32, 32) and drawing.min() < 0.0
+    pad.generate.click()
+    assert editor.image_name == "drawing" and editor.origin["K"] == 2 and ui.picker.value is None
+    assert ui.status.value.startswith("drawing projected into the model's domain (K = 2 rounds")
+    first = editor.image
+    assert not torch.equal(first, drawing)
+    pad.generate.click()  # seeded: the same drawing projects to the same image
+    torch.testing.assert_close(editor.image, first)
+    pad.undo_stroke.click()
+    assert pad.strokes == []
+    pad.over_image.click()
+    assert torch.equal(widgets.pad_drawing(ui), editor.image.cpu())

@@ -80,6 +80,13 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                         "0 with --model toy)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="images per update, per rank under torchrun (default: %(default)s)")
+    p.add_argument("--adapter", default="none", choices=["none", "lora"],
+                   help="none: train every weight (the paper); lora: train a low-rank adapter and write only it "
+                        "(a small file; edit applies it to --model) (default: %(default)s)")
+    p.add_argument("--rank", type=int, default=4, help="LoRA rank with --adapter lora (default: %(default)s)")
+    p.add_argument("--loss-at", default="chain_end", choices=["chain_end", "first_step"],
+                   help="chain_end: the loss on the image after the S_gen chain (the paper); first_step: on x̂0 "
+                        "predicted at t0 in one UNet call (Eff-Diff; S_gen times less work) (default: %(default)s)")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="recompute activations to save memory (full mode; a fast-path setting)")
     p.add_argument("--bf16", action="store_true",
@@ -117,18 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finetune(fin)
     ed = sub.add_parser("edit", help="edit an image with a fine-tuned model")
     _add_common(ed)
-    ed.add_argument("--finetuned", required=True, nargs="+",
-                    help="fine-tuned model file(s); several with --gammas mix them (eq. 14)")
+    ed.add_argument("--finetuned", nargs="+",
+                    help="fine-tuned model file(s); several with --gammas mix them (eq. 14); not with --from-png")
     which = ed.add_mutually_exclusive_group(required=True)
     which.add_argument("--image", help="image file to edit")
     which.add_argument("--images", help="folder of images to edit: writes OUT/NAME.png per image (edited only), "
                                          "skipping those already there")
+    which.add_argument("--from-png", help="redo the edit the live editor (notebook 06) saved in this PNG: its "
+                                          "settings name the model files it needs")
     ed.add_argument("--n-images", type=int, default=None, help="with --images: the first this many (default: all)")
     ed.add_argument("--batch-size", type=int, default=8,
                     help="with --images: images per UNet call (default: %(default)s)")
     ed.add_argument("--align", action="store_true", help="align the face with MTCNN first")
     ed.add_argument("--n-gen", type=int, default=40, help="S_gen, generation steps (default: %(default)s)")
     ed.add_argument("--ratio", type=float, default=1.0, help="degree of change r in [0, 1] (default: 1)")
+    ed.add_argument("--finish-at", type=int, default=None,
+                    help="end generation at the first step with t ≤ this and take its x̂0 (skips the rest; "
+                         "default: the whole reverse process, as the paper)")
     ed.add_argument("--gammas", default=None,
                     help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
     ed.add_argument("--out", required=True, help="output image path (PNG); a folder with --images")

@@ -146,7 +146,7 @@ def _finetune_config(args, name: str | None = None):
     toy = {k: v for k, v in toy_preset(args).items() if k in flags}  # --model toy; a flag given wins
     overrides = {**toy, **{k: v for k, v in flags.items() if v is not None}}
     return attribute_config(attr, args.recipe or "paper", mode=args.mode, batch_size=args.batch_size, seed=args.seed,
-                            **overrides)
+                            adapter=args.adapter, rank=args.rank, loss_at=args.loss_at, **overrides)
 
 
 def _fast(args):
@@ -294,6 +294,12 @@ def _edit(args) -> None:
     from ..data.images import read_image, save_image
     from ..method.mixing import noise_mix, parse_gammas
 
+    if args.from_png:  # the saved edit names its own models and settings
+        from .from_png import run
+
+        return run(args)
+    if not args.finetuned:
+        raise ValueError("edit needs --finetuned MODEL (or --from-png FILE, an edit the live editor saved).")
     photo = read_image(args.image) if args.image else None  # a broken file fails before any model is loaded
     if len(args.finetuned) > 1 and not args.gammas:
         raise ValueError("several --finetuned models need --gammas, e.g. '300:1,0;0:0.3,0.7'.")
@@ -311,7 +317,7 @@ def _edit(args) -> None:
             return edit_multi(original, models, x0, t0, gammas, ratio=args.ratio, n_inv=args.n_inv,
                               n_gen=args.n_gen, progress=args.progress)
         return edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
-                    progress=args.progress)
+                    progress=args.progress, finish_at=args.finish_at)
 
     if args.image:
         if distributed.is_main():

@@ -192,23 +192,40 @@ class Context:
                                                                      self.profile.n_inv, fast=RECONSTRUCTION))
 
     def finetune(self, item: str | Attribute, t0: int | None = None, *, replicate: int = 0,
-                 progress: bool | None = None, callback=None) -> torch.nn.Module:
+                 progress: bool | None = None, callback=None, stop=None) -> torch.nn.Module:
         """Fine-tune the domain's model for an attribute (eq. 10) once per session; returns the model.
 
         ``item`` is an :data:`~dclip.method.attributes.ATTRIBUTES` name or an :class:`Attribute`; ``t0``
         overrides the attribute's return step (Fig. 8b); ``replicate`` 1, 2, ... are independent fine-tunes
         (their own seed and, in the toy world, their own training faces). With the profile's ``disk_cache``
         the model is also kept in the disk cache's ``finetuned/`` folder (:mod:`dclip.runtime.cache`) for
-        later sessions.
+        later sessions. ``stop``: see :meth:`finetune_result`.
+        """
+        return self.finetune_result(item, t0, replicate=replicate, progress=progress, callback=callback,
+                                    stop=stop).model
+
+    def finetune_result(self, item: str | Attribute, t0: int | None = None, *, replicate: int = 0,
+                        progress: bool | None = None, callback=None, stop=None):
+        """:meth:`finetune`'s :class:`~dclip.method.finetune.FinetuneResult` (settings, history, ``stopped``).
+
+        ``stop``: a function of no arguments asked after every update (:func:`dclip.method.finetune.finetune`);
+        when it returns True training ends there and the result, ``stopped=True``, keeps the weights so far. A
+        stopped fine-tune is neither remembered for the session nor written to the disk cache: asking again
+        trains again, from the start.
         """
         attr = as_attribute(item)
         config = self.world.finetune_config(attr, t0, replicate)
-        return self.memo.get(("finetuned", attr.domain, config, replicate),
-                             lambda: self._finetune(attr.domain, config, replicate, progress,
-                                                    callback).requires_grad_(False))
+        key = ("finetuned", attr.domain, config, replicate)
+        known = self.memo.peek(key)
+        if known is not None:
+            return known
+        result = self._finetune(attr.domain, config, replicate, progress, callback, stop)
+        result.model.requires_grad_(False)
+        return result if result.stopped else self.memo.get(key, lambda: result)
 
-    def _finetune(self, domain: str, config, replicate: int, progress: bool | None, callback) -> torch.nn.Module:
-        """Read the fine-tune from the disk cache, or train it on the session's training latents."""
+    def _finetune(self, domain: str, config, replicate: int, progress: bool | None, callback, stop=None):
+        """Read the fine-tune from the disk cache, or train it on the session's training latents (a stopped
+        one is not written to the cache). Returns the :class:`~dclip.method.finetune.FinetuneResult`."""
         from ..method.finetune import finetune, finetuned_cache_path, read_cached_finetune, store_finetune
 
         base, images, steps, cache = self.unet(domain), self.world.train_images(domain, replicate), \
@@ -217,13 +234,13 @@ class Context:
         path = None if cache is None else finetuned_cache_path(cache, base, images, config, steps, weights=weights)
         cached = read_cached_finetune(path, base, config)
         if cached is not None:  # then nothing is inverted
-            return cached.model
+            return cached
         result = finetune(base, self.latents(images, config.t0, domain, steps, progress=progress), self.clip, config,
                           face_model=self.face_model if config.lambda_id > 0 else None, progress=progress,
-                          callback=callback)
-        if path is not None:
+                          callback=callback, stop=stop)
+        if path is not None and not result.stopped:
             store_finetune(result, path, cache, self.profile.unet_for(domain))
-        return result.model
+        return result
 
     def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0,
              x_lat: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,162 +1,46 @@
-"""The live editor of notebook 06: pick or upload an image, fine-tune on a text pair, then steer the edit.
+"""The live editor of notebook 06: pick, upload or draw an image, fine-tune on a text pair, then steer the edit.
 
 Two layers, so everything a click does can be tested without a browser:
 
-* :class:`Editor` holds the state (image, fine-tuned models, degree of change r, γ weights) and
-  does the work: fine-tuning (Sec. 3, eq. 10), inversion with the original model, and generation
-  with the noise mix ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i (the degree of change of Sec. 3.2 and
-  the multi-attribute mix of eq. 14, with constant γ).
+* :class:`~dclip.notebook.editor.Editor` (:mod:`dclip.notebook.editor`) holds the state (image, fine-tuned models, degree of change r, γ weights, the history of
+  rendered edits) and does the work: fine-tuning (Sec. 3, eq. 10; stoppable after any update), inversion with
+  the original model, generation with the noise mix ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i (the degree of change
+  of Sec. 3.2 and the multi-attribute mix of eq. 14, with constant γ; :mod:`dclip.notebook.mix_edit`), undo/redo
+  (:mod:`dclip.notebook.history`), saving an edit with its settings (:mod:`dclip.notebook.saved_edit`) and a
+  drawing projected into the model's domain (eq. 1, K rounds; :mod:`dclip.notebook.drawing`).
 * :func:`build_ui` wires ipywidgets to the editor: each widget callback is a module-level function
-  of (ui, editor) that tests call or trigger by setting a widget's value / clicking its button.
+  of (ui, ..., change) that tests call or trigger by setting a widget's value / clicking its button.
+
+Fine-tuning runs in a background thread (:func:`on_finetune`, :func:`wait_for_finetune`): the kernel's main thread
+stays free to handle clicks, so Stop ends training at the current update. Meanwhile the controls that would
+compute with the models are disabled; compare, history, undo/redo and save (which only show or write what is
+there) stay usable.
 
 Under papermill (``interactive = False``) the notebook shows :func:`static_edit` instead.
 """
 from __future__ import annotations
 
-import io
-import math
-from dataclasses import dataclass, field
+import contextlib
+import threading
+import traceback
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..method.attributes import Attribute
-from ..method.accelerated import generate_fast, invert_fast
-from ..runtime.fast import EDITING, RECONSTRUCTION
-from ..method.mixing import change_weights, noise_mix
+from .editor import (PROJECT_T0, TOY_UPLOAD_NOTE, Editor, FinetuneProgress,  # noqa: F401
+                     _Tuned, compare_png, png_bytes)
+from .history import History, Snapshot
 
-__all__ = ["Editor", "EditorUI", "build_ui", "static_edit", "launch", "png_bytes"]
-
-
-def png_bytes(images: list[torch.Tensor], height: int = 256) -> bytes:
-    """Images (each (1, 3, H, W) in [-1, 1]) side by side as PNG bytes, scaled to ``height`` pixels."""
-    from PIL import Image
-
-    from ..data.images import to_pil
-
-    row = to_pil(torch.cat([x.cpu() for x in images], dim=3))[0]
-    scale = height / row.height
-    row = row.resize((max(1, round(row.width * scale)), height), Image.NEAREST)
-    buffer = io.BytesIO()
-    row.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@dataclass
-class _Tuned:
-    label: str
-    model: torch.nn.Module
-    gamma: float = 1.0
-
-
-@dataclass
-class Editor:
-    """State and actions of the live editor (no widgets here)."""
-
-    ctx: object
-    domain: str = "celeba_hq"
-    t0: int = 400
-    ratio: float = 1.0
-    image: torch.Tensor | None = None
-    tuned: list[_Tuned] = field(default_factory=list)
-    _latent: tuple | None = field(default=None, repr=False)
-
-    # -- image --------------------------------------------------------------------------------------
-
-    def set_image(self, x: torch.Tensor) -> None:
-        """Use ``x`` ((1, 3, H, W) in [-1, 1], the model's size) as the image to edit."""
-        self.image, self._latent = x.to(self.ctx.device), None
-
-    def load_sample(self, name: str) -> None:
-        """A shipped sample photo (see :data:`dclip.data.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces.
-
-        At the toy profile a photo is outside the toy DDPM's world: the sample is then a held-out toy face
-        (the photo's position in the list picks which)."""
-        from ..data.images import SAMPLE_PHOTOS, sample_photo
-
-        if getattr(self.ctx.profile, "is_toy", False):
-            from ..toy.domain import HELD_OUT_SEED, face_set
-
-            index = list(SAMPLE_PHOTOS).index(name) if name in SAMPLE_PHOTOS else 0
-            self.ctx.note(f"toy profile: the sample '{name}' is held-out toy face {index}.")
-            self.set_image(face_set(HELD_OUT_SEED + index, 1)[0])
-            return
-        self.set_image(self._prepare(sample_photo(name)))
-
-    def load_bytes(self, data: bytes, name: str = "the uploaded file") -> str:
-        """An uploaded image file's bytes (``name``: the file's name, for messages), read like every image file
-        (:func:`dclip.data.images.read_image`: a broken one raises
-        :class:`~dclip.runtime.errors.UnreadableFileError`). Returns a note on how it was framed."""
-        from ..data.images import read_image
-
-        x, note = self._prepare(read_image(bytes(data), name=name), with_note=True)
-        self.set_image(x)
-        return note
-
-    def _prepare(self, image, with_note: bool = False):
-        from ..data.faces import photo_to_tensor
-
-        align = self.ctx.profile.align_faces and self.domain == "celeba_hq"
-        x, note = photo_to_tensor(image, self.ctx.profile.image_size, align=align, crop_without_face=True)
-        return (x, note) if with_note else x
-
-    # -- models -------------------------------------------------------------------------------------
-
-    def finetune(self, source: str, target: str, t0: int | None = None, progress=None) -> str:
-        """Fine-tune the domain's model on ``source`` → ``target`` (eq. 10) and add it with γ = 1.
-
-        ``progress(fraction)`` is called after each optimizer step. Returns the model's label.
-        """
-        t0 = int(t0 or self.t0)
-        attr = Attribute(source.strip(), target.strip(), t0, domain=self.domain)
-        config = self.ctx.world.finetune_config(attr)
-        total = config.n_iter * math.ceil(self.ctx.world.n_train_images(self.domain) / config.batch_size)
-        done = []
-
-        def step(_row):
-            done.append(1)
-            if progress is not None:
-                progress(min(len(done) / total, 1.0))
-
-        model = self.ctx.finetune(attr, callback=step)
-        if progress is not None:
-            progress(1.0)  # also when the model came from the session's cache
-        label = f"{attr.target} (t0={t0})"
-        if all(t.label != label for t in self.tuned):
-            self.tuned.append(_Tuned(label, model))
-        return label
-
-    def set_gamma(self, index: int, value: float) -> None:
-        self.tuned[index].gamma = float(value)
-
-    def weights(self) -> list[float]:
-        """Current mix weights of [original, fine-tuned models...]."""
-        return change_weights(self.ratio, [t.gamma for t in self.tuned])
-
-    # -- output -------------------------------------------------------------------------------------
-
-    def latent(self) -> torch.Tensor:
-        """x_t0 of the image under the original model (cached per image and t0)."""
-        if self.image is None:
-            raise ValueError("no image yet: pick a sample photo or upload one.")
-        if self._latent is None or self._latent[0] != self.t0:
-            x_lat = invert_fast(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv,
-                           fast=RECONSTRUCTION)
-            self._latent = (self.t0, x_lat)
-        return self._latent[1]
-
-    def render(self) -> torch.Tensor:
-        """The edited image for the current r and γ (the reconstruction when r = 0 or nothing is tuned)."""
-        mix = noise_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], ratio=self.ratio,
-                        gammas=[t.gamma for t in self.tuned])
-        with torch.no_grad():
-            return generate_fast(mix, self.latent(), self.t0, self.ctx.profile.n_gen, fast=EDITING)
-
+__all__ = ["Editor", "EditorUI", "FinetuneProgress", "build_ui", "static_edit", "launch", "png_bytes",
+           "compare_png", "wait_for_finetune", "TOY_UPLOAD_NOTE"]
 
 # ------------------------------------------------------------------------------------------------
 # Widgets
 # ------------------------------------------------------------------------------------------------
 
 VIEW_PX = 192  # the side of the original and edited images on screen, whatever the model's size
+THUMB_PX = 56  # the side of a history thumbnail
+CANVAS_PX = 192  # the drawing pad's side, in canvas pixels
 
 GAMMA_ONE = "γ mixes several fine-tuned models (eq. 14); with one model only r matters."
 GAMMA_MANY = "γ: each fine-tuned model's share of the edit (normalised to sum to 1)."
@@ -164,24 +48,42 @@ GAMMA_MANY = "γ: each fine-tuned model's share of the edit (normalised to sum t
 
 @dataclass
 class EditorUI:
-    """The editor's widgets; ``root`` is the box to display."""
+    """The editor's widgets; ``root`` is the box to display. ``busy`` while a fine-tune runs in ``training``
+    (a thread); ``stop_requested`` is what Stop sets; ``lock`` keeps the callbacks of the kernel's thread and the
+    end of a fine-tune apart."""
 
     editor: Editor
     picker: object
     upload: object
+    world_note: object
     source: object
     target: object
     t0: object
     button: object
+    stop: object
     progress: object
+    loss: object
     ratio: object
     gamma_note: object
     gamma_box: object
+    compare: object
+    undo: object
+    redo: object
+    save: object
+    save_to: object
     status: object
     log: object
     original: object
     view: object
+    history_box: object
+    pad: object
     root: object
+    busy: bool = False
+    training: threading.Thread | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    quiet: bool = False
+    strip: tuple = ()
 
 
 def say(ui: EditorUI, text: str, error: bool = False) -> None:
@@ -190,28 +92,70 @@ def say(ui: EditorUI, text: str, error: bool = False) -> None:
     ui.status.style.text_color = "#c62828" if error else None
 
 
+def weights_text(editor: Editor) -> str:
+    names = ["original"] + [t.label for t in editor.tuned]
+    return "weights: " + " · ".join(f"{n} {w:.3g}" for n, w in zip(names, editor.weights()))
+
+
 def refresh(ui: EditorUI) -> None:
-    """Redraw original | edited and the mix weights, or say why not."""
+    """Render the edit for the current settings (recorded in the history) and show it, or say why not."""
     editor = ui.editor
     if editor.image is None:
         say(ui, "pick or upload an image")
         return
-    ui.original.value = png_bytes([editor.image], height=VIEW_PX)
-    ui.view.value = png_bytes([editor.render()], height=VIEW_PX)
-    names = ["original"] + [t.label for t in editor.tuned]
-    say(ui, "weights: " + " · ".join(f"{n} {w:.3g}" for n, w in zip(names, editor.weights())))
+    editor.rendered()
+    show(ui)
+    say(ui, weights_text(editor))
+
+
+def show(ui: EditorUI) -> None:
+    """Show the history's current edit: original | edited (split by the compare slider), the strip, the buttons."""
+    snapshot = ui.editor.history.current
+    if snapshot is not None:
+        ui.original.value = png_bytes([snapshot.image], height=VIEW_PX)
+        ui.view.value = compare_png(snapshot.image, snapshot.output, ui.compare.value, height=VIEW_PX)
+    _sync_history(ui)
+    _sync_controls(ui)
+
+
+@contextlib.contextmanager
+def _quiet(ui: EditorUI):
+    """Set widget values without their callbacks acting (showing a restored edit)."""
+    was, ui.quiet = ui.quiet, True
+    try:
+        yield
+    finally:
+        ui.quiet = was
+
+
+def _sync_controls(ui: EditorUI) -> None:
+    """Enable what can act now: while a fine-tune runs, only what needs no model (and Stop)."""
+    history = ui.editor.history
+    for control in (ui.button, ui.picker, ui.upload, ui.t0, ui.ratio, *_pad_controls(ui)):
+        control.disabled = ui.busy
+    ui.stop.disabled = not ui.busy
+    for slider in ui.gamma_box.children:
+        slider.disabled = ui.busy or len(ui.gamma_box.children) < 2
+    ui.undo.disabled, ui.redo.disabled = not history.can_undo, not history.can_redo
+    ui.save.disabled = history.current is None
+
+
+def _pad_controls(ui: EditorUI) -> tuple:
+    return (ui.pad.generate,) if ui.pad is not None else ()
 
 
 def on_pick(ui: EditorUI, change) -> None:
     if change["new"] is None:  # cleared after an upload
         return
     ui.editor.load_sample(change["new"])
+    ui.world_note.value = ""
     refresh(ui)
 
 
 def on_upload(ui: EditorUI, change) -> None:
     """Load the uploaded file; a broken file or one that is not an image is an error on screen (the message of
-    :class:`~dclip.runtime.errors.UnreadableFileError`: what is wrong, and the fix), the image stays."""
+    :class:`~dclip.runtime.errors.UnreadableFileError`: what is wrong, and the fix), the image stays. At the toy
+    profile the note beside the picker says what an upload becomes there."""
     files = change["new"]
     if not files:
         return
@@ -223,7 +167,9 @@ def on_upload(ui: EditorUI, change) -> None:
         return
     finally:
         ui.upload.value = ()  # so that uploading the same file again is a change too
-    ui.picker.value = None  # the picker no longer names the image shown; any choice is a change again
+    with _quiet(ui):
+        ui.picker.value = None  # the picker no longer names the image shown; any choice is a change again
+    ui.world_note.value = ui.editor.world_note()
     refresh(ui)
     say(ui, f"{name}: {note}. " + ui.status.value)
 
@@ -243,72 +189,375 @@ def on_gamma(ui: EditorUI, index: int, change) -> None:
     refresh(ui)
 
 
-def _sync_gammas(ui: EditorUI) -> None:
-    """One γ slider per fine-tuned model; they only act (and are enabled) with two or more models."""
+def on_compare(ui: EditorUI, change) -> None:
+    """Move the before | after split of the edited image (nothing is computed)."""
+    show(ui)
+
+
+def _gamma_slider(ui: EditorUI, index: int, tuned: _Tuned):
     import ipywidgets as w
 
-    sliders = list(ui.gamma_box.children)
-    for index in range(len(sliders), len(ui.editor.tuned)):
-        tuned = ui.editor.tuned[index]
-        slider = w.FloatSlider(value=tuned.gamma, min=0.0, max=1.0, step=0.05, description=f"γ {tuned.label}",
-                               tooltip=f"weight of '{tuned.label}' in the mix of fine-tuned models",
-                               style={"description_width": "initial"}, continuous_update=False)
-        slider.observe(_handler(ui, on_gamma, index), names="value")
-        sliders.append(slider)
-    for slider in sliders:
-        slider.disabled = len(sliders) < 2
+    slider = w.FloatSlider(value=tuned.gamma, min=0.0, max=1.0, step=0.05, description=f"γ {tuned.label}",
+                           tooltip=f"weight of '{tuned.label}' in the mix of fine-tuned models",
+                           style={"description_width": "initial"}, continuous_update=False)
+    slider.observe(_handler(ui, on_gamma, index), names="value")
+    return slider
+
+
+def _sync_gammas(ui: EditorUI) -> None:
+    """One γ slider per fine-tuned model, showing its γ; they only act (and are enabled) with two or more models.
+    Sliders whose models left the mix (a restored edit) are replaced."""
+    sliders, tuned = list(ui.gamma_box.children), ui.editor.tuned
+    keep = 0
+    while keep < min(len(sliders), len(tuned)) and sliders[keep].description == f"γ {tuned[keep].label}":
+        keep += 1
+    sliders = sliders[:keep] + [_gamma_slider(ui, i, tuned[i]) for i in range(keep, len(tuned))]
+    with _quiet(ui):
+        for slider, model in zip(sliders, tuned):
+            slider.value = model.gamma
     ui.gamma_box.children = tuple(sliders)
     ui.gamma_note.value = "" if not sliders else GAMMA_ONE if len(sliders) == 1 else GAMMA_MANY
+    _sync_controls(ui)
 
+
+# -- fine-tuning in the background -----------------------------------------------------------------
 
 def on_finetune(ui: EditorUI, _button=None) -> None:
-    """Fine-tune on the current texts and t0, with the progress bar; add a γ slider for the new model."""
-    ui.button.disabled = True
-    ui.progress.value = 0.0
-    say(ui, f"fine-tuning '{ui.source.value}' -> '{ui.target.value}' ...")
+    """Start fine-tuning the current texts at the current t0 in a background thread (:func:`wait_for_finetune`
+    waits for it); the progress bar and the loss follow each update, Stop ends it at the current one."""
+    if ui.busy:
+        return
+    source, target, t0 = ui.source.value, ui.target.value, ui.t0.value
+    ui.stop_requested.clear()
+    ui.busy, ui.progress.value, ui.loss.value = True, 0.0, ""
+    _sync_controls(ui)
+    say(ui, f"fine-tuning '{source}' -> '{target}' ... (Stop keeps what it has learnt)")
+    ui.training = threading.Thread(target=_finetune_in_background, args=(ui, source, target, t0),
+                                   name="dclip-editor-finetune", daemon=True)
+    ui.training.start()
+
+
+def on_stop(ui: EditorUI, _button=None) -> None:
+    """Ask the running fine-tune to end after its current update (it keeps what it has)."""
+    if ui.busy:
+        ui.stop_requested.set()
+        ui.stop.disabled = True
+        say(ui, "stopping after the current update ...")
+
+
+def show_update(ui: EditorUI, update: FinetuneProgress) -> None:
+    """The fine-tune's progress and its last loss beside the bar (called after each update, from its thread)."""
+    ui.progress.value = update.fraction
+    ui.loss.value = update.text()
+
+
+def _finetune_in_background(ui: EditorUI, source: str, target: str, t0: int) -> None:
+    """The fine-tune thread: train, then (holding the lock) add the model and show the edit; errors on screen."""
+    editor = ui.editor
     try:
-        before, reports = len(ui.editor.tuned), []
-
-        def progress(fraction):
-            reports.append(fraction)
-            ui.progress.value = fraction
-
-        label = ui.editor.finetune(ui.source.value, ui.target.value, ui.t0.value, progress=progress)
-        _sync_gammas(ui)
-        refresh(ui)
-        if len(ui.editor.tuned) == before:
-            say(ui, f"'{label}' is already in the mix (nothing new to train). " + ui.status.value)
-        elif len(reports) == 1:  # only the final 1.0: no optimizer step ran
-            say(ui, ui.status.value + f" ('{label}' was trained earlier in this session: reused)")
+        reports = []
+        tuned = editor.train(source, target, t0, progress=reports.append,
+                             on_update=lambda update: show_update(ui, update), stop=ui.stop_requested.is_set)
+        with ui.lock:
+            added = editor.add(tuned)
+            _sync_gammas(ui)
+            refresh(ui)
+            ui.progress.value = reports[-1] if reports else ui.progress.value
+            _say_finetuned(ui, tuned, added, reused=reports == [1.0])
     except (ValueError, FileNotFoundError) as err:
         say(ui, f"error: {err}", error=True)
+    except Exception as err:  # shown, with its traceback under the status line
+        say(ui, f"error: {type(err).__name__}: {err} (traceback below)", error=True)
+        ui.log.append_stderr(traceback.format_exc())
     finally:
-        ui.button.disabled = False
+        with ui.lock:
+            ui.busy = False
+            _sync_controls(ui)
+
+
+def _say_finetuned(ui: EditorUI, tuned: _Tuned, added: bool, reused: bool) -> None:
+    if tuned.result is not None and tuned.result.stopped:
+        say(ui, f"stopped: '{tuned.label}' keeps its {len(tuned.result.history)} updates (not kept for the session: "
+                f"fine-tune again to train it fully). " + ui.status.value)
+    elif not added:
+        say(ui, f"'{tuned.label}' is already in the mix (nothing new to train). " + ui.status.value)
+    elif reused:  # only the final 1.0: no optimizer step ran
+        say(ui, ui.status.value + f" ('{tuned.label}' was trained earlier in this session: reused)")
+
+
+def wait_for_finetune(ui: EditorUI, timeout: float | None = None) -> None:
+    """Wait until the fine-tune started by :func:`on_finetune` has ended (its model added, the edit shown)."""
+    if ui.training is not None:
+        ui.training.join(timeout)
+        if ui.training.is_alive():
+            raise TimeoutError(f"the fine-tune still runs after {timeout} s.")
+
+
+# -- history, undo, redo, save ---------------------------------------------------------------------
+
+def _show_restored(ui: EditorUI, snapshot: Snapshot) -> None:
+    """Put the widgets to a restored edit's settings (without re-rendering) and show it."""
+    editor = ui.editor
+    with _quiet(ui):
+        ui.t0.value = snapshot.t0
+        ui.ratio.value = snapshot.ratio
+        ui.picker.value = snapshot.image_name if snapshot.image_name in ui.picker.options else None
+    _sync_gammas(ui)
+    show(ui)
+    say(ui, f"edit #{editor.history.index() + 1} restored ({snapshot.settings()}). " + weights_text(editor))
+
+
+def on_history(ui: EditorUI, snapshot: Snapshot, _button=None) -> None:
+    """A thumbnail's button: back to that edit."""
+    index = ui.editor.history.index(snapshot)
+    if index is None:
+        raise ValueError("that edit has left the history strip.")
+    _show_restored(ui, ui.editor.go(index))
+
+
+def on_undo(ui: EditorUI, _button=None) -> None:
+    _show_restored(ui, ui.editor.undo())
+
+
+def on_redo(ui: EditorUI, _button=None) -> None:
+    _show_restored(ui, ui.editor.redo())
+
+
+def on_save(ui: EditorUI, _button=None) -> None:
+    """Save the edit shown with its settings; the status line says where and how to redo it."""
+    saved = ui.editor.save(ui.save_to.value.strip() or None)
+    say(ui, f"saved {saved.png} (settings in its text chunks and {saved.sidecar.name}; input {saved.input.name}; "
+            f"{len(saved.models)} model file(s)). Redo it: python -m dclip edit --from-png {saved.png} --out again.png")
+
+
+def _thumbnail(ui: EditorUI, number: int, snapshot: Snapshot):
+    import ipywidgets as w
+
+    settings = snapshot.settings()
+    image = w.Image(value=png_bytes([snapshot.output], height=THUMB_PX), format="png",
+                    layout=w.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px"))
+    button = w.Button(description=f"#{number}", tooltip=f"back to this edit: {settings}",
+                      layout=w.Layout(width=f"{THUMB_PX + 40}px"))
+    button.on_click(_handler(ui, on_history, snapshot))
+    caption = w.HTML(f"<div style='font-size:10px;line-height:1.2;white-space:normal;overflow-wrap:anywhere;"
+                     f"max-width:{THUMB_PX + 36}px'>{_escape(settings)}</div>",
+                     tooltip=settings, layout=w.Layout(width=f"{THUMB_PX + 40}px"))
+    box = w.VBox([image, button, caption], layout=w.Layout(width=f"{THUMB_PX + 44}px"))
+    box.add_class("dclip-history-item")
+    return box
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _sync_history(ui: EditorUI) -> None:
+    """The strip: one thumbnail per edit in the history, the one shown highlighted."""
+    history = ui.editor.history
+    serials = tuple(s.serial for s in history.entries)
+    if serials != ui.strip:
+        ui.history_box.children = tuple(_thumbnail(ui, i + 1, s) for i, s in enumerate(history.entries))
+        ui.strip = serials
+    for snapshot, item in zip(history.entries, ui.history_box.children):
+        item.children[1].button_style = "info" if snapshot is history.current else ""
 
 
 def _handler(ui: EditorUI, callback, *args):
     """``callback(ui, *args, change)`` as a widget handler whose errors show on screen.
 
     In a kernel, an exception inside ``with ui.log`` is printed in that Output widget (under the status
-    line) instead of JupyterLab's log console; the status line says that it happened.
+    line) instead of JupyterLab's log console; the status line says that it happened. While values are set
+    for a restored edit (``ui.quiet``) the callback does nothing.
     """
     def handle(change=None):
-        ui.log.clear_output()
-        with ui.log:
-            try:
-                callback(ui, *args, change)
-            except Exception as err:
-                say(ui, f"error: {type(err).__name__}: {err} (traceback below)", error=True)
-                raise
+        if ui.quiet:
+            return
+        with ui.lock:
+            ui.log.clear_output()
+            with ui.log:
+                try:
+                    callback(ui, *args, change)
+                except Exception as err:
+                    say(ui, f"error: {type(err).__name__}: {err} (traceback below)", error=True)
+                    raise
     return handle
 
 
-def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "face",
-             target: str = "tanned face") -> EditorUI:
-    """The editor's widgets, wired to ``editor``; shows ``sample`` at once."""
+# -- the drawing pad (Fig. 7b live) -----------------------------------------------------------------
+
+@dataclass
+class DrawingPad:
+    """The drawing pad's widgets (an ipycanvas Canvas and its controls) and what was drawn on it."""
+
+    canvas: object
+    colour: object
+    brush: object
+    rounds: object
+    blank: object
+    over_image: object
+    undo_stroke: object
+    generate: object
+    root: object
+    strokes: list = field(default_factory=list)
+    background: torch.Tensor | None = None
+    drawing: bool = False
+
+
+def pad_drawing(ui: EditorUI) -> torch.Tensor:
+    """What the pad shows, at the model's size (:func:`dclip.notebook.drawing.strokes_to_tensor`)."""
+    from .drawing import strokes_to_tensor
+
+    pad = ui.pad
+    return strokes_to_tensor(pad.strokes, ui.editor.ctx.profile.image_size, canvas_px=CANVAS_PX,
+                             background=pad.background)
+
+
+def redraw_pad(ui: EditorUI) -> None:
+    """Paint the pad's canvas again from its background and strokes."""
+    import numpy as np
+    from ipycanvas import hold_canvas
+
+    from ..data.images import to_pil
+
+    pad = ui.pad
+    with hold_canvas(pad.canvas):
+        pad.canvas.clear()
+        if pad.background is not None:
+            from PIL import Image
+
+            pixels = to_pil(pad.background.cpu())[0].resize((CANVAS_PX, CANVAS_PX), Image.NEAREST)
+            pad.canvas.put_image_data(np.asarray(pixels), 0, 0)
+        else:
+            pad.canvas.fill_style = "#ffffff"
+            pad.canvas.fill_rect(0, 0, CANVAS_PX, CANVAS_PX)
+        for stroke in pad.strokes:
+            _canvas_stroke(pad.canvas, stroke)
+
+
+def _canvas_stroke(canvas, stroke) -> None:
+    canvas.stroke_style = canvas.fill_style = stroke.colour
+    canvas.line_width, canvas.line_cap, canvas.line_join = stroke.width, "round", "round"
+    if len(stroke.points) > 1:
+        canvas.stroke_lines(stroke.points)
+    else:
+        x, y = stroke.points[0]
+        canvas.fill_circle(x, y, stroke.width / 2)
+
+
+def pad_down(ui: EditorUI, x: float, y: float) -> None:
+    """The brush touches the pad: a new stroke in the chosen colour and size."""
+    from .drawing import Stroke
+
+    pad = ui.pad
+    pad.drawing = True
+    pad.strokes.append(Stroke(pad.colour.value, float(pad.brush.value), [(float(x), float(y))]))
+    _canvas_stroke(pad.canvas, pad.strokes[-1])
+
+
+def pad_move(ui: EditorUI, x: float, y: float) -> None:
+    """The brush moves: the stroke goes on (drawn at once on the canvas)."""
+    pad = ui.pad
+    if not pad.drawing:
+        return
+    stroke = pad.strokes[-1]
+    stroke.points.append((float(x), float(y)))
+    _canvas_stroke(pad.canvas, replace(stroke, points=stroke.points[-2:]))
+
+
+def pad_up(ui: EditorUI, x: float = 0.0, y: float = 0.0) -> None:
+    """The brush lifts (or leaves the pad): the stroke ends."""
+    ui.pad.drawing = False
+
+
+def on_pad_blank(ui: EditorUI, _button=None) -> None:
+    ui.pad.strokes, ui.pad.background = [], None
+    redraw_pad(ui)
+
+
+def on_pad_over_image(ui: EditorUI, _button=None) -> None:
+    """Start again over the image being edited (paint colour blocks onto it)."""
+    if ui.editor.image is None:
+        raise ValueError("no image to paint over yet: pick or upload one.")
+    ui.pad.strokes, ui.pad.background = [], ui.editor.image.detach().cpu()
+    redraw_pad(ui)
+
+
+def on_pad_undo_stroke(ui: EditorUI, _button=None) -> None:
+    if ui.pad.strokes:
+        ui.pad.strokes.pop()
+    redraw_pad(ui)
+
+
+def on_pad_generate(ui: EditorUI, _button=None) -> None:
+    """Project the drawing into the model's domain (eq. 1, K rounds) and edit it with the models in the mix."""
+    pad = ui.pad
+    ui.editor.draw(pad_drawing(ui), int(pad.rounds.value))
+    with _quiet(ui):
+        ui.picker.value = None
+    ui.world_note.value = ""
+    refresh(ui)
+    say(ui, f"drawing projected into the model's domain (K = {pad.rounds.value} rounds of eq. 1 to t0 = {PROJECT_T0} "
+            f"and {ui.editor.ctx.profile.project_steps} DDIM steps), then edited. " + ui.status.value)
+
+
+def _pad_handler(ui: EditorUI, callback):
+    """``callback(ui, x, y)`` as a canvas mouse handler, errors shown as :func:`_handler` shows them."""
+    handle = _handler(ui, lambda ui, change: callback(ui, *change))
+    return lambda x, y: handle((x, y))
+
+
+def build_pad(ui: EditorUI) -> DrawingPad | None:
+    """The drawing pad, wired to ``ui``; None where ipycanvas is not installed."""
+    try:
+        from ipycanvas import Canvas
+    except ImportError:
+        return None
     import ipywidgets as w
 
-    from ..data.images import SAMPLE_PHOTOS
+    # no tooltip: with one, ipycanvas 0.14's view fails to render in JupyterLab 4 (the label above says what to do)
+    canvas = Canvas(width=CANVAS_PX, height=CANVAS_PX, layout=w.Layout(width=f"{CANVAS_PX}px", height=f"{CANVAS_PX}px"))
+    pad = DrawingPad(
+        canvas=canvas,
+        colour=w.ColorPicker(value="#c08060", description="colour", concise=False,
+                             tooltip="the brush colour: paint flat colour blocks (a stroke painting)"),
+        brush=w.IntSlider(value=16, min=2, max=64, step=1, description="brush", tooltip="brush size, canvas pixels"),
+        rounds=w.IntSlider(value=ui.editor.ctx.profile.project_repeats, min=1, max=20, step=1, description="K",
+                           tooltip="projection rounds: noise to t0 with eq. 1 and denoise, K times"),
+        blank=w.Button(description="blank", tooltip="start again on a white canvas"),
+        over_image=w.Button(description="over image", tooltip="start again over the image being edited"),
+        undo_stroke=w.Button(description="undo stroke", tooltip="remove the last stroke"),
+        generate=w.Button(description="generate", button_style="primary",
+                          tooltip="project the drawing into the model's domain (K rounds), then edit it (Fig. 7b)"),
+        root=None,
+    )
+    ui.pad = pad
+    canvas.on_mouse_down(_pad_handler(ui, pad_down))
+    canvas.on_mouse_move(_pad_handler(ui, pad_move))
+    canvas.on_mouse_up(_pad_handler(ui, pad_up))
+    canvas.on_mouse_out(_pad_handler(ui, pad_up))
+    for button, callback in ((pad.blank, on_pad_blank), (pad.over_image, on_pad_over_image),
+                             (pad.undo_stroke, on_pad_undo_stroke), (pad.generate, on_pad_generate)):
+        button.on_click(_handler(ui, callback))
+    for name in ("canvas", "colour", "brush", "rounds", "blank", "over_image", "undo_stroke", "generate"):
+        getattr(pad, name).add_class(f"dclip-pad-{name.replace('_', '-')}")
+    pad.root = w.VBox([w.Label("drawing pad: paint colour blocks (press, drag, release), then generate "
+                               "(projection, then the edit)", tooltip="the brush paints on the white square"),
+                       w.HBox([canvas, w.VBox([pad.colour, pad.brush, pad.rounds,
+                                               w.HBox([pad.blank, pad.over_image]),
+                                               w.HBox([pad.undo_stroke, pad.generate])])])])
+    redraw_pad(ui)
+    return pad
+
+
+# -- the editor's box --------------------------------------------------------------------------------
+
+def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "face",
+             target: str = "tanned face") -> EditorUI:
+    """The editor's widgets, wired to ``editor``; shows ``sample`` (a picker entry, or a photo's name that
+    stands for one: :meth:`Editor.sample_for`) at once."""
+    import ipywidgets as w
 
     def image(caption: str):
         view = w.Image(format="png", layout=w.Layout(width=f"{VIEW_PX}px", height=f"{VIEW_PX}px"))
@@ -316,42 +565,69 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
 
     original, original_box = image("original")
     view, view_box = image("edited")
+    toy = editor.is_toy
     ui = EditorUI(
         editor=editor,
-        picker=w.Dropdown(options=list(SAMPLE_PHOTOS), value=sample, description="image",
-                          tooltip="a sample photo shipped with matplotlib / scikit-image"),
+        picker=w.Dropdown(options=editor.sample_names(), value=editor.sample_for(sample), description="image",
+                          tooltip="a held-out toy face (the toy world's own test faces)" if toy else
+                          "a sample photo shipped with matplotlib / scikit-image"),
         upload=w.FileUpload(accept="image/*", multiple=False, description="upload",
-                            tooltip="edit your own image (PNG or JPEG)"),
+                            tooltip="edit your own image (PNG or JPEG)" +
+                                    (f"; shrunk to {editor.ctx.profile.image_size} px into the toy world" if toy else "")),
+        world_note=w.Label(value=""),
         source=w.Text(value=source, description="source", tooltip="text describing the image now"),
         target=w.Text(value=target, description="target", tooltip="text describing the edit"),
         t0=w.IntSlider(value=editor.t0, min=100, max=900, step=1, description="t0", continuous_update=False,
                        tooltip="return step: larger t0 allows larger changes"),
         button=w.Button(description="fine-tune", button_style="primary",
                         tooltip="fine-tune a copy of the model on source -> target (eq. 10)"),
+        stop=w.Button(description="stop", button_style="warning", disabled=True,
+                      tooltip="end fine-tuning after the current update; the model keeps what it has learnt"),
         progress=w.FloatProgress(value=0.0, min=0.0, max=1.0, description="training",
                                  tooltip="fine-tuning progress"),
+        loss=w.Label(value=""),
         ratio=w.FloatSlider(value=editor.ratio, min=0.0, max=1.0, step=0.05, description="change r",
                             continuous_update=False, tooltip="degree of change: 0 is the reconstruction"),
         gamma_note=w.Label(value=""),
         gamma_box=w.VBox([]),
+        compare=w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="before|after",
+                              style={"description_width": "initial"},
+                              tooltip="split the edited image: the original (before) left of the line, the edit right"),
+        undo=w.Button(description="undo", icon="undo", tooltip="back to the edit shown before the last change"),
+        redo=w.Button(description="redo", icon="repeat", tooltip="forward again to the edit an undo left"),
+        save=w.Button(description="save", icon="save",
+                      tooltip="write the edited PNG with its settings, its input and its models (redo it with "
+                              "python -m dclip edit --from-png FILE)"),
+        save_to=w.Text(value=str(editor.default_save_dir()), description="save to",
+                       tooltip="the folder Save writes into"),
         status=w.Label(value=""),
         log=w.Output(),
         original=original,
         view=view,
+        history_box=w.HBox([], layout=w.Layout(overflow_x="auto", width="100%")),
+        pad=None,
         root=None,
     )
-    for name in ("picker", "upload", "source", "target", "t0", "button", "progress", "ratio", "gamma_note",
-                 "gamma_box", "status", "log", "original", "view"):
+    build_pad(ui)
+    for name in ("picker", "upload", "world_note", "source", "target", "t0", "button", "stop", "progress", "loss",
+                 "ratio", "gamma_note", "gamma_box", "compare", "undo", "redo", "save", "save_to", "status", "log",
+                 "original", "view", "history_box"):
         getattr(ui, name).add_class(f"dclip-{name.replace('_', '-')}")  # stable hooks for the browser test
     ui.picker.observe(_handler(ui, on_pick), names="value")
     ui.upload.observe(_handler(ui, on_upload), names="value")
     ui.t0.observe(_handler(ui, on_t0), names="value")
     ui.ratio.observe(_handler(ui, on_ratio), names="value")
-    ui.button.on_click(_handler(ui, on_finetune))
-    ui.root = w.VBox([w.HBox([ui.picker, ui.upload]), w.HBox([ui.source, ui.target]), ui.t0,
-                      w.HBox([ui.button, ui.progress]), ui.ratio, ui.gamma_note, ui.gamma_box,
-                      ui.status, ui.log, w.HBox([original_box, view_box])])
-    editor.load_sample(sample)
+    ui.compare.observe(_handler(ui, on_compare), names="value")
+    for button, callback in ((ui.button, on_finetune), (ui.stop, on_stop), (ui.undo, on_undo),
+                             (ui.redo, on_redo), (ui.save, on_save)):
+        button.on_click(_handler(ui, callback))
+    ui.root = w.VBox([w.HBox([ui.picker, ui.upload]), ui.world_note, w.HBox([ui.source, ui.target]), ui.t0,
+                      w.HBox([ui.button, ui.stop, ui.progress, ui.loss]), ui.ratio, ui.gamma_note, ui.gamma_box,
+                      w.HBox([ui.undo, ui.redo, ui.save, ui.save_to]), ui.status, ui.log,
+                      w.HBox([original_box, w.VBox([view_box, ui.compare])]),
+                      w.Label("history (click # to go back to an edit)"), ui.history_box,
+                      *([ui.pad.root] if ui.pad is not None else [])])
+    editor.load_sample(editor.sample_for(sample))
     _sync_gammas(ui)
     refresh(ui)
     return ui
@@ -365,12 +641,10 @@ def static_edit(editor: Editor, source: str, target: str, ratios=(0.0, 0.5, 1.0)
     Returns a :class:`dclip.studies.experiments.Study`: rows of r and S_dir (none at r = 0, the
     reconstruction), and a one-row grid original | edit at each r.
     """
-    from dataclasses import replace
-
     from ..studies.experiments import Study
     from ..method.metrics import directional_similarity
 
-    editor = replace(editor, tuned=[])  # its own model: the live editor opens with none the user did not ask for
+    editor = replace(editor, tuned=[], history=History())  # its own model: the live editor opens with none
     editor.finetune(source, target)
     study = Study(images={"original": editor.image.cpu()})
     for r in ratios:

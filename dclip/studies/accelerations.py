@@ -63,29 +63,41 @@ def recipe_study(results: dict | None) -> Study:
 
 
 def speed_quality_plot(results: dict | None, stamp_text: str = ""):
-    """Learn speed-up (x, log) against hit with its 95 % interval (y), one point per recipe, the toy hit target
-    as a line; apply speed-ups in the labels. None without results."""
+    """One row per recipe, three panels: hit with its 95 % interval (the toy target as a line), learn speed-up and
+    apply speed-up over the paper's recipe (log scale). Green: the recipe matches the paper's; red: it does not.
+    None without results."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     from .judged_edits import TARGETS
     from .plots import stamp
 
     if results is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for r in results["rows"]:
+    rows = results["rows"]
+    names = [r["recipe"] for r in rows]
+    colours = ["tab:blue" if "matches_paper" not in r else ("tab:green" if r["matches_paper"] else "tab:red")
+               for r in rows]
+    y = list(range(len(rows)))[::-1]
+    fig, (quality, learn, apply) = plt.subplots(1, 3, figsize=(10, 0.35 * len(rows) + 1.4), sharey=True)
+    for yi, r, c in zip(y, rows, colours):
         lo, hi = r["hit_ci"]
-        ok = r.get("matches_paper", True)
-        ax.errorbar(r["learn_speedup"], r["hit"], yerr=[[r["hit"] - lo], [hi - r["hit"]]], fmt="o" if ok else "x",
-                    color="tab:green" if ok else "tab:red", capsize=3)
-        ax.annotate(f"{r['recipe']} (apply {r['apply_speedup']:.1f}×)", (r["learn_speedup"], r["hit"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.axhline(TARGETS["hit"], color="gray", lw=0.8, ls="--")
-    ax.set_xscale("log")
-    ax.set_xlabel("learn speed-up over the paper's recipe (×, log)")
-    ax.set_ylabel("hit (95 % interval)")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title("what the later accelerations buy (green: matches the paper's recipe)", fontsize=9)
+        quality.errorbar(r["hit"], yi, xerr=[[r["hit"] - lo], [hi - r["hit"]]], fmt="o", color=c, capsize=3)
+    quality.axvline(TARGETS["hit"], color="gray", lw=0.8, ls="--")
+    quality.set_xlim(-0.05, 1.05)
+    quality.set_xlabel("hit (95 % interval)")
+    quality.set_yticks(y, names, fontsize=8)
+    for ax, key, label in ((learn, "learn_speedup", "learn ×"), (apply, "apply_speedup", "apply ×")):
+        ax.barh(y, [r[key] for r in rows], color=colours)
+        ax.axvline(1.0, color="gray", lw=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.set_xlabel(f"{label} over the paper's recipe (log)")
+        for yi, r in zip(y, rows):
+            ax.text(r[key], yi, f" {r[key]:.1f}×", va="center", fontsize=7)
+    fig.suptitle("what the later accelerations buy (blue: the paper's recipe; green: matches it; red: does not)",
+                 fontsize=9)
     fig.tight_layout()
     if stamp_text:
         stamp(fig, stamp_text)

@@ -132,7 +132,9 @@ def projection_walk(ctx, x: torch.Tensor, t0: int, *, rounds: int | None = None,
 
 
 def loss_curve(histories: Mapping[str, Sequence[dict]], key: str = "loss", stamp_text: str = ""):
-    """Each history's ``key`` per update (or iteration) as a line, one per name; None when all are empty."""
+    """Each history's ``key`` per update (or iteration) as a thin line, one per name, and where the rows carry an
+    ``epoch`` (fine-tuning: one update per image) the mean of each pass over the images as dots on a thick line;
+    None when all are empty."""
     import matplotlib.pyplot as plt
 
     from .plots import stamp
@@ -141,8 +143,15 @@ def loss_curve(histories: Mapping[str, Sequence[dict]], key: str = "loss", stamp
         return None
     fig, ax = plt.subplots(figsize=(6, 3))
     for name, rows in histories.items():
-        if rows:
-            ax.plot([r[key] for r in rows], label=name, lw=1)
+        if not rows:
+            continue
+        line, = ax.plot([r[key] for r in rows], label=name, lw=0.8, alpha=0.6)
+        if "epoch" in rows[0]:
+            passes = sorted({r["epoch"] for r in rows})
+            at = [[i for i, r in enumerate(rows) if r["epoch"] == e] for e in passes]
+            means = [sum(rows[i][key] for i in idx) / len(idx) for idx in at]
+            ax.plot([sum(idx) / len(idx) for idx in at], means, "o-", color=line.get_color(), lw=2,
+                    label=f"{name}: mean per pass")
     ax.set_xlabel("update")
     ax.set_ylabel(key)
     ax.legend(fontsize=8)

@@ -1,0 +1,341 @@
+"""The live editor's state and actions (notebook 06), without widgets: everything a click does, testable
+without a browser. :mod:`dclip.notebook.widgets` wires ipywidgets to it.
+
+:class:`Editor` holds the image, the fine-tuned models, the degree of change r, the γ weights and the history of
+rendered edits, and does the work: fine-tuning (Sec. 3, eq. 10; stoppable after any update), inversion with the
+original model, generation with the noise mix ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i (the degree of change of
+Sec. 3.2 and the multi-attribute mix of eq. 14, with constant γ; :mod:`dclip.notebook.mix_edit`), undo/redo
+(:mod:`dclip.notebook.history`), saving an edit with its settings (:mod:`dclip.notebook.saved_edit`) and a drawing
+projected into the model's domain (eq. 1, K rounds; :mod:`dclip.notebook.drawing`).
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..method.attributes import Attribute
+from ..method.mixing import change_weights
+from .history import History, Snapshot, describe_settings
+from .mix_edit import generate_mix, invert_image, quantised
+
+__all__ = ["Editor", "FinetuneProgress", "png_bytes", "compare_png", "TOY_UPLOAD_NOTE", "TOY_SAMPLES", "TOY_FACE",
+           "PROJECT_T0"]
+
+#: How many held-out toy faces the picker offers at the toy profile.
+TOY_SAMPLES = 8
+TOY_FACE = "toy face"
+#: What an upload means at the toy profile (shown beside the picker).
+TOY_UPLOAD_NOTE = ("toy profile: the upload is shrunk to {size}×{size} px and edited in the toy world. The toy DDPM "
+                   "has only seen {size}-px synthetic faces, so inverting and editing pull the picture towards one "
+                   "of them; use profile = 'paper' to edit photos.")
+#: The return step a drawing is projected to (the paper's stroke-to-image setting, as notebook 05's).
+PROJECT_T0 = 500
+#: Latents the editor keeps (image, t0), most recent last.
+LATENT_CACHE = 16
+
+
+def png_bytes(images: list[torch.Tensor], height: int = 256) -> bytes:
+    """Images (each (1, 3, H, W) in [-1, 1]) side by side as PNG bytes, scaled to ``height`` pixels."""
+    from PIL import Image
+
+    from ..data.images import to_pil
+
+    row = to_pil(torch.cat([x.cpu() for x in images], dim=3))[0]
+    scale = height / row.height
+    row = row.resize((max(1, round(row.width * scale)), height), Image.NEAREST)
+    return _encoded(row)
+
+
+def _encoded(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def compare_png(before: torch.Tensor, after: torch.Tensor, fraction: float, height: int = 256) -> bytes:
+    """Before | after split at ``fraction`` of the width, as PNG bytes ``height`` pixels high: the left part shows
+    ``before``, the rest ``after``, with a white line at the split (0: ``after`` alone, 1: ``before`` alone)."""
+    from PIL import Image, ImageDraw
+
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    if fraction == 0.0:
+        return png_bytes([after], height)
+    if fraction == 1.0:
+        return png_bytes([before], height)
+    left, right = (Image.open(io.BytesIO(png_bytes([x], height))).convert("RGB") for x in (before, after))
+    cut = round(fraction * right.width)
+    right.paste(left.crop((0, 0, cut, left.height)), (0, 0))
+    ImageDraw.Draw(right).line([(cut, 0), (cut, right.height)], fill=(255, 255, 255), width=2)
+    return _encoded(right)
+
+
+@dataclass
+class _Tuned:
+    """A fine-tuned model in the mix: its label, the model, its γ and its training record (FinetuneResult)."""
+
+    label: str
+    model: torch.nn.Module
+    gamma: float = 1.0
+    result: object | None = None
+
+
+@dataclass(frozen=True)
+class FinetuneProgress:
+    """Where a fine-tune is: ``done`` of ``total`` updates, the last update's loss (eq. 10)."""
+
+    done: int
+    total: int
+    loss: float | None
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 1.0
+
+    def text(self) -> str:
+        loss = f" · loss {self.loss:.4f}" if self.loss is not None else ""
+        return f"update {self.done}/{self.total}{loss}"
+
+
+@dataclass
+class Editor:
+    """State and actions of the live editor (no widgets here)."""
+
+    ctx: object
+    domain: str = "celeba_hq"
+    t0: int = 400
+    ratio: float = 1.0
+    image: torch.Tensor | None = None
+    tuned: list[_Tuned] = field(default_factory=list)
+    image_name: str = ""
+    origin: dict | None = None
+    history: History = field(default_factory=History, repr=False)
+    save_dir: str = ""
+    _latents: dict = field(default_factory=dict, repr=False)
+    _model_files: dict = field(default_factory=dict, repr=False)
+
+    # -- image --------------------------------------------------------------------------------------
+
+    @property
+    def is_toy(self) -> bool:
+        return bool(getattr(self.ctx.profile, "is_toy", False))
+
+    def set_image(self, x: torch.Tensor, name: str = "", origin: dict | None = None) -> None:
+        """Use ``x`` ((1, 3, H, W) in [-1, 1], the model's size) as the image to edit, on the 8-bit grid a PNG
+        holds (:func:`~dclip.notebook.mix_edit.quantised`: a saved edit's input file reads back as this image).
+        ``origin``: how a drawing was made (see :class:`~dclip.notebook.history.Snapshot`)."""
+        self.image = quantised(x).to(self.ctx.device)
+        self.image_name, self.origin = name, origin
+
+    def sample_names(self) -> list[str]:
+        """What the picker offers: held-out toy faces at the toy profile, else the shipped sample photos."""
+        from ..data.images import SAMPLE_PHOTOS
+
+        if self.is_toy:
+            return [f"{TOY_FACE} {i}" for i in range(TOY_SAMPLES)]
+        return list(SAMPLE_PHOTOS)
+
+    def sample_for(self, name: str) -> str:
+        """The picker's entry for a notebook's ``image`` parameter: at the toy profile a photo's name stands for the
+        toy face at its position in :data:`~dclip.data.images.SAMPLE_PHOTOS` (toy face 0 for grace_hopper)."""
+        from ..data.images import SAMPLE_PHOTOS
+
+        if self.is_toy and name in SAMPLE_PHOTOS:
+            return f"{TOY_FACE} {list(SAMPLE_PHOTOS).index(name)}"
+        return name
+
+    def load_sample(self, name: str) -> None:
+        """A picker entry (:meth:`sample_names`): a shipped sample photo (see
+        :data:`dclip.data.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces, or a held-out toy face.
+
+        At the toy profile a photo is outside the toy DDPM's world: a photo's name then stands for a held-out toy
+        face (:meth:`sample_for`), with a note."""
+        from ..data.images import sample_photo
+
+        if self.is_toy:
+            from ..toy.domain import HELD_OUT_SEED, face_set
+
+            entry = self.sample_for(name)
+            if entry != name:
+                self.ctx.note(f"toy profile: the sample '{name}' is held-out {entry}.")
+            index = _toy_index(entry)
+            self.set_image(face_set(HELD_OUT_SEED + index, 1)[0], name=entry)
+            return
+        self.set_image(self._prepare(sample_photo(name)), name=name)
+
+    def load_bytes(self, data: bytes, name: str = "the uploaded file") -> str:
+        """An uploaded image file's bytes (``name``: the file's name, for messages), read like every image file
+        (:func:`dclip.data.images.read_image`: a broken one raises
+        :class:`~dclip.runtime.errors.UnreadableFileError`). Returns a note on how it was framed."""
+        from ..data.images import read_image
+
+        x, note = self._prepare(read_image(bytes(data), name=name), with_note=True)
+        self.set_image(x, name=name)
+        return note
+
+    def world_note(self) -> str:
+        """What an upload means in this profile's world ("" where the model's world is photos)."""
+        return TOY_UPLOAD_NOTE.format(size=self.ctx.profile.image_size) if self.is_toy else ""
+
+    def _prepare(self, image, with_note: bool = False):
+        from ..data.faces import photo_to_tensor
+
+        align = self.ctx.profile.align_faces and self.domain == "celeba_hq"
+        x, note = photo_to_tensor(image, self.ctx.profile.image_size, align=align, crop_without_face=True)
+        return (x, note) if with_note else x
+
+    def draw(self, drawing: torch.Tensor, repeats: int) -> torch.Tensor:
+        """Use ``drawing`` ((1, 3, H, W) in [-1, 1], e.g. :func:`dclip.notebook.drawing.strokes_to_tensor`) pulled
+        into the model's domain: ``repeats`` (K) rounds of the stochastic forward process to :data:`PROJECT_T0`
+        (eq. 1) and the profile's few DDIM steps with the original model (:func:`dclip.method.edit.project_to_domain`,
+        Fig. 7b), seeded by the profile. Returns the projected image, now the one to edit."""
+        from ..method.edit import project_to_domain
+
+        p = self.ctx.profile
+        projected = project_to_domain(self.ctx.unet(self.domain), drawing.to(self.ctx.device), PROJECT_T0,
+                                      repeats=int(repeats), steps=p.project_steps, generator=self.ctx.world.generator())
+        self.set_image(projected, name="drawing", origin={"strokes": quantised(drawing).cpu(), "K": int(repeats),
+                                                          "t0": PROJECT_T0, "steps": p.project_steps})
+        return self.image
+
+    # -- models -------------------------------------------------------------------------------------
+
+    def train(self, source: str, target: str, t0: int | None = None, progress=None, *, on_update=None,
+              stop=None) -> _Tuned:
+        """Fine-tune the domain's model on ``source`` → ``target`` (eq. 10); the mix is left as it is (:meth:`add`).
+
+        ``progress(fraction)`` is called after each optimizer step and with 1.0 at the end of a finished fine-tune
+        (also one the session had already: then only that); ``on_update(FinetuneProgress)`` after each step, with
+        its loss. ``stop()`` is asked after every update: when it returns True training ends there, and the
+        model keeps what it learnt so far, labelled "(stopped at update k/n)"; such a model is not remembered by
+        the session (:meth:`dclip.notebook.context.Context.finetune_result`)."""
+        t0 = int(t0 or self.t0)
+        attr = Attribute(source.strip(), target.strip(), t0, domain=self.domain)
+        config = self.ctx.world.finetune_config(attr)
+        total = config.n_iter * math.ceil(self.ctx.world.n_train_images(self.domain) / config.batch_size)
+        done = []
+
+        def step(row):
+            done.append(1)
+            if progress is not None:
+                progress(min(len(done) / total, 1.0))
+            if on_update is not None:
+                on_update(FinetuneProgress(len(done), total, row.get("loss")))
+
+        result = self.ctx.finetune_result(attr, callback=step, stop=stop)
+        label = f"{attr.target} (t0={t0})"
+        if result.stopped:
+            label += f" (stopped at update {len(result.history)}/{total})"
+        elif progress is not None:
+            progress(1.0)  # also when the model came from the session's cache
+        return _Tuned(label, result.model, result=result)
+
+    def add(self, tuned: _Tuned) -> bool:
+        """Put ``tuned`` into the mix with its γ; False (nothing changes) when a model of that label is in it."""
+        if any(t.label == tuned.label for t in self.tuned):
+            return False
+        self.tuned.append(tuned)
+        return True
+
+    def finetune(self, source: str, target: str, t0: int | None = None, progress=None, *, on_update=None,
+                 stop=None) -> str:
+        """:meth:`train` and :meth:`add` the model with γ = 1. Returns the model's label."""
+        tuned = self.train(source, target, t0, progress, on_update=on_update, stop=stop)
+        self.add(tuned)
+        return tuned.label
+
+    def set_gamma(self, index: int, value: float) -> None:
+        self.tuned[index].gamma = float(value)
+
+    def weights(self) -> list[float]:
+        """Current mix weights of [original, fine-tuned models...]."""
+        return change_weights(self.ratio, [t.gamma for t in self.tuned])
+
+    # -- output -------------------------------------------------------------------------------------
+
+    def latent(self) -> torch.Tensor:
+        """x_t0 of the image under the original model (kept for the last few images and t0)."""
+        if self.image is None:
+            raise ValueError("no image yet: pick a sample photo or upload one.")
+        key = (id(self.image), self.t0)
+        known = self._latents.get(key)
+        if known is None or known[0] is not self.image:
+            x_lat = invert_image(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv)
+            self._latents.pop(key, None)
+            self._latents[key] = known = (self.image, x_lat)
+            while len(self._latents) > LATENT_CACHE:
+                self._latents.pop(next(iter(self._latents)))
+        return known[1]
+
+    def render(self) -> torch.Tensor:
+        """The edited image for the current r and γ (the reconstruction when r = 0 or nothing is tuned)."""
+        return generate_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], self.latent(), self.t0,
+                            self.ctx.profile.n_gen, self.ratio, [t.gamma for t in self.tuned])
+
+    def rendered(self) -> Snapshot:
+        """The edit for the current settings as a history entry: the one shown when nothing changed since, else
+        rendered now and recorded (:class:`~dclip.notebook.history.History`)."""
+        current = self.history.current
+        if current is not None and current.settings_key() == self._settings_key():
+            return current
+        output = self.render()
+        return self.history.record(Snapshot(self.image, self.image_name, int(self.t0), float(self.ratio),
+                                            tuple(replace(t) for t in self.tuned), output.detach(), self.origin))
+
+    def _settings_key(self) -> tuple:
+        return (id(self.image), int(self.t0), float(self.ratio), tuple((id(t.model), t.gamma) for t in self.tuned))
+
+    def settings(self) -> str:
+        """The current settings on one line (prompt pairs, t0, r, γ)."""
+        return describe_settings(self.tuned, self.t0, self.ratio)
+
+    # -- history -------------------------------------------------------------------------------------
+
+    def restore(self, snapshot: Snapshot) -> Snapshot:
+        """Take the image, t0, r and models (with their γ) of ``snapshot``, a history entry."""
+        self.image, self.image_name, self.origin = snapshot.image, snapshot.image_name, snapshot.origin
+        self.t0, self.ratio = snapshot.t0, snapshot.ratio
+        self.tuned = [replace(t) for t in snapshot.tuned]
+        return snapshot
+
+    def go(self, index: int) -> Snapshot:
+        """Back to the history strip's entry ``index``."""
+        return self.restore(self.history.go(index))
+
+    def undo(self) -> Snapshot:
+        """Back to the edit shown before the last change (:meth:`History.undo`)."""
+        return self.restore(self.history.undo())
+
+    def redo(self) -> Snapshot:
+        return self.restore(self.history.redo())
+
+    # -- saving --------------------------------------------------------------------------------------
+
+    def default_save_dir(self) -> Path:
+        """Where Save writes without a folder given: :attr:`save_dir`, else ``edits/`` in the figures folder."""
+        return Path(self.save_dir) if self.save_dir else Path(self.ctx.outputs.folder) / "edits"
+
+    def save(self, folder: str | Path | None = None):
+        """Write the edit shown now with everything to redo it (:func:`dclip.notebook.saved_edit.save_edit`) into
+        ``folder`` (default: :meth:`default_save_dir`). Returns the :class:`~dclip.notebook.saved_edit.SavedEdit`."""
+        from .saved_edit import save_edit
+
+        snapshot = self.history.current
+        if snapshot is None:
+            raise ValueError("nothing to save yet: pick or upload an image first.")
+        p = self.ctx.profile
+        return save_edit(snapshot, Path(folder) if folder else self.default_save_dir(),
+                         base_model=p.unet_for(self.domain), profile=p.name, n_inv=p.n_inv, n_gen=p.n_gen,
+                         seed=p.seed, model_files=self._model_files)
+
+
+def _toy_index(entry: str) -> int:
+    """N of a picker entry "toy face N"; a clear error for anything else."""
+    number = entry[len(TOY_FACE):].strip() if entry.startswith(TOY_FACE) else ""
+    if not number.isdigit():
+        raise ValueError(f"unknown sample '{entry}' at the toy profile; choose 'toy face 0' ... "
+                         f"'toy face {TOY_SAMPLES - 1}' (or a sample photo's name, which stands for one).")
+    return int(number)

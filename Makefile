@@ -87,10 +87,12 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # The engine's fast path against the original implementation's path, then the recipe table (what the later
-# accelerations buy at the toy profile: LoRA, the loss at the first step, fewer steps, batching; ~30 min on 1 core).
+# accelerations buy at the toy profile: LoRA, the loss at the first step, fewer steps, batching; ~30 min on 1 core),
+# then the live editor's timings at the toy profile (bench/editor.py, ~2 min).
 bench: setup
 	$(PY) bench/bench.py
 	$(PY) bench/recipes.py
+	$(PY) bench/editor.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

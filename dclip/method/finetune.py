@@ -43,6 +43,7 @@ from .ddim import DEFAULT_SCHEDULE, denoise_step, generation_pairs
 from ..runtime.fast import FastPath, Session, device_of, session
 from .latents import Latents
 from ..runtime.progress import progress_bar, progress_enabled
+from .finetune_files import load_finetuned, save_finetuned
 
 __all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "NO_IDENTITY_NOTE",
            "world_settings", "finetune_cached", "read_cached_finetune", "store_finetune",
@@ -383,92 +384,6 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
         model.to(memory_format=torch.contiguous_format)
     model.eval()
     return result
-
-
-def save_finetuned(result: FinetuneResult, path: str | os.PathLike, *, base: str = "") -> Path:
-    """Write the fine-tuned weights as safetensors plus a JSON sidecar (architecture, prompts, settings).
-
-    Both files are written atomically (:func:`dclip.models.folder.write_model`). ``dclip.load_unet(path)``
-    reads them back. A LoRA fine-tune (``adapter="lora"``) writes only its adapter
-    (:func:`dclip.method.adapters.save_adapter`); :func:`load_finetuned` applies it to its base model.
-    """
-    from ..models.folder import write_model
-    from ..version import __version__
-
-    meta = {"unet_config": _architecture(result.model.config),
-            "base": base, "source": result.config.source, "target": result.config.target,
-            "hyperparameters": asdict(result.config), "dclip_version": __version__,
-            "fast_path": asdict(result.fast) if result.fast is not None else None,
-            "world_size": result.world_size, "global_batch_size": result.world_size * result.config.batch_size,
-            "final_loss": result.history[-1]["loss"] if result.history else None, "stopped": result.stopped}
-    if result.config.adapter == "lora":
-        from .adapters import LORA_TARGETS, save_adapter
-
-        meta["adapter"] = {"kind": "lora", "rank": result.config.rank, "alpha": result.config.rank,
-                           "targets": LORA_TARGETS}
-        return save_adapter(result.model, path, meta)
-    meta["unet_config"] = dict(result.model.config)
-    return write_model(result.model, path, meta)
-
-
-def _architecture(config) -> dict:
-    skip = {"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values"}
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items() if k not in skip}
-
-
-def load_finetuned(path: str | os.PathLike, base: torch.nn.Module | None = None, *,
-                   base_name: str | None = None) -> torch.nn.Module:
-    """Load a fine-tuned model (dclip safetensors or the authors' .pth); check it fits ``base`` if given.
-
-    A LoRA adapter file (:func:`save_finetuned` of an ``adapter="lora"`` fine-tune) needs ``base``: it comes
-    back as a :class:`dclip.method.adapters.AdapterView` of ``base`` (adapters of one base share one copy
-    of it). A broken file is an :class:`~dclip.runtime.errors.UnreadableFileError` (from the readers of
-    :mod:`dclip.models.folder`), and so is a fine-tune of another base model: one whose architecture
-    differs from ``base``'s, or whose sidecar names a preset other than ``base_name`` (a preset name
-    such as ``"celeba_hq"``; a file path is not compared)."""
-    from ..models.folder import read_sidecar
-    from ..models.unet import load_unet
-    from ..runtime.errors import UnreadableFileError
-
-    meta = read_sidecar(path) if Path(path).suffix == ".safetensors" else {}
-    trained_from = str(meta.get("base") or "")
-    _check_base_name(path, trained_from, base_name)
-    if "adapter" in meta:
-        from .adapters import load_adapter
-
-        if base is None:
-            raise UnreadableFileError(path, "is a LoRA adapter, which holds only the change to its base model",
-                                      f"Pass the base model it was trained on ('{trained_from or 'its sidecar: base'}'): "
-                                      "load_finetuned(path, base=load_unet(...)).")
-        _check_config(path, trained_from, meta.get("unet_config") or {}, base)
-        return load_adapter(path, base)
-    model = load_unet(path, config=None)
-    if base is not None:
-        _check_config(path, trained_from, model.config, base)
-    return model.to(device_of(base)) if base is not None else model
-
-
-def _check_base_name(path, trained_from: str, base_name: str | None) -> None:
-    """A fine-tune of one preset (its sidecar's ``base``) is not edited with another."""
-    from ..models.unet import PRESETS
-    from ..runtime.errors import UnreadableFileError
-
-    if base_name and trained_from in PRESETS and str(base_name) in PRESETS and trained_from != str(base_name):
-        raise UnreadableFileError(path, f"is a fine-tune of the '{trained_from}' model (its sidecar says so), "
-                                        f"not of '{base_name}'",
-                                  f"Use it with the model it was fine-tuned from: '{trained_from}'.")
-
-
-def _check_config(path, trained_from: str, config, base) -> None:
-    from ..runtime.errors import UnreadableFileError
-
-    mine, theirs = _architecture(config), _architecture(base.config)
-    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    if diff:
-        origin = f" ('{trained_from}', its sidecar says)" if trained_from else ""
-        raise UnreadableFileError(path, f"was fine-tuned from a different architecture than the base model{origin}: "
-                                        f"{', '.join(f'{k}={mine.get(k)!r} vs {theirs.get(k)!r}' for k in diff[:4])}",
-                                  "Load the base model it was trained from.")
 
 
 # ----------------------------------------------------------------------------------------------

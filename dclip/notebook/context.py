@@ -219,28 +219,9 @@ class Context:
         known = self.memo.peek(key)
         if known is not None:
             return known
-        result = self._finetune(attr.domain, config, replicate, progress, callback, stop)
+        result = _train_or_read(self, attr.domain, config, replicate, progress, callback, stop)
         result.model.requires_grad_(False)
         return result if result.stopped else self.memo.get(key, lambda: result)
-
-    def _finetune(self, domain: str, config, replicate: int, progress: bool | None, callback, stop=None):
-        """Read the fine-tune from the disk cache, or train it on the session's training latents (a stopped
-        one is not written to the cache). Returns the :class:`~dclip.method.finetune.FinetuneResult`."""
-        from ..method.finetune import finetune, finetuned_cache_path, read_cached_finetune, store_finetune
-
-        base, images, steps, cache = self.unet(domain), self.world.train_images(domain, replicate), \
-            self.profile.n_inv_train, disk_cache(self.profile)
-        weights = self.memo.fingerprint(base)
-        path = None if cache is None else finetuned_cache_path(cache, base, images, config, steps, weights=weights)
-        cached = read_cached_finetune(path, base, config)
-        if cached is not None:  # then nothing is inverted
-            return cached
-        result = finetune(base, self.latents(images, config.t0, domain, steps, progress=progress), self.clip, config,
-                          face_model=self.face_model if config.lambda_id > 0 else None, progress=progress,
-                          callback=callback, stop=stop)
-        if path is not None and not result.stopped:
-            store_finetune(result, path, cache, self.profile.unet_for(domain))
-        return result
 
     def edit(self, finetuned, x0: torch.Tensor, t0: int, domain: str = "celeba_hq", *, ratio: float = 1.0,
              x_lat: torch.Tensor | None = None) -> torch.Tensor:
@@ -252,6 +233,26 @@ class Context:
         x_lat = self.latent(x0, t0, domain) if x_lat is None else x_lat
         return edit(self.unet(domain), finetuned, x0, int(t0), n_inv=self.profile.n_inv,
                     n_gen=self.profile.n_gen, ratio=ratio, x_lat=x_lat, fast=EDITING)
+
+
+def _train_or_read(self: Context, domain: str, config, replicate: int, progress: bool | None, callback, stop=None):
+    """For a context ``self``: read the fine-tune from the disk cache, or train it on the session's training latents (a stopped
+    one is not written to the cache). Returns the :class:`~dclip.method.finetune.FinetuneResult`."""
+    from ..method.finetune import finetune, finetuned_cache_path, read_cached_finetune, store_finetune
+
+    base, images, steps, cache = self.unet(domain), self.world.train_images(domain, replicate), \
+        self.profile.n_inv_train, disk_cache(self.profile)
+    weights = self.memo.fingerprint(base)
+    path = None if cache is None else finetuned_cache_path(cache, base, images, config, steps, weights=weights)
+    cached = read_cached_finetune(path, base, config)
+    if cached is not None:  # then nothing is inverted
+        return cached
+    result = finetune(base, self.latents(images, config.t0, domain, steps, progress=progress), self.clip, config,
+                      face_model=self.face_model if config.lambda_id > 0 else None, progress=progress,
+                      callback=callback, stop=stop)
+    if path is not None and not result.stopped:
+        store_finetune(result, path, cache, self.profile.unet_for(domain))
+    return result
 
 
 def disk_cache(profile: Profile) -> Path | None:

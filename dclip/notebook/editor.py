@@ -19,21 +19,13 @@ import torch
 
 from ..method.attributes import Attribute
 from ..method.mixing import change_weights
-from .history import History, Snapshot, describe_settings
-from .mix_edit import generate_mix, invert_image, quantised
+from .editor_images import PROJECT_T0, TOY_FACE, TOY_SAMPLES, TOY_UPLOAD_NOTE, ImageChoice  # noqa: F401
+from .history import History, Navigation, Snapshot, describe_settings
+from .mix_edit import generate_mix, invert_image
 
-__all__ = ["Editor", "FinetuneProgress", "png_bytes", "compare_png", "TOY_UPLOAD_NOTE", "TOY_SAMPLES", "TOY_FACE",
+__all__ = ["Editor", "static_edit", "FinetuneProgress", "png_bytes", "compare_png", "TOY_UPLOAD_NOTE", "TOY_SAMPLES", "TOY_FACE",
            "PROJECT_T0"]
 
-#: How many held-out toy faces the picker offers at the toy profile.
-TOY_SAMPLES = 8
-TOY_FACE = "toy face"
-#: What an upload means at the toy profile (shown beside the picker).
-TOY_UPLOAD_NOTE = ("toy profile: the upload is shrunk to {size}×{size} px and edited in the toy world. The toy DDPM "
-                   "has only seen {size}-px synthetic faces, so inverting and editing pull the picture towards one "
-                   "of them; use profile = 'paper' to edit photos.")
-#: The return step a drawing is projected to (the paper's stroke-to-image setting, as notebook 05's).
-PROJECT_T0 = 500
 #: Latents the editor keeps (image, t0), most recent last.
 LATENT_CACHE = 16
 
@@ -101,7 +93,7 @@ class FinetuneProgress:
 
 
 @dataclass
-class Editor:
+class Editor(ImageChoice, Navigation):
     """State and actions of the live editor (no widgets here)."""
 
     ctx: object
@@ -116,90 +108,6 @@ class Editor:
     save_dir: str = ""
     _latents: dict = field(default_factory=dict, repr=False)
     _model_files: dict = field(default_factory=dict, repr=False)
-
-    # -- image --------------------------------------------------------------------------------------
-
-    @property
-    def is_toy(self) -> bool:
-        return bool(getattr(self.ctx.profile, "is_toy", False))
-
-    def set_image(self, x: torch.Tensor, name: str = "", origin: dict | None = None) -> None:
-        """Use ``x`` ((1, 3, H, W) in [-1, 1], the model's size) as the image to edit, on the 8-bit grid a PNG
-        holds (:func:`~dclip.notebook.mix_edit.quantised`: a saved edit's input file reads back as this image).
-        ``origin``: how a drawing was made (see :class:`~dclip.notebook.history.Snapshot`)."""
-        self.image = quantised(x).to(self.ctx.device)
-        self.image_name, self.origin = name, origin
-
-    def sample_names(self) -> list[str]:
-        """What the picker offers: held-out toy faces at the toy profile, else the shipped sample photos."""
-        from ..data.images import SAMPLE_PHOTOS
-
-        if self.is_toy:
-            return [f"{TOY_FACE} {i}" for i in range(TOY_SAMPLES)]
-        return list(SAMPLE_PHOTOS)
-
-    def sample_for(self, name: str) -> str:
-        """The picker's entry for a notebook's ``image`` parameter: at the toy profile a photo's name stands for the
-        toy face at its position in :data:`~dclip.data.images.SAMPLE_PHOTOS` (toy face 0 for grace_hopper)."""
-        from ..data.images import SAMPLE_PHOTOS
-
-        if self.is_toy and name in SAMPLE_PHOTOS:
-            return f"{TOY_FACE} {list(SAMPLE_PHOTOS).index(name)}"
-        return name
-
-    def load_sample(self, name: str) -> None:
-        """A picker entry (:meth:`sample_names`): a shipped sample photo (see
-        :data:`dclip.data.images.SAMPLE_PHOTOS`), aligned if the profile aligns faces, or a held-out toy face.
-
-        At the toy profile a photo is outside the toy DDPM's world: a photo's name then stands for a held-out toy
-        face (:meth:`sample_for`), with a note."""
-        from ..data.images import sample_photo
-
-        if self.is_toy:
-            from ..toy.domain import HELD_OUT_SEED, face_set
-
-            entry = self.sample_for(name)
-            if entry != name:
-                self.ctx.note(f"toy profile: the sample '{name}' is held-out {entry}.")
-            index = _toy_index(entry)
-            self.set_image(face_set(HELD_OUT_SEED + index, 1)[0], name=entry)
-            return
-        self.set_image(self._prepare(sample_photo(name)), name=name)
-
-    def load_bytes(self, data: bytes, name: str = "the uploaded file") -> str:
-        """An uploaded image file's bytes (``name``: the file's name, for messages), read like every image file
-        (:func:`dclip.data.images.read_image`: a broken one raises
-        :class:`~dclip.runtime.errors.UnreadableFileError`). Returns a note on how it was framed."""
-        from ..data.images import read_image
-
-        x, note = self._prepare(read_image(bytes(data), name=name), with_note=True)
-        self.set_image(x, name=name)
-        return note
-
-    def world_note(self) -> str:
-        """What an upload means in this profile's world ("" where the model's world is photos)."""
-        return TOY_UPLOAD_NOTE.format(size=self.ctx.profile.image_size) if self.is_toy else ""
-
-    def _prepare(self, image, with_note: bool = False):
-        from ..data.faces import photo_to_tensor
-
-        align = self.ctx.profile.align_faces and self.domain == "celeba_hq"
-        x, note = photo_to_tensor(image, self.ctx.profile.image_size, align=align, crop_without_face=True)
-        return (x, note) if with_note else x
-
-    def draw(self, drawing: torch.Tensor, repeats: int) -> torch.Tensor:
-        """Use ``drawing`` ((1, 3, H, W) in [-1, 1], e.g. :func:`dclip.notebook.drawing.strokes_to_tensor`) pulled
-        into the model's domain: ``repeats`` (K) rounds of the stochastic forward process to :data:`PROJECT_T0`
-        (eq. 1) and the profile's few DDIM steps with the original model (:func:`dclip.method.edit.project_to_domain`,
-        Fig. 7b), seeded by the profile. Returns the projected image, now the one to edit."""
-        from ..method.edit import project_to_domain
-
-        p = self.ctx.profile
-        projected = project_to_domain(self.ctx.unet(self.domain), drawing.to(self.ctx.device), PROJECT_T0,
-                                      repeats=int(repeats), steps=p.project_steps, generator=self.ctx.world.generator())
-        self.set_image(projected, name="drawing", origin={"strokes": quantised(drawing).cpu(), "K": int(repeats),
-                                                          "t0": PROJECT_T0, "steps": p.project_steps})
-        return self.image
 
     # -- models -------------------------------------------------------------------------------------
 
@@ -292,26 +200,6 @@ class Editor:
         """The current settings on one line (prompt pairs, t0, r, γ)."""
         return describe_settings(self.tuned, self.t0, self.ratio)
 
-    # -- history -------------------------------------------------------------------------------------
-
-    def restore(self, snapshot: Snapshot) -> Snapshot:
-        """Take the image, t0, r and models (with their γ) of ``snapshot``, a history entry."""
-        self.image, self.image_name, self.origin = snapshot.image, snapshot.image_name, snapshot.origin
-        self.t0, self.ratio = snapshot.t0, snapshot.ratio
-        self.tuned = [replace(t) for t in snapshot.tuned]
-        return snapshot
-
-    def go(self, index: int) -> Snapshot:
-        """Back to the history strip's entry ``index``."""
-        return self.restore(self.history.go(index))
-
-    def undo(self) -> Snapshot:
-        """Back to the edit shown before the last change (:meth:`History.undo`)."""
-        return self.restore(self.history.undo())
-
-    def redo(self) -> Snapshot:
-        return self.restore(self.history.redo())
-
     # -- saving --------------------------------------------------------------------------------------
 
     def default_save_dir(self) -> Path:
@@ -332,10 +220,27 @@ class Editor:
                          seed=p.seed, model_files=self._model_files)
 
 
-def _toy_index(entry: str) -> int:
-    """N of a picker entry "toy face N"; a clear error for anything else."""
-    number = entry[len(TOY_FACE):].strip() if entry.startswith(TOY_FACE) else ""
-    if not number.isdigit():
-        raise ValueError(f"unknown sample '{entry}' at the toy profile; choose 'toy face 0' ... "
-                         f"'toy face {TOY_SAMPLES - 1}' (or a sample photo's name, which stands for one).")
-    return int(number)
+def static_edit(editor: Editor, source: str, target: str, ratios=(0.0, 0.5, 1.0)):
+    """What the editor shows, without widgets: fine-tune once, render each degree of change r.
+
+    Works on a copy of ``editor`` (same image, t0 and inversion): ``editor`` itself gains no model.
+
+    Returns a :class:`dclip.studies.experiments.Study`: rows of r and S_dir (none at r = 0, the
+    reconstruction), and a one-row grid original | edit at each r.
+    """
+    from ..studies.experiments import Study
+    from ..method.metrics import directional_similarity
+
+    editor = replace(editor, tuned=[], history=History())  # its own model: the live editor opens with none
+    editor.finetune(source, target)
+    study = Study(images={"original": editor.image.cpu()})
+    for r in ratios:
+        editor.ratio = float(r)
+        edited = editor.render()
+        study.images[f"r={r:g}"] = edited.cpu()
+        s_dir = float(directional_similarity(editor.ctx.clip, editor.image, edited, source, target).mean()) \
+            if r > 0 else None
+        study.rows.append({"ratio": float(r), "s_dir": s_dir})
+    study.layout(list(study.images), ["original"] + [f"degree of change {k}" for k in list(study.images)[1:]],
+                 title=f"live editor, static run: '{source}' -> '{target}' at t0 = {editor.t0}")
+    return study

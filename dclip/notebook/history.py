@@ -8,12 +8,12 @@ trail (the strip keeps every edit, up to :data:`HISTORY_LIMIT`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 
 import torch
 
-__all__ = ["Snapshot", "History", "HISTORY_LIMIT", "describe_settings"]
+__all__ = ["Snapshot", "History", "Navigation", "HISTORY_LIMIT", "describe_settings"]
 
 #: The most edits the strip keeps (the oldest go first).
 HISTORY_LIMIT = 30
@@ -135,3 +135,26 @@ class History:
             gone = {s.serial for s in dropped}
             self._back = [s for s in self._back if s.serial not in gone]
             self._forward = [s for s in self._forward if s.serial not in gone]
+
+
+class Navigation:
+    """Going back and forth in the editor's history (a base class of :class:`~dclip.notebook.editor.Editor`, whose
+    ``history``, image, t0, r and models it sets)."""
+
+    def restore(self, snapshot: Snapshot) -> Snapshot:
+        """Take the image, t0, r and models (with their γ) of ``snapshot``, a history entry."""
+        self.image, self.image_name, self.origin = snapshot.image, snapshot.image_name, snapshot.origin
+        self.t0, self.ratio = snapshot.t0, snapshot.ratio
+        self.tuned = [replace(t) for t in snapshot.tuned]
+        return snapshot
+
+    def go(self, index: int) -> Snapshot:
+        """Back to the history strip's entry ``index``."""
+        return self.restore(self.history.go(index))
+
+    def undo(self) -> Snapshot:
+        """Back to the edit shown before the last change (:meth:`History.undo`)."""
+        return self.restore(self.history.undo())
+
+    def redo(self) -> Snapshot:
+        return self.restore(self.history.redo())

@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
-from dataclasses import dataclass, field, replace
-
-import torch
+from dataclasses import dataclass, field
 
 from .editor import (PROJECT_T0, TOY_UPLOAD_NOTE, Editor, FinetuneProgress,  # noqa: F401
-                     _Tuned, compare_png, png_bytes)
-from .history import History, Snapshot
+                     _Tuned, compare_png, png_bytes, static_edit)
+from .history import Snapshot
+from .pad_ui import (CANVAS_PX, build_pad, on_pad_blank, on_pad_over_image, on_pad_undo_stroke,  # noqa: F401
+                     pad_down, pad_drawing, pad_move, pad_up, redraw_pad)
 
 __all__ = ["Editor", "EditorUI", "FinetuneProgress", "build_ui", "static_edit", "launch", "png_bytes",
            "compare_png", "wait_for_finetune", "TOY_UPLOAD_NOTE"]
@@ -40,7 +40,6 @@ __all__ = ["Editor", "EditorUI", "FinetuneProgress", "build_ui", "static_edit", 
 
 VIEW_PX = 192  # the side of the original and edited images on screen, whatever the model's size
 THUMB_PX = 56  # the side of a history thumbnail
-CANVAS_PX = 192  # the drawing pad's side, in canvas pixels
 
 GAMMA_ONE = "γ mixes several fine-tuned models (eq. 14); with one model only r matters."
 GAMMA_MANY = "γ: each fine-tuned model's share of the edit (normalised to sum to 1)."
@@ -385,110 +384,7 @@ def _handler(ui: EditorUI, callback, *args):
     return handle
 
 
-# -- the drawing pad (Fig. 7b live) -----------------------------------------------------------------
-
-@dataclass
-class DrawingPad:
-    """The drawing pad's widgets (an ipycanvas Canvas and its controls) and what was drawn on it."""
-
-    canvas: object
-    colour: object
-    brush: object
-    rounds: object
-    blank: object
-    over_image: object
-    undo_stroke: object
-    generate: object
-    root: object
-    strokes: list = field(default_factory=list)
-    background: torch.Tensor | None = None
-    drawing: bool = False
-
-
-def pad_drawing(ui: EditorUI) -> torch.Tensor:
-    """What the pad shows, at the model's size (:func:`dclip.notebook.drawing.strokes_to_tensor`)."""
-    from .drawing import strokes_to_tensor
-
-    pad = ui.pad
-    return strokes_to_tensor(pad.strokes, ui.editor.ctx.profile.image_size, canvas_px=CANVAS_PX,
-                             background=pad.background)
-
-
-def redraw_pad(ui: EditorUI) -> None:
-    """Paint the pad's canvas again from its background and strokes."""
-    import numpy as np
-    from ipycanvas import hold_canvas
-
-    from ..data.images import to_pil
-
-    pad = ui.pad
-    with hold_canvas(pad.canvas):
-        pad.canvas.clear()
-        if pad.background is not None:
-            from PIL import Image
-
-            pixels = to_pil(pad.background.cpu())[0].resize((CANVAS_PX, CANVAS_PX), Image.NEAREST)
-            pad.canvas.put_image_data(np.asarray(pixels), 0, 0)
-        else:
-            pad.canvas.fill_style = "#ffffff"
-            pad.canvas.fill_rect(0, 0, CANVAS_PX, CANVAS_PX)
-        for stroke in pad.strokes:
-            _canvas_stroke(pad.canvas, stroke)
-
-
-def _canvas_stroke(canvas, stroke) -> None:
-    canvas.stroke_style = canvas.fill_style = stroke.colour
-    canvas.line_width, canvas.line_cap, canvas.line_join = stroke.width, "round", "round"
-    if len(stroke.points) > 1:
-        canvas.stroke_lines(stroke.points)
-    else:
-        x, y = stroke.points[0]
-        canvas.fill_circle(x, y, stroke.width / 2)
-
-
-def pad_down(ui: EditorUI, x: float, y: float) -> None:
-    """The brush touches the pad: a new stroke in the chosen colour and size."""
-    from .drawing import Stroke
-
-    pad = ui.pad
-    pad.drawing = True
-    pad.strokes.append(Stroke(pad.colour.value, float(pad.brush.value), [(float(x), float(y))]))
-    _canvas_stroke(pad.canvas, pad.strokes[-1])
-
-
-def pad_move(ui: EditorUI, x: float, y: float) -> None:
-    """The brush moves: the stroke goes on (drawn at once on the canvas)."""
-    pad = ui.pad
-    if not pad.drawing:
-        return
-    stroke = pad.strokes[-1]
-    stroke.points.append((float(x), float(y)))
-    _canvas_stroke(pad.canvas, replace(stroke, points=stroke.points[-2:]))
-
-
-def pad_up(ui: EditorUI, x: float = 0.0, y: float = 0.0) -> None:
-    """The brush lifts (or leaves the pad): the stroke ends."""
-    ui.pad.drawing = False
-
-
-def on_pad_blank(ui: EditorUI, _button=None) -> None:
-    ui.pad.strokes, ui.pad.background = [], None
-    redraw_pad(ui)
-
-
-def on_pad_over_image(ui: EditorUI, _button=None) -> None:
-    """Start again over the image being edited (paint colour blocks onto it)."""
-    if ui.editor.image is None:
-        raise ValueError("no image to paint over yet: pick or upload one.")
-    ui.pad.strokes, ui.pad.background = [], ui.editor.image.detach().cpu()
-    redraw_pad(ui)
-
-
-def on_pad_undo_stroke(ui: EditorUI, _button=None) -> None:
-    if ui.pad.strokes:
-        ui.pad.strokes.pop()
-    redraw_pad(ui)
-
+# -- the drawing pad (Fig. 7b live; dclip.notebook.pad_ui) ----------------------------------------------
 
 def on_pad_generate(ui: EditorUI, _button=None) -> None:
     """Project the drawing into the model's domain (eq. 1, K rounds) and edit it with the models in the mix."""
@@ -500,55 +396,6 @@ def on_pad_generate(ui: EditorUI, _button=None) -> None:
     refresh(ui)
     say(ui, f"drawing projected into the model's domain (K = {pad.rounds.value} rounds of eq. 1 to t0 = {PROJECT_T0} "
             f"and {ui.editor.ctx.profile.project_steps} DDIM steps), then edited. " + ui.status.value)
-
-
-def _pad_handler(ui: EditorUI, callback):
-    """``callback(ui, x, y)`` as a canvas mouse handler, errors shown as :func:`_handler` shows them."""
-    handle = _handler(ui, lambda ui, change: callback(ui, *change))
-    return lambda x, y: handle((x, y))
-
-
-def build_pad(ui: EditorUI) -> DrawingPad | None:
-    """The drawing pad, wired to ``ui``; None where ipycanvas is not installed."""
-    try:
-        from ipycanvas import Canvas
-    except ImportError:
-        return None
-    import ipywidgets as w
-
-    # no tooltip: with one, ipycanvas 0.14's view fails to render in JupyterLab 4 (the label above says what to do)
-    canvas = Canvas(width=CANVAS_PX, height=CANVAS_PX, layout=w.Layout(width=f"{CANVAS_PX}px", height=f"{CANVAS_PX}px"))
-    pad = DrawingPad(
-        canvas=canvas,
-        colour=w.ColorPicker(value="#c08060", description="colour", concise=False,
-                             tooltip="the brush colour: paint flat colour blocks (a stroke painting)"),
-        brush=w.IntSlider(value=16, min=2, max=64, step=1, description="brush", tooltip="brush size, canvas pixels"),
-        rounds=w.IntSlider(value=ui.editor.ctx.profile.project_repeats, min=1, max=20, step=1, description="K",
-                           tooltip="projection rounds: noise to t0 with eq. 1 and denoise, K times"),
-        blank=w.Button(description="blank", tooltip="start again on a white canvas"),
-        over_image=w.Button(description="over image", tooltip="start again over the image being edited"),
-        undo_stroke=w.Button(description="undo stroke", tooltip="remove the last stroke"),
-        generate=w.Button(description="generate", button_style="primary",
-                          tooltip="project the drawing into the model's domain (K rounds), then edit it (Fig. 7b)"),
-        root=None,
-    )
-    ui.pad = pad
-    canvas.on_mouse_down(_pad_handler(ui, pad_down))
-    canvas.on_mouse_move(_pad_handler(ui, pad_move))
-    canvas.on_mouse_up(_pad_handler(ui, pad_up))
-    canvas.on_mouse_out(_pad_handler(ui, pad_up))
-    for button, callback in ((pad.blank, on_pad_blank), (pad.over_image, on_pad_over_image),
-                             (pad.undo_stroke, on_pad_undo_stroke), (pad.generate, on_pad_generate)):
-        button.on_click(_handler(ui, callback))
-    for name in ("canvas", "colour", "brush", "rounds", "blank", "over_image", "undo_stroke", "generate"):
-        getattr(pad, name).add_class(f"dclip-pad-{name.replace('_', '-')}")
-    pad.root = w.VBox([w.Label("drawing pad: paint colour blocks (press, drag, release), then generate "
-                               "(projection, then the edit)", tooltip="the brush paints on the white square"),
-                       w.HBox([canvas, w.VBox([pad.colour, pad.brush, pad.rounds,
-                                               w.HBox([pad.blank, pad.over_image]),
-                                               w.HBox([pad.undo_stroke, pad.generate])])])])
-    redraw_pad(ui)
-    return pad
 
 
 # -- the editor's box --------------------------------------------------------------------------------
@@ -608,7 +455,7 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
         pad=None,
         root=None,
     )
-    build_pad(ui)
+    build_pad(ui, _handler, on_pad_generate)
     for name in ("picker", "upload", "world_note", "source", "target", "t0", "button", "stop", "progress", "loss",
                  "ratio", "gamma_note", "gamma_box", "compare", "undo", "redo", "save", "save_to", "status", "log",
                  "original", "view", "history_box"):
@@ -631,32 +478,6 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
     _sync_gammas(ui)
     refresh(ui)
     return ui
-
-
-def static_edit(editor: Editor, source: str, target: str, ratios=(0.0, 0.5, 1.0)):
-    """What the editor shows, without widgets: fine-tune once, render each degree of change r.
-
-    Works on a copy of ``editor`` (same image, t0 and inversion): ``editor`` itself gains no model.
-
-    Returns a :class:`dclip.studies.experiments.Study`: rows of r and S_dir (none at r = 0, the
-    reconstruction), and a one-row grid original | edit at each r.
-    """
-    from ..studies.experiments import Study
-    from ..method.metrics import directional_similarity
-
-    editor = replace(editor, tuned=[], history=History())  # its own model: the live editor opens with none
-    editor.finetune(source, target)
-    study = Study(images={"original": editor.image.cpu()})
-    for r in ratios:
-        editor.ratio = float(r)
-        edited = editor.render()
-        study.images[f"r={r:g}"] = edited.cpu()
-        s_dir = float(directional_similarity(editor.ctx.clip, editor.image, edited, source, target).mean()) \
-            if r > 0 else None
-        study.rows.append({"ratio": float(r), "s_dir": s_dir})
-    study.layout(list(study.images), ["original"] + [f"degree of change {k}" for k in list(study.images)[1:]],
-                 title=f"live editor, static run: '{source}' -> '{target}' at t0 = {editor.t0}")
-    return study
 
 
 def launch(editor: Editor, interactive: bool, **kwargs):

@@ -95,16 +95,18 @@ class History:
         """Back to the edit shown before the last change; an error at the first."""
         if not self.can_undo:
             raise ValueError("nothing to undo: this is the first edit shown.")
-        self._forward.append(self.cursor)
-        self.cursor = self._back.pop()
-        return self.cursor
+        return self._step(self._back, self._forward)
 
     def redo(self) -> Snapshot:
         """Forward again to the edit an undo left; an error when none did."""
         if not self.can_redo:
             raise ValueError("nothing to redo: no undo since the last change.")
-        self._back.append(self.cursor)
-        self.cursor = self._forward.pop()
+        return self._step(self._forward, self._back)
+
+    def _step(self, source: list, other: list) -> Snapshot:
+        """The cursor moves to the last entry of ``source``; the one it leaves goes onto ``other``."""
+        other.append(self.cursor)
+        self.cursor = source.pop()
         return self.cursor
 
     @property

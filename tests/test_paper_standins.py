@@ -73,6 +73,45 @@ def test_notebook_01_at_the_paper_profile_on_the_cpu(standin_root):
     print(f"notebook 01 at the paper profile on stand-ins: {seconds:.0f} s")
 
 
+_GLOBAL_DIRECTIONS = """
+import torch
+from dclip.baselines import global_directions as gd
+from dclip.baselines.stylegan2 import load_stylegan2
+from dclip.models.clip import tiny_clip
+from dclip.runtime.cache import cache_root
+generator, _ = load_stylegan2()  # found offline in the HF cache, as the paper profile finds it
+layers = gd.style_layers(generator)
+print("style layers", len(layers), sum(m.bias.shape[0] for _, m in layers))
+clip, calls = tiny_clip(), []
+def stub(generator, clip, **settings):  # the real precompute (1.2M renders at 1024 px) is a GPU job: rows are random
+    calls.append(settings)
+    w = gd.sample_w(generator, settings["n_statistics"], settings["seed"], settings["truncation"])
+    mean, std = gd._statistics(generator, w)
+    rows = torch.nn.functional.normalize(torch.randn(len(std), 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    return gd.GlobalDirections(rows, std, mean, [(n, m.bias.shape[0]) for n, m in layers], {})
+gd.channel_directions = stub
+settings, cache = gd.GlobalDirectionsConfig.smoke().precompute_settings(), cache_root() / "global_directions"
+first = gd.cached_channel_directions(generator, clip, cache, **settings)
+second = gd.cached_channel_directions(generator, clip, cache, **settings)
+assert len(calls) == 1 and torch.equal(first.directions, second.directions) and torch.equal(first.std, second.std)
+offsets = gd.global_direction_offsets(second, gd.text_direction(clip, "a face", "a smiling face"), alpha=4.1, beta=0.1)
+print("computed once; offsets", [o.shape[0] for o in offsets])
+"""
+
+
+def test_global_directions_of_the_ffhq_standin_are_computed_once_into_the_cache(tmp_path):
+    """StyleCLIP's global directions on the 1024 px FFHQ stand-in (only that file is built): StyleSpace has the
+    6048 channels of the reference's ``fs3.npy`` rows, and the cached path keys, writes and reads them back."""
+    env = standins.build(tmp_path, ddpm=False, clips=False, faces=False, gan=True)
+    out = _run(_GLOBAL_DIRECTIONS, env, timeout=300)
+    assert "style layers 17 6048" in out, out
+    assert "computed once; offsets [512, 512, 512" in out and out.rstrip().endswith("64, 64, 32]"), out
+    files = sorted(p.name for p in (tmp_path / "cache" / "global_directions").iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".safetensors"), files
+    meta = json.loads((tmp_path / "cache" / "global_directions" / files[0]).read_text())
+    assert len(meta["layers"]) == 17 and sum(c for _, c in meta["layers"]) == 6048, meta["layers"]
+
+
 # ------------------------------------------------------------------------------------------------
 # Downloads: a local stand-in server
 # ------------------------------------------------------------------------------------------------

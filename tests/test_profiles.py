@@ -59,7 +59,8 @@ def test_toy_profile_runs_the_trained_miniature_on_the_cpu():
     assert p.unet_for("celeba_hq") == "toy" and p.clip == "toy" and p.is_toy and not p.is_smoke
     assert (p.n_inv_train, p.n_gen_train, p.n_inv, p.n_gen) == (40, 6, 40, 40)  # the paper's steps
     assert p.device == "cpu" and p.image_size == 32 and p.stamp == TOY_STAMP and p.figures_subdir == "toy"
-    assert p.gan == "none" and not get_profile("smoke").is_toy
+    assert (p.gan, p.gan_settings) == ("toy", "toy") and not get_profile("smoke").is_toy  # the shipped toy StyleGAN2
+    assert get_profile("toy-check").gan_settings == "toy-check"
 
 
 def test_auto_with_cuda_is_the_paper_profile(monkeypatch):

@@ -20,6 +20,7 @@ published defaults) and a ``smoke()`` one (a few steps).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
@@ -27,21 +28,23 @@ from torch import Tensor
 
 from ..models.clip import Clip, load_clip
 from ..models.identity import load_identity_model
-from .framing import frame_photos, to_diffusion_frame
+from .framing import DIFFUSION_SIZE, frame_photos, to_diffusion_frame
 from .projection import Projection, ProjectionConfig, project, render
 from .nada import NadaConfig, nada_finetune
 from ..models.lpips import PerceptualFn, load_lpips, perceptual_distance
 from .styleclip import StyleClipConfig, styleclip_edit
+from .global_directions import GlobalDirectionsConfig, global_direction_edit
 from .stylegan2 import load_stylegan2
 from ..models.weights import WeightsNotFoundError
 
 __all__ = ["GanBaselineSettings", "GAN_SETTINGS", "BaselineOutput", "METHODS", "STYLECLIP", "STYLECLIP_OPTIMISATION",
-           "NADA", "E4E_INVERSION", "OPTIMISATION_INVERSION", "RESTYLE_NOT_INCLUDED", "BASELINE_CLIPS",
+           "NADA", "STYLECLIP_GLOBAL", "E4E_INVERSION", "OPTIMISATION_INVERSION", "RESTYLE_NOT_INCLUDED", "BASELINE_CLIPS",
            "run_gan_baselines", "invert_faces", "encode_faces", "load_gan_baselines"]
 
 #: Result keys of :func:`run_gan_baselines`, in order.
 STYLECLIP, STYLECLIP_OPTIMISATION, NADA = "StyleCLIP", "StyleCLIP (optimisation)", "StyleGAN-NADA"
-METHODS = (STYLECLIP, STYLECLIP_OPTIMISATION, NADA)
+STYLECLIP_GLOBAL = "StyleCLIP (global directions)"
+METHODS = (STYLECLIP, STYLECLIP_GLOBAL, STYLECLIP_OPTIMISATION, NADA)
 
 #: :attr:`BaselineOutput.inversion` names (Table 1's GAN rows).
 E4E_INVERSION, OPTIMISATION_INVERSION = "e4e", "optimisation (W+)"
@@ -74,6 +77,9 @@ class GanBaselineSettings:
     nada_iterations: int = NadaConfig.iterations
     nada_batch: int = NadaConfig.batch
     nada_lr: float = NadaConfig.lr
+    gd_alpha: float = GlobalDirectionsConfig.alpha
+    gd_beta: float = GlobalDirectionsConfig.beta
+    gd_images: int = GlobalDirectionsConfig.n_images
     seed: int = ProjectionConfig.seed
 
     @classmethod
@@ -84,13 +90,15 @@ class GanBaselineSettings:
     @classmethod
     def smoke(cls) -> "GanBaselineSettings":
         """A few steps of each, for CPU smoke runs with tiny models."""
-        return cls(projection_steps=20, styleclip_steps=10, nada_iterations=5)
+        return cls(projection_steps=20, styleclip_steps=10, nada_iterations=5, gd_images=2)
 
     def capped(self, steps: int) -> "GanBaselineSettings":
-        """These settings with each optimisation limited to ``steps`` steps (a quick CPU look)."""
+        """These settings with each optimisation limited to ``steps`` steps (a quick CPU look), and the global
+        directions' precompute to ``steps // 10`` images (at least 2)."""
         return replace(self, projection_steps=min(self.projection_steps, steps),
                        styleclip_steps=min(self.styleclip_steps, steps),
-                       nada_iterations=min(self.nada_iterations, steps))
+                       nada_iterations=min(self.nada_iterations, steps),
+                       gd_images=min(self.gd_images, max(2, steps // 10)))
 
     def projection(self) -> ProjectionConfig:
         return ProjectionConfig(steps=self.projection_steps, lr=self.projection_lr, seed=self.seed)
@@ -99,12 +107,18 @@ class GanBaselineSettings:
         return StyleClipConfig(steps=self.styleclip_steps, lr=self.styleclip_lr, lambda_l2=self.lambda_l2,
                                lambda_id=self.lambda_id)
 
+    def global_directions(self) -> GlobalDirectionsConfig:
+        return replace(GlobalDirectionsConfig(), alpha=self.gd_alpha, beta=self.gd_beta, n_images=self.gd_images)
+
     def nada(self) -> NadaConfig:
         return NadaConfig(iterations=self.nada_iterations, batch=self.nada_batch, lr=self.nada_lr,
                           seed=self.seed + 2)
 
 
-GAN_SETTINGS = {"paper": GanBaselineSettings.paper(), "smoke": GanBaselineSettings.smoke()}
+#: ``toy``: the papers' own step counts, affordable on a CPU at the toy world's 32 px; ``toy-check``: the same
+#: capped at 60 steps each, for ``make test``'s quick pass over the notebooks.
+GAN_SETTINGS = {"paper": GanBaselineSettings.paper(), "smoke": GanBaselineSettings.smoke(),
+                "toy": GanBaselineSettings.paper(), "toy-check": GanBaselineSettings.paper().capped(60)}
 
 
 class BaselineOutput(NamedTuple):
@@ -130,20 +144,21 @@ def _prompt_pairs(prompts) -> list[tuple[str, str]]:
     return pairs
 
 
-def _to_256(generator_images: Tensor) -> Tensor:
-    return to_diffusion_frame(generator_images).clamp(-1, 1).float().cpu()
+def _framed(generator_images: Tensor, size: int = DIFFUSION_SIZE) -> Tensor:
+    """Generator renders in the diffusion model's framing at ``size`` px, in [-1, 1] on the CPU."""
+    return to_diffusion_frame(generator_images, size).clamp(-1, 1).float().cpu()
 
 
 def invert_faces(faces_256: Tensor, *, generator, latent_avg: Tensor | None = None,
                  perceptual: PerceptualFn | None = None, settings: GanBaselineSettings = GAN_SETTINGS["paper"],
                  progress: bool | None = None) -> tuple[Projection, Tensor]:
-    """Project 256 px aligned faces into W+; returns ``(projection, inverted faces at 256 px)``."""
+    """Project aligned faces into W+; returns ``(projection, inverted faces at the faces' size)``."""
     if perceptual is None:
         perceptual = perceptual_distance(load_lpips(device=generator.input.input.device))
     projection = project(generator, faces_256, perceptual=perceptual, config=settings.projection(),
                          latent_avg=latent_avg, progress=progress)
     with torch.no_grad():
-        inverted = _to_256(render(generator, projection.w_plus, projection.noise))
+        inverted = _framed(render(generator, projection.w_plus, projection.noise), faces_256.shape[-1])
     return projection, inverted
 
 
@@ -156,34 +171,51 @@ def encode_faces(faces_256: Tensor, *, generator, encoder) -> tuple[Projection, 
     """
     device = generator.input.input.device
     w_plus = encoder(faces_256.to(device, torch.float32)).to(device)
-    return Projection(w_plus, None), _to_256(render(generator, w_plus, None))
+    return Projection(w_plus, None), _framed(render(generator, w_plus, None), faces_256.shape[-1])
 
 
-def _styleclip(generator, projection, pairs, clip, face_model, settings, progress) -> dict:
+def _styleclip(generator, projection, pairs, clip, face_model, identity, settings, size, progress) -> dict:
     edited = {}
     for source, target in pairs:
         result = styleclip_edit(generator, projection.w_plus, target, clip=clip, face_model=face_model,
-                                noise=projection.noise, config=settings.styleclip(), progress=progress)
+                                identity=identity, noise=projection.noise, config=settings.styleclip(),
+                                progress=progress)
         with torch.no_grad():
-            edited[(source, target)] = _to_256(render(generator, result.w_plus, projection.noise))
+            edited[(source, target)] = _framed(render(generator, result.w_plus, projection.noise), size)
     return edited
 
 
-def _nada(generator, projection, pairs, clips, settings, progress) -> dict:
+def _nada(generator, projection, pairs, clips, settings, size, progress) -> dict:
     edited = {}
     for source, target in pairs:
         trained = nada_finetune(generator, source, target, clips=clips, config=settings.nada(),
                                 progress=progress).generator
         with torch.no_grad():
-            edited[(source, target)] = _to_256(render(trained, projection.w_plus, projection.noise))
+            edited[(source, target)] = _framed(render(trained, projection.w_plus, projection.noise), size)
         del trained
     return edited
 
 
+def _global(generator, codes, pairs, clip, directions, settings, size) -> dict:
+    """StyleCLIP global directions from e4e codes, per prompt; where the authors' beta leaves no channel, the
+    method makes no edit and the inverted faces are returned unchanged (with a printed note)."""
+    edited = {}
+    for source, target in pairs:
+        try:
+            images = global_direction_edit(generator, codes.w_plus, directions, clip, source, target,
+                                           alpha=settings.gd_alpha, beta=settings.gd_beta)
+        except ValueError as err:
+            print(f"note: StyleCLIP global directions, '{source}' -> '{target}': {err}; no edit")
+            with torch.no_grad():
+                images = render(generator, codes.w_plus, None)
+        edited[(source, target)] = _framed(images, size)
+    return edited
+
+
 def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, latent_avg: Tensor | None = None,
-                      clips: Sequence[Clip], encoder=None, face_model=None, perceptual: PerceptualFn | None = None,
-                      settings: GanBaselineSettings = GAN_SETTINGS["paper"],
-                      progress: bool | None = None) -> dict[str, BaselineOutput]:
+                      clips: Sequence[Clip], encoder=None, directions=None, face_model=None, identity=None,
+                      perceptual: PerceptualFn | None = None, settings: GanBaselineSettings = GAN_SETTINGS["paper"],
+                      frame_size: int = DIFFUSION_SIZE, progress: bool | None = None) -> dict[str, BaselineOutput]:
     """Invert the faces (e4e and W+ projection), then edit them with StyleCLIP and StyleGAN-NADA per prompt.
 
     Args:
@@ -196,11 +228,16 @@ def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, 
             (:func:`dclip.baselines.stylegan2.load_stylegan2`).
         clips: CLIP models; ``clips[0]`` drives StyleCLIP (ViT-B/32 in the paper), all of them NADA.
         encoder: the e4e encoder for ``generator`` (:func:`dclip.baselines.e4e.load_e4e`); ``None`` leaves
-            the ``"StyleCLIP"`` (e4e) result out.
+            the ``"StyleCLIP"`` (e4e) results out.
+        directions: StyleCLIP's global directions of ``generator`` and ``clips[0]``
+            (:func:`dclip.baselines.global_directions.cached_channel_directions`); with an encoder they add
+            ``"StyleCLIP (global directions)"`` from the e4e codes (alpha / beta from ``settings``).
         face_model: identity network for StyleCLIP's ID term (:func:`dclip.models.identity.load_identity_model`).
+        identity: ``f(reference, image) -> (N,)``, StyleCLIP's identity loss in place of the face model's (toy world).
         perceptual: ``f(x, y) -> (N,)`` for the projection; default: LPIPS-alex
             (:func:`dclip.models.lpips.load_lpips`).
         settings: :meth:`GanBaselineSettings.paper` or :meth:`GanBaselineSettings.smoke` (or your own).
+        frame_size: side of the returned faces (the diffusion model's: 256; the toy world's: 32).
         progress: tqdm bars (default ``$DCLIP_PROGRESS``).
 
     Returns:
@@ -211,21 +248,27 @@ def run_gan_baselines(photos, prompts: Sequence[tuple[str, str]], *, generator, 
     pairs = _prompt_pairs(prompts)
     if not clips:
         raise ValueError("run_gan_baselines needs at least one CLIP model (clips=[...])")
-    if settings.lambda_id and face_model is None:
+    if settings.lambda_id and face_model is None and identity is None:
         raise ValueError("StyleCLIP's identity term needs face_model=... (dclip.models.identity.load_identity_model()), "
                          "or settings with lambda_id=0")
-    _, originals = frame_photos(photos, generator.size)
+    _, originals = frame_photos(photos, generator.size, frame_size)
     originals = originals.clamp(-1, 1).float().cpu()
     out = {}
     if encoder is not None:
         codes, encoded = encode_faces(originals, generator=generator, encoder=encoder)
         out[STYLECLIP] = BaselineOutput(originals, encoded, _styleclip(generator, codes, pairs, clips[0], face_model,
-                                                                       settings, progress), E4E_INVERSION)
+                                                                       identity, settings, frame_size, progress),
+                                        E4E_INVERSION)
+        if directions is not None:
+            out[STYLECLIP_GLOBAL] = BaselineOutput(originals, encoded, _global(
+                generator, codes, pairs, clips[0], directions, settings, frame_size), E4E_INVERSION)
     projection, inverted = invert_faces(originals, generator=generator, latent_avg=latent_avg,
                                         perceptual=perceptual, settings=settings, progress=progress)
     out[STYLECLIP_OPTIMISATION] = BaselineOutput(
-        originals, inverted, _styleclip(generator, projection, pairs, clips[0], face_model, settings, progress))
-    out[NADA] = BaselineOutput(originals, inverted, _nada(generator, projection, pairs, clips, settings, progress))
+        originals, inverted, _styleclip(generator, projection, pairs, clips[0], face_model, identity, settings,
+                                        frame_size, progress))
+    out[NADA] = BaselineOutput(originals, inverted, _nada(generator, projection, pairs, clips, settings, frame_size,
+                                                          progress))
     return out
 
 
@@ -266,4 +309,23 @@ def load_gan_baselines(device: str | torch.device = "cpu", *, face_model=None) -
         print(f"note: StyleCLIP's e4e row is left out (the paper's StyleCLIP started from e4e). {err}")
     generator, latent_avg = loaded.pop("generator")
     clips = [loaded.pop(f"clip {name}") for name, _ in BASELINE_CLIPS]
-    return {"generator": generator, "latent_avg": latent_avg, "clips": clips, **loaded}
+    return {"generator": generator, "latent_avg": latent_avg, "clips": clips,
+            "directions": paper_directions(generator, clips[0]), **loaded}
+
+
+def paper_directions(generator, clip, cache_dir=None):
+    """StyleCLIP's global directions of the FFHQ generator and ViT-B/32, from the disk cache
+    (:func:`dclip.baselines.global_directions.cached_channel_directions`, the authors' settings): computed there
+    once on a GPU (6048 channels x 100 images x 2 renders at 1024 px); on a CPU without a cached file the method
+    is left out with a note, as that precompute would take days."""
+    from ..runtime.cache import section
+    from .global_directions import cached_channel_directions, directions_cache_path
+
+    folder = Path(cache_dir) if cache_dir is not None else section("global_directions")
+    settings = GlobalDirectionsConfig().precompute_settings()
+    on_gpu = generator.input.input.device.type == "cuda"
+    if not on_gpu and not directions_cache_path(generator, clip, folder, **settings).with_suffix(".safetensors").exists():
+        print("note: StyleCLIP global directions are left out: their precompute needs a GPU (run notebook 02 once "
+              f"on one; the result is kept in {folder}).")
+        return None
+    return cached_channel_directions(generator, clip, folder, **settings)

@@ -9,8 +9,9 @@ Starting from an inverted W+ code ``w_s``, optimise ``w`` (StyleCLIP's ``run_opt
   of the render shrunk to CLIP's input size, against the description ``t`` used literally;
 * ``||.||^2`` is the squared distance summed over all W+ entries;
 * ``R`` is a face-identity embedding of the 256 px render's face box, with the *inverted* image
-  ``G(w_s)`` as the reference (StyleCLIP uses ArcFace; dclip's identity model is facenet's
-  VGGFace2 network, :mod:`dclip.data.faces`);
+  ``G(w_s)`` as the reference: ArcFace IR-SE50, as StyleCLIP, when its weights are present
+  (:func:`dclip.models.identity.load_identity_model`; facenet's VGGFace2 network otherwise, with a note); in the
+  toy world the judge's identity read-back (``identity=``), never a random network;
 * Adam, lr 0.1 with the warm-up / cosine ramp of :func:`dclip.baselines.common.ramped_lr`, 300 steps;
   StyleCLIP's paper sets lambda_L2 = 0.008 and lambda_ID = 0.005 for FFHQ edits; OpenAI's ViT-B/32 CLIP.
 
@@ -62,17 +63,20 @@ class StyleClipResult:
 
 
 def styleclip_losses(generator, w: Tensor, w_source: Tensor, source_image: Tensor, description: str, *,
-                     clip: Clip, face_model=None, noise=None,
+                     clip: Clip, face_model=None, identity=None, noise=None,
                      config: StyleClipConfig = StyleClipConfig()) -> dict[str, Tensor]:
     """The StyleCLIP objective's terms per image, each shape (N,): ``clip``, ``l2``, ``id``, ``total``.
 
     ``source_image`` is ``G(w_source)`` (the identity reference); ``id`` is 0 without a face model
-    or with ``lambda_id == 0``.
+    or with ``lambda_id == 0``. ``identity(reference, image) -> (N,)``, when given, replaces the face model's
+    ``1 - cos`` (the toy world's identity measure, which is not an embedding network).
     """
     image = render(generator, w, noise)
     terms = {"clip": global_clip_loss(clip, clip_view(image, clip.image_size), description),
              "l2": (w - w_source).pow(2).flatten(1).sum(1)}
-    if config.lambda_id and face_model is not None:
+    if config.lambda_id and identity is not None:
+        terms["id"] = identity(source_image, image).to(w.device)
+    elif config.lambda_id and face_model is not None:
         size = min(image.shape[-1], DIFFUSION_SIZE)
         terms["id"] = identity_loss(face_model, resize_faces(source_image, size), resize_faces(image, size),
                                     lambda_l1=0.0, lambda_face=1.0).to(w.device)
@@ -82,7 +86,7 @@ def styleclip_losses(generator, w: Tensor, w_source: Tensor, source_image: Tenso
     return terms
 
 
-def styleclip_edit(generator, w_plus: Tensor, description: str, *, clip: Clip, face_model=None,
+def styleclip_edit(generator, w_plus: Tensor, description: str, *, clip: Clip, face_model=None, identity=None,
                    noise: list[Tensor] | None = None, config: StyleClipConfig = StyleClipConfig(),
                    progress: bool | None = None) -> StyleClipResult:
     """Edit inverted codes toward a text with StyleCLIP's latent optimisation.
@@ -92,15 +96,16 @@ def styleclip_edit(generator, w_plus: Tensor, description: str, *, clip: Clip, f
         w_plus: inverted codes ``(N, n_latent, style_dim)``, e.g. :attr:`Projection.w_plus`.
         description: the target text, e.g. ``"a person with purple hair"`` (used literally).
         clip: the CLIP model (StyleCLIP: OpenAI ViT-B/32; tests: :func:`dclip.method.losses.tiny_clip`).
-        face_model: identity network (:func:`dclip.models.identity.load_face_model`); required when
-            ``config.lambda_id > 0``.
+        face_model: identity network (:func:`dclip.models.identity.load_identity_model`: ArcFace IR-SE50 when its
+            weights are present, as StyleCLIP used); it or ``identity`` is required when ``config.lambda_id > 0``.
+        identity: ``f(reference, image) -> (N,)``, an identity loss in place of the face model's (the toy world's).
         noise: the noise maps to render with (e.g. :attr:`Projection.noise`); stored noise if ``None``.
         config: steps, learning rate, loss weights.
         progress: tqdm bar (default ``$DCLIP_PROGRESS``).
     """
-    if config.lambda_id and face_model is None:
+    if config.lambda_id and face_model is None and identity is None:
         raise ValueError("StyleCLIP's identity term needs a face model (lambda_id > 0); pass face_model=... "
-                         "or use a config with lambda_id=0")
+                         "(or identity=...) or use a config with lambda_id=0")
     w_source = check_w_plus(generator, w_plus)
     w = w_source.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([w], lr=config.lr)
@@ -112,7 +117,7 @@ def styleclip_edit(generator, w_plus: Tensor, description: str, *, clip: Clip, f
             optimizer.param_groups[0]["lr"] = ramped_lr(i / config.steps, config.lr, config.lr_rampup,
                                                         config.lr_rampdown)
             terms = styleclip_losses(generator, w, w_source, source_image, description, clip=clip,
-                                     face_model=face_model, noise=noise, config=config)
+                                     face_model=face_model, identity=identity, noise=noise, config=config)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].sum().backward()
             optimizer.step()

@@ -1,6 +1,7 @@
 """The toy world on the command line.
 
-* ``python -m dclip toy train {ddpm,clip,judge,all} [--steps N] [--out DIR]``: (re)train the toy models;
+* ``python -m dclip toy train {ddpm,clip,judge,gan,e4e,all} [--steps N] [--out DIR]``: (re)train the toy models
+  (``gan``: the toy StyleGAN2 of the GAN baselines, ``e4e``: its encoder; both continue a stopped run);
 * ``python -m dclip toy faces OUT [--n N] [--split test|validation] [--lacking EDIT]``: write toy faces as PNGs,
   images to edit with ``python -m dclip edit --model toy``;
 * ``python -m dclip toy sheet``: draw the toy world figure.
@@ -21,8 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.folder import SHIPPED_DIR
     from ..toy import train
 
-    trainers = {"ddpm": (train.train_ddpm, "DDPM_SETTINGS"), "clip": (train.train_clip, "CLIP_SETTINGS"),
-                "judge": (train.train_judge, "JUDGE_SETTINGS")}
+    from ..baselines import e4e_training, stylegan2_training
+    from . import toy_gan
+
+    trainers = {"ddpm": (train.train_ddpm, train.DDPM_SETTINGS), "clip": (train.train_clip, train.CLIP_SETTINGS),
+                "judge": (train.train_judge, train.JUDGE_SETTINGS),
+                "gan": (toy_gan.train_gan, stylegan2_training.GAN_SETTINGS),
+                "e4e": (toy_gan.train_e4e, e4e_training.E4E_SETTINGS)}
     parser = argparse.ArgumentParser(prog="python -m dclip toy", description=__doc__.split("\n\n")[0],
                                      epilog="python -m dclip toy COMMAND --help for each command's flags")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names = list(trainers) if args.model == "all" else [args.model]
     for name in names:
-        fn, settings_name = trainers[name]
-        settings = getattr(train, settings_name)
+        fn, settings = trainers[name]
         if args.steps is not None:
             settings = replace(settings, steps=args.steps)
         extra = {"init": args.init} if args.init is not None and name == "clip" else {}

@@ -18,7 +18,7 @@ A profile is a frozen record of literal settings. Two are real:
 
 Each also names the GAN baselines of notebook 02 (StyleCLIP, StyleGAN-NADA; Fig. 5, Tables 1 and 3):
 ``gan`` picks their models (``pretrained``: the FFHQ StyleGAN2 and the baselines' own CLIP, face and
-LPIPS models; ``tiny``: :func:`dclip.baselines.stylegan2.tiny_stylegan2` with the profile's own CLIP, face model
+LPIPS models; ``toy``: the shipped toy StyleGAN2 and e4e with the toy CLIP and the judge; ``tiny``: :func:`dclip.baselines.stylegan2.tiny_stylegan2` with the profile's own CLIP, face model
 and LPIPS) and ``gan_settings`` their step counts (a key of :data:`dclip.baselines.comparison.GAN_SETTINGS`).
 
 ``auto`` picks one: ``$DCLIP_PROFILE`` when set, else ``paper`` on a machine with CUDA and
@@ -71,7 +71,7 @@ class Profile:
     stamp: str                  # written on every figure; "" for real results
     figures_subdir: str         # figures/<subdir>; "" for the real figures
     disk_cache: bool            # keep latents and fine-tuned models in the disk cache (dclip.runtime.cache)
-    gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines) or "tiny" (random)
+    gan: str                    # GAN baselines' models: "pretrained" (load_gan_baselines), "toy" (shipped) or "tiny" (random)
     gan_settings: str           # their steps: a key of dclip.baselines.comparison.GAN_SETTINGS ("paper", "smoke")
     world: str = "paper"        # "paper": the paper's attributes and test photos; "toy": dclip.toy's faces,
                                 # stand-in attributes and the judge (see dclip.method.attributes.TOY_STAND_INS)
@@ -117,13 +117,13 @@ PROFILES: dict[str, Profile] = {
         lpips_pretrained=False, align_faces=False, image_size=32, n_test=32, n_ablation=32, n_train=8, n_inv=40,
         n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=6, lr=3e-5, latent_opt_iterations=20, latent_opt_lr=0.05,
         project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
-        figures_subdir="toy", disk_cache=False, gan="none", gan_settings="smoke", world="toy", n_runs=3,
+        figures_subdir="toy", disk_cache=False, gan="toy", gan_settings="toy", world="toy", n_runs=3,
         lora_lr=1e-3),
 }
 #: What ``make test`` (nbval) runs: the toy profile on 8 test faces with one fine-tune per edit, so the notebooks'
 #: checked cells run in a few minutes; ``make figures`` runs the full toy profile (32 faces, 3 fine-tunes).
 PROFILES["toy-check"] = replace(PROFILES["toy"], name="toy-check", n_test=8, n_ablation=8, n_runs=1,
-                                figures_subdir="toy-check")
+                                figures_subdir="toy-check", gan_settings="toy-check")
 
 
 def _auto() -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """dclip's disk cache: precomputed latents and fine-tuned models reused by later sessions.
 
 * Where: ``$DCLIP_CACHE``, else ``$XDG_CACHE_HOME/dclip``, else ``~/.cache/dclip`` -- where caches
-  live, never inside the source checkout. Entries sit in two folders, ``latents/``
-  (``latents-<key>.pt``) and ``finetuned/`` (``<key>.safetensors`` plus its ``<key>.json`` sidecar).
+  live, never inside the source checkout. Entries sit in three folders, ``latents/``
+  (``latents-<key>.pt``), ``finetuned/`` (``<key>.safetensors`` plus its ``<key>.json`` sidecar) and
+  ``global_directions/`` (StyleCLIP's precomputed channel directions, the same pair of files).
   Nothing else under the root is touched (the default weights folder ``~/.cache/dclip/weights`` is
   not cache and is never evicted or cleared).
 * Bounded: after a session writes an entry, :func:`enforce_limit` removes least-recently-used
@@ -24,9 +25,10 @@ __all__ = ["SECTIONS", "Entry", "cache_root", "section", "max_bytes", "is_comple
            "total_bytes", "enforce_limit", "clear", "describe", "main"]
 
 #: The cache's folders (everything else under the root is left alone).
-SECTIONS = ("latents", "finetuned")
+SECTIONS = ("latents", "finetuned", "global_directions")
 #: Files a complete entry is made of, by section: (main file suffix, companion suffixes).
-_FILES = {"latents": (".pt", ()), "finetuned": (".safetensors", (".json",))}
+_FILES = {"latents": (".pt", ()), "finetuned": (".safetensors", (".json",)),
+          "global_directions": (".safetensors", (".json",))}
 _DEFAULT_MAX_GB = 20.0
 #: A temporary file older than this is an interrupted write (a younger one may be another process's).
 _STALE_TMP_S = 3600.0

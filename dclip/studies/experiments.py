@@ -10,6 +10,8 @@ in :mod:`dclip.studies`; this one gathers them under one name for the notebooks:
 * :mod:`.latent_vs_finetune`  -- notebook 04, Fig. 9.
 * :mod:`.novel`               -- notebook 05, Fig. 7.
 * :mod:`.judged_edits`        -- notebook 02 at the toy profile: every toy edit against the true edit.
+* :mod:`.toy_table3`          -- notebooks 01 and 02 at the toy profile: the GAN baselines in the toy StyleGAN2.
+* :mod:`.toy_gan`             -- the toy StyleGAN2's and e4e's files and their bars.
 * :mod:`.common`              -- :class:`Study`, :class:`EditSet` and the helpers they share.
 """
 from .ablation import t0_ablation
@@ -22,9 +24,12 @@ from .manipulation import (BASELINES, DIFFUSION_RECONSTRUCTION, GAN_INVERSION, G
 from .novel import novel_applications
 from .reconstruction import (diffusion_reconstruction_rows, diffusion_reconstructions, gan_inversion_rows,
                              reconstruction_study, step_ablation)
+from .toy_gan import recorded_quality as toy_gan_quality
+from .toy_table3 import comparable_claim, gan_inversion_claim, toy_comparison, toy_inversions
 
 __all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "GAN_INVERSION", "DIFFUSION_RECONSTRUCTION",
            "register_baseline", "run_baseline", "reconstruction_study", "gan_outputs", "gan_edit_sets",
            "diffusionclip_edits", "diffusion_reconstructions", "edit_rows", "summary_rows", "gan_inversion_rows",
            "diffusion_reconstruction_rows", "manipulation_study", "step_ablation", "t0_ablation", "latent_vs_finetune",
-           "novel_applications", "judged_edits", "judged", "mean", "reconstruction_scores"]
+           "novel_applications", "judged_edits", "judged", "mean", "reconstruction_scores", "toy_gan_quality",
+           "toy_comparison", "toy_inversions", "comparable_claim", "gan_inversion_claim"]

@@ -21,7 +21,7 @@ __all__ = ["BASELINES", "GAN_METHODS", "GAN_INVERSION", "DIFFUSION_RECONSTRUCTIO
 
 #: The built-in GAN baselines (the keys of :func:`dclip.baselines.comparison.run_gan_baselines`' result):
 #: StyleCLIP from e4e (the paper's), StyleCLIP from the W+ projection, StyleGAN-NADA from the projection.
-GAN_METHODS = ("StyleCLIP", "StyleCLIP (optimisation)", "StyleGAN-NADA")
+GAN_METHODS = ("StyleCLIP", "StyleCLIP (global directions)", "StyleCLIP (optimisation)", "StyleGAN-NADA")
 
 #: Image keys / figure columns besides the methods' edits (a GAN inversion's column is
 #: ``f"{GAN_INVERSION} ({name})"`` for each inversion name, e.g. "GAN inversion (e4e)").
@@ -86,7 +86,9 @@ def _gan_baseline(method: str) -> Callable:
     """The :data:`BASELINES` hook for one built-in GAN method (both read the same remembered run)."""
     def edits(ctx, attrs, originals):
         out = gan_outputs(ctx, attrs, originals)
-        return None if out is None else [out[method].edited[(a.source, a.target)] for a in attrs]
+        if out is None or method not in out:  # off faces, or a method this run left out (no encoder / directions)
+            return None
+        return [out[method].edited[(a.source, a.target)] for a in attrs]
 
     edits.__doc__ = f"{method} edits of the test faces, one batch per attribute (None off faces)."
     return edits
@@ -210,6 +212,10 @@ def manipulation_study(ctx, attributes: Sequence[str], baselines: Sequence[str] 
     (e4e) | GAN inversion (optimisation (W+)) | StyleCLIP | StyleCLIP (optimisation) | StyleGAN-NADA |
     (other baselines) | DiffusionCLIP reconstruction | DiffusionCLIP.
     """
+    if gan_baselines and ctx.profile.is_toy:
+        ctx.note("toy profile: the GAN baselines edit in the toy StyleGAN2 in the section 'the GAN baselines in the "
+                 "toy world' below (on the faces that lack each edit's target, judged against the true edit).")
+        gan_baselines = False
     if gan_baselines and ctx.profile.gan == "none":
         ctx.note(f"profile '{ctx.profile.name}' has no StyleGAN2 of its images: the StyleCLIP and StyleGAN-NADA "
                  "columns need the paper profile.")

@@ -26,7 +26,7 @@ from . import domain
 from .corruptions import HELD_OUT_KINDS, TRAINING_KINDS, corrupt
 from .nets import COLOUR_HEADS, identity_vector, judge_distance
 
-__all__ = ["JUDGE_TARGETS", "judge_target", "lacking_faces", "true_edit", "judge_edit", "edit_outcomes",
+__all__ = ["identity_loss", "JUDGE_TARGETS", "judge_target", "lacking_faces", "true_edit", "judge_edit", "edit_outcomes",
            "refusal_report", "STRANGER_IDENTITY_GAP"]
 
 #: attribute preset -> (judge head, value it should read after the edit)
@@ -136,3 +136,15 @@ def refusal_report(judge, n: int = 96, start: int = domain.HELD_OUT_SEED + 200_0
     rates = {kind: accepted(corrupt(clean, kind, generator)) for kind in (*TRAINING_KINDS, *HELD_OUT_KINDS)}
     return {"accept_well_formed": accepted(clean), "false_accept": rates,
             "false_accept_held_out": float(np.mean([rates[k] for k in HELD_OUT_KINDS])), "n": n}
+
+
+def identity_loss(judge):
+    """The toy identity measure as a differentiable loss ``f(reference, image) -> (N,)``: the mean |Δ| of the
+    identity parameters the judge reads back, over that of two random faces (0: the same face, 1: a stranger's);
+    1 − it is :func:`edit_outcomes`' ``toy_id``. What StyleCLIP's identity term uses in the toy world."""
+    def loss(reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = judge(reference.clamp(-1, 1))["identity"]
+        return (judge(image.clamp(-1, 1))["identity"] - target).abs().mean(1) / STRANGER_IDENTITY_GAP
+
+    return loss

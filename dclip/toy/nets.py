@@ -11,7 +11,7 @@ import torch
 from ..models.folder import SHIPPED_DIR, read_sidecar, read_tensors, shipped_file
 from . import domain
 
-__all__ = ["DDPM_UNET_CONFIG", "CLIP_CONFIG", "JUDGE_HEADS", "COLOUR_HEADS", "FORM", "IDENTITY_RANGES",
+__all__ = ["DDPM_UNET_CONFIG", "CLIP_CONFIG", "JUDGE_HEADS", "COLOUR_HEADS", "FORM", "IDENTITY_RANGES", "judge_perceptual",
            "identity_vector", "Judge", "judge_distance", "face_of", "rerender", "rerender_residual", "load_judge", "sidecar", "MODEL_NAMES"]
 
 #: The shipped toy models' names in :data:`dclip.models.folder.SHIPPED_DIR`.
@@ -145,13 +145,23 @@ def rerender_residual(judge: "Judge", x: torch.Tensor, readings: list[dict]) -> 
 def judge_distance(judge: Judge, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """A perceptual distance on the judge's features, per image pair (LPIPS's recipe without learned
     weights: channel-normalised activations of every block, squared differences averaged over space and
-    channels, summed over the blocks). 0 for identical images."""
-    device, total = next(judge.parameters()).device, torch.zeros(len(a))
-    a, b = a.float().clamp(-1, 1).to(device), b.float().clamp(-1, 1).to(device)
-    for fa, fb in zip(judge.feature_maps(a), judge.feature_maps(b)):
-        fa, fb = torch.nn.functional.normalize(fa, dim=1), torch.nn.functional.normalize(fb, dim=1)
-        total += (fa - fb).pow(2).sum(1).mean((1, 2)).cpu() / 2
-    return total
+    channels, summed over the blocks). 0 for identical images. On the CPU; :func:`judge_perceptual` is the
+    differentiable form."""
+    device = next(judge.parameters()).device
+    return judge_perceptual(judge)(a.float().to(device), b.float().to(device)).cpu()
+
+
+def judge_perceptual(judge: Judge):
+    """:func:`judge_distance` as a differentiable ``f(a, b) -> (N,)`` on the judge's device: the toy world's
+    stand-in for LPIPS where a loss needs one (the GAN projection, e4e's training)."""
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for fa, fb in zip(judge.feature_maps(a.clamp(-1, 1)), judge.feature_maps(b.clamp(-1, 1))):
+            fa, fb = torch.nn.functional.normalize(fa, dim=1), torch.nn.functional.normalize(fb, dim=1)
+            total = total + (fa - fb).pow(2).sum(1).mean((1, 2)) / 2
+        return total
+
+    return distance
 
 
 def load_judge(device: str | torch.device = "cpu", folder=SHIPPED_DIR) -> Judge:

@@ -37,7 +37,7 @@ git-filter:
 # tests/test_browser_editor.py drives notebook 06 in JupyterLab with the system Chromium; without one it
 # is skipped, and -rs prints why (DCLIP_REQUIRE_BROWSER=1 turns that into a failure, as in CI).
 test: setup
-	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest -rs tests
+	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest -rs --durations=20 tests
 	$(MAKE) --no-print-directory test-notebooks
 
 # nbval runs each notebook with its stored defaults ("auto"), forced to NBVAL_PROFILE (the profile the

@@ -115,6 +115,7 @@ def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
     assert experiments.GAN_METHODS == gan.METHODS
     assert [(r["method"], r["attribute"]) for r in study.rows] == [
         ("DiffusionCLIP", "tanned"), ("DiffusionCLIP", "pixar"), ("StyleCLIP", "tanned"), ("StyleCLIP", "pixar"),
+        ("StyleCLIP (global directions)", "tanned"), ("StyleCLIP (global directions)", "pixar"),
         ("StyleCLIP (optimisation)", "tanned"), ("StyleCLIP (optimisation)", "pixar"),
         ("StyleGAN-NADA", "tanned"), ("StyleGAN-NADA", "pixar"), ("DiffusionCLIP", "church_golden")]
     assert all(isinstance(r["s_dir"], float) and (r["id"] is None) == (r["domain"] != "celeba_hq")
@@ -133,7 +134,7 @@ def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
 
     # Table 1 beside the paper, measured: e4e, the shared projection, DiffusionCLIP per t0
     recon = [(r["method"], r["inversion"], r["domain"], r["t0"]) for r in study.extra["reconstruction"]]
-    assert recon == [("StyleCLIP", "e4e", "celeba_hq", None),
+    assert recon == [("StyleCLIP / StyleCLIP (global directions)", "e4e", "celeba_hq", None),
                      ("StyleCLIP (optimisation) / StyleGAN-NADA", "optimisation (W+)", "celeba_hq", None),
                      ("DiffusionCLIP", "DDIM", "celeba_hq", 201), ("DiffusionCLIP", "DDIM", "celeba_hq", 601),
                      ("DiffusionCLIP", "DDIM", "lsun_church", 401)]

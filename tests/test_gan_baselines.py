@@ -19,6 +19,7 @@ from dclip.baselines.common import ramped_lr
 from dclip.runtime.modules import frozen
 from dclip.baselines.framing import frame_photos, resize_faces, to_diffusion_frame
 from dclip.baselines.e4e import tiny_e4e
+from dclip.baselines.global_directions import channel_directions
 from dclip.baselines.projection import ProjectionConfig, noise_regularization, normalize_noise_, project, render
 from dclip.data.images import sample_photo, sample_photos, to_pil, to_tensor
 from dclip.baselines.nada import NadaConfig, nada_finetune, nada_loss, trainable_modules
@@ -278,10 +279,14 @@ def test_run_gan_baselines_returns_256px_faces_for_every_method(no_network, gan,
     settings = GanBaselineSettings(projection_steps=5, styleclip_steps=2, nada_iterations=2)
     prompts = [("face", "smiling face"), ("photo", "sketch")]
     encoder = tiny_e4e(generator, seed=0)
+    directions = channel_directions(generator, clip, n_images=2, n_statistics=64)
     out = run_gan_baselines(photos, prompts, generator=generator, latent_avg=latent_avg, clips=[clip],
-                            encoder=encoder, face_model=face_model, perceptual=perceptual, settings=settings)
-    assert tuple(out) == METHODS == ("StyleCLIP", "StyleCLIP (optimisation)", "StyleGAN-NADA")
-    assert [r.inversion for r in out.values()] == ["e4e", "optimisation (W+)", "optimisation (W+)"]
+                            encoder=encoder, directions=directions, face_model=face_model, perceptual=perceptual,
+                            settings=settings)
+    assert tuple(out) == METHODS == ("StyleCLIP", "StyleCLIP (global directions)", "StyleCLIP (optimisation)",
+                                     "StyleGAN-NADA")
+    assert [r.inversion for r in out.values()] == ["e4e", "e4e", "optimisation (W+)", "optimisation (W+)"]
+    assert out["StyleCLIP (global directions)"].inverted is out["StyleCLIP"].inverted  # both start from e4e
     for method, result in out.items():
         assert isinstance(result, BaselineOutput)
         originals, inverted, edited, _ = result

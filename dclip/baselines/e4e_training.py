@@ -45,7 +45,7 @@ class E4eSettings:
     """One block of literals: the toy world's e4e (loss weights: e4e's FFHQ encoder options)."""
 
     widths: tuple[int, ...] = (32, 48, 64, 128)   # one IR-SE unit per stage
-    steps: int = 3000
+    steps: int = 1500
     batch_size: int = 32
     lr: float = 5e-4
     l2_lambda: float = 1.0
@@ -56,8 +56,8 @@ class E4eSettings:
     w_discriminator_lr: float = 2e-5
     d_r1_gamma: float = 10.0
     d_reg_every: int = 16
-    progressive_start: int = 600   # steps with w_0 alone
-    progressive_every: int = 150   # then one more W+ offset every so many steps
+    progressive_start: int = 300   # steps with w_0 alone (e4e: 20000 of its 300000)
+    progressive_every: int = 75    # then one more W+ offset every so many steps (e4e: 2000); all on by half-way
     seed: int = 0
     threads: int = 2
     save_every: int = 250

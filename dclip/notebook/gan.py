@@ -44,7 +44,8 @@ def _directions(ctx, generator):
     settings (:meth:`dclip.baselines.comparison.GanBaselineSettings.global_directions`)."""
     from ..baselines.global_directions import channel_directions
 
-    return channel_directions(generator, ctx.clip, **ctx.gan_settings.global_directions().precompute_settings())
+    return channel_directions(generator, ctx.clip, batch=256,
+                              **ctx.gan_settings.global_directions().precompute_settings())
 
 
 def toy_gan_models(ctx) -> dict:

@@ -65,35 +65,55 @@ def _hits(ctx, faces, edits, name) -> np.ndarray:
     return torch.stack([o["hit"] for o in outcomes]).mean(0)[lacking].numpy()
 
 
-def toy_comparison(ctx, names: Sequence[str] = IN_DOMAIN + OUT_OF_DOMAIN, *, runs: int = 1, n_show: int = 6
-                   ) -> Study:
-    """Every method on every toy edit of ``names`` (toy profile). ``rows``: one per (edit, method);
-    ``extra["paired"]``: per edit and GAN method the per-face hits of both, for :func:`comparable_claim`;
-    ``panels``: one figure per edit (``n_show`` faces as columns)."""
-    from .judged_edits import face_rows
+def _face_sets(ctx, names: Sequence[str], n_faces: int | None) -> dict[str, tuple[torch.Tensor, list[str]]]:
+    """Each edit's test faces (the first ``n_faces`` that lack its target), keyed by the faces: edits that share
+    their faces (the styles: every photo lacks them) share one GAN inversion."""
+    from ..method.latents import fingerprint
 
+    sets: dict[str, tuple[torch.Tensor, list[str]]] = {}
+    for name in names:
+        faces = ctx.world.edit_images(name, n_faces)
+        sets.setdefault(fingerprint([faces.cpu()]), (faces, []))[1].append(name)
+    return sets
+
+
+def toy_comparison(ctx, names: Sequence[str] = IN_DOMAIN + OUT_OF_DOMAIN, *, runs: int = 1, n_faces: int | None = None,
+                   n_show: int = 6) -> Study:
+    """Every method on every toy edit of ``names`` (toy profile), on the first ``n_faces`` (default: all the
+    profile's) test faces that lack its target. ``rows``: one per (edit, method); ``extra["paired"]``: per edit
+    and GAN method the per-face hits of both, for :func:`comparable_claim`; ``panels``: one figure per edit
+    (``n_show`` faces as columns)."""
     if not ctx.profile.is_toy:
         raise ValueError("toy_comparison needs the toy profile (the toy StyleGAN2 and the judge).")
     study = Study()
     study.extra["paired"] = []
-    for name in names:
-        attr = attribute(name)
-        faces = ctx.world.edit_images(name)
-        ours = [ctx.edit(ctx.finetune(attr, replicate=r), faces, attr.t0) for r in range(runs)]
-        gan = ctx.gan_baselines(faces, [(attr.source, attr.target)])
-        edits = {method: out.edited[(attr.source, attr.target)] for method, out in gan.items()}
-        study.rows += [_row(ctx, name, m, gan[m].inversion, faces, e) for m, e in edits.items()]
-        study.rows.append(_row(ctx, name, DIFFUSIONCLIP, "DDIM", faces, ours))
-        mine = _hits(ctx, faces, ours, name)
-        study.extra["paired"] += [{"edit": name, "method": m, "ours": mine.tolist(),
-                                   "theirs": _hits(ctx, faces, e, name).tolist()} for m, e in edits.items()]
-        inversions = {f"{out.inversion} inversion": out.inverted for out in gan.values()}
-        panel = Study()
-        panel.grid, panel.row_labels, panel.notes = face_rows(
-            ctx, name, faces, {**inversions, **edits, DIFFUSIONCLIP: ours[0]}, n_show)
-        panel.title = f"'{name}' ({attr.source!r} -> {attr.target!r}): each method on the same test faces"
-        study.panels[name] = panel
+    for faces, group in _face_sets(ctx, names, n_faces).values():
+        prompts = [(attribute(n).source, attribute(n).target) for n in group]
+        gan = ctx.gan_baselines(faces, prompts)  # one inversion of these faces for every prompt of the group
+        for name in group:
+            _compare_one(ctx, study, name, faces, gan, runs, n_show)
+    study.rows.sort(key=lambda r: list(names).index(r["edit"]))
     return study
+
+
+def _compare_one(ctx, study: Study, name: str, faces: torch.Tensor, gan: dict, runs: int, n_show: int) -> None:
+    """One edit's rows, paired hits and figure into ``study``."""
+    from .judged_edits import face_rows
+
+    attr = attribute(name)
+    ours = [ctx.edit(ctx.finetune(attr, replicate=r), faces, attr.t0) for r in range(runs)]
+    edits = {method: out.edited[(attr.source, attr.target)] for method, out in gan.items()}
+    study.rows += [_row(ctx, name, m, gan[m].inversion, faces, e) for m, e in edits.items()]
+    study.rows.append(_row(ctx, name, DIFFUSIONCLIP, "DDIM", faces, ours))
+    mine = _hits(ctx, faces, ours, name)
+    study.extra["paired"] += [{"edit": name, "method": m, "ours": mine.tolist(),
+                               "theirs": _hits(ctx, faces, e, name).tolist()} for m, e in edits.items()]
+    inversions = {f"{out.inversion} inversion": out.inverted for out in gan.values()}
+    panel = Study()
+    panel.grid, panel.row_labels, panel.notes = face_rows(
+        ctx, name, faces, {**inversions, **edits, DIFFUSIONCLIP: ours[0]}, n_show)
+    panel.title = f"'{name}' ({attr.source!r} -> {attr.target!r}): each method on the same test faces"
+    study.panels[name] = panel
 
 
 def _paired_difference(pairs: Sequence[dict]) -> tuple[float, list[float]]:
@@ -152,12 +172,14 @@ def toy_inversions(ctx, originals: torch.Tensor, t0s: Sequence[int] = (300, 600)
     toy identity, and the attributes read as in the original (with its interval); the figure: ``n_show`` faces as
     columns, a row per inversion, the judge's reading of the glasses under each face."""
     from ..baselines.comparison import encode_faces, invert_faces
+    from ..toy.nets import judge_perceptual
     from .judged_edits import face_rows
+    from .toy_gan import load_toy_e4e, load_toy_gan
 
-    models = ctx.gan_models()
-    _, e4e = encode_faces(originals, generator=models["generator"], encoder=models["encoder"])
-    _, projected = invert_faces(originals, generator=models["generator"], latent_avg=models["latent_avg"],
-                                perceptual=models["perceptual"], settings=ctx.gan_settings)
+    generator, latent_avg = load_toy_gan(device=ctx.device)
+    _, e4e = encode_faces(originals, generator=generator, encoder=load_toy_e4e(generator))
+    _, projected = invert_faces(originals, generator=generator, latent_avg=latent_avg,
+                                perceptual=judge_perceptual(ctx.judge), settings=ctx.gan_settings)
     inverted = {"e4e (toy StyleGAN2)": e4e, "W+ projection (toy StyleGAN2)": projected}
     study = Study()
     study.rows = [_inversion_row(ctx, name, originals, x) for name, x in inverted.items()]

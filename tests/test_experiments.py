@@ -151,16 +151,16 @@ def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):
         assert study.images[key].shape == (2, 3, 32, 32), key
     assert "StyleCLIP/church_golden" not in study.images and "GAN inversion (e4e)/lsun_church" not in study.images
 
-    # Fig. 5's layout: original | both GAN inversions | the three GAN edits | reconstruction | DiffusionCLIP
+    # Fig. 5's layout: original | both GAN inversions | the four GAN edits | reconstruction | DiffusionCLIP
     assert study.col_labels == ["original", "GAN inversion\n(e4e)", "GAN inversion\n(optimisation (W+))", "StyleCLIP",
-                                "StyleCLIP\n(optimisation)", "StyleGAN-NADA", "DiffusionCLIP\nreconstruction",
-                                "DiffusionCLIP"]
+                                "StyleCLIP\n(global directions)", "StyleCLIP\n(optimisation)", "StyleGAN-NADA",
+                                "DiffusionCLIP\nreconstruction", "DiffusionCLIP"]
     assert study.row_labels == ["tanned 1", "tanned 2", "pixar 1", "pixar 2", "church_golden 1", "church_golden 2"]
-    assert all(len(row) == 8 for row in study.grid)
+    assert all(len(row) == 9 for row in study.grid)
     assert torch.equal(study.grid[1][1], study.images["GAN inversion (e4e)/celeba_hq"][1])
     assert torch.equal(study.grid[1][2], study.images["GAN inversion (optimisation (W+))/celeba_hq"][1])
-    assert study.grid[4][1:6] == [None] * 5 and study.grid[4][6] is not None
-    assert study.captions[4] == ["", *["n/a: faces only"] * 5, "", ""]
+    assert study.grid[4][1:7] == [None] * 6 and study.grid[4][7] is not None
+    assert study.captions[4] == ["", *["n/a: faces only"] * 6, "", ""]
 
     # the notes say what the paper did instead, and why churches have no GAN column
     assert gan.RESTYLE_NOT_INCLUDED in quick_context.notes

@@ -62,8 +62,8 @@ def inversion_is_near_perfect(rows: Sequence[dict]) -> Claim:
     measured = ", ".join(f"t0 {r['t0']}: MAE {_f(r['mae'], 4)} (paper {_f(r['paper_mae'])})" for r in ddim)
     if not ddim and _ddim_rows(rows):
         measured = ("MAE " + ", ".join(f"{_f(r['mae'], 4)} at t0 {r['t0']}" for r in _ddim_rows(rows))
-                    + "; not held against Table 1, whose numbers are for 256² CelebA-HQ (the GAN inversions to "
-                    "compare with need a GAN of these images)")
+                    + "; not held against Table 1, whose numbers are for 256² CelebA-HQ (at the toy profile the GAN "
+                    "inversions beside them are the next claim)")
     return Claim("DDIM inversion reconstructs real images almost exactly (Table 1)", measured or "no DDIM rows",
                  held, len(ddim))
 

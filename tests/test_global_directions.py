@@ -128,7 +128,8 @@ def test_per_image_offsets_edit_only_their_image(generator):
     deltas = one_hot(generator, 0, 2, -1.5)
     offsets = [torch.stack([torch.zeros_like(d), d]) for d in deltas]  # image 0 untouched, image 1 edited
     edited = gd.render_with_offsets(generator, w_plus, offsets)
-    assert torch.allclose(edited[0], render(generator, w_plus[:1])[0], atol=1e-6)
+    # atol 1e-5: on a CPU the generator convolves the batch unfused, whose rounding depends on the batch's size
+    assert torch.allclose(edited[0], render(generator, w_plus[:1])[0], atol=1e-5)
     assert torch.allclose(edited[1], render(shifted(generator, deltas), w_plus[1:])[0], atol=1e-5)
     assert (edited[1] - render(generator, w_plus[1:])[0]).abs().max() > 1e-3
 
@@ -188,7 +189,8 @@ def test_a_channels_direction_matches_renders_made_one_by_one(generator, clip, d
 
 def test_directions_flip_sign_with_the_perturbation_and_do_not_depend_on_the_batch(generator, clip, directions):
     flipped = gd.channel_directions(generator, clip, batch=6, **{**SETTINGS, "strength": -5.0})
-    assert torch.allclose(flipped.directions, -directions.directions, atol=1e-5)
+    # unit vectors equal to ~1e-5 (the batch changes the unfused convolutions' rounding; entries are ~0.1)
+    assert torch.allclose(flipped.directions, -directions.directions, atol=1e-4)
     assert torch.equal(flipped.std, directions.std)
 
 

@@ -206,7 +206,8 @@ def test_mixing_two_models_edits_both_attributes_more_often_than_either(toy_ctx)
 
 
 def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
-    """The notebooks' path at the toy profile (steps cut down): stand-in attributes, judge columns, no GAN."""
+    """The notebooks' path at the toy profile (steps cut down): stand-in attributes, judge columns, and the S_dir
+    study without GAN columns (at toy the GAN baselines are judged against the truth: toy_comparison)."""
     from dclip.studies import experiments
     from dclip.notebook.context import Context
     from dclip.notebook.profiles import get_profile
@@ -218,7 +219,7 @@ def test_studies_at_the_toy_profile_use_stand_ins_and_the_judge(tmp_path):
     assert names == ["glasses", "pixel_art"]
     study = experiments.manipulation_study(ctx, names, gan_baselines=True)
     assert [r["attribute"] for r in study.rows] == names and all(0 <= r["hit"] <= 1 for r in study.rows)
-    assert any("need the paper profile" in n for n in ctx.notes)
+    assert any("GAN baselines edit in the toy StyleGAN2" in n for n in ctx.notes)  # judged in their own section
     assert torch.equal(ctx.world.images(), domain.evaluation_set(2)[0]) and ctx.world.unseen_images(ctx.world.images()).shape == (2, 3, 32, 32)
     assert all("paper_s_dir" not in r for r in study.extra["summary"])  # toy numbers never beside the paper's
     assert all(r["id_net"] == "toy judge (identity read back)" for r in study.rows)

@@ -173,11 +173,9 @@ def _resume_path(out: Path, name: str) -> Path:
 
 
 def _save(run: _Run, out: Path, name: str, meta: dict) -> None:
-    g_ema = run.g_ema
-    g_ema.latent_avg = None
-    latent_avg = g_ema.mean_latent(4096, torch.Generator().manual_seed(0))[0]
+    latent_avg = run.g_ema.mean_latent(4096, torch.Generator().manual_seed(0))[0]
     meta = {**meta, "steps_done": run.step, "history": run.history, "latent_avg": latent_avg.tolist()}
-    write_model(g_ema, Path(out) / name, meta)
+    write_model(run.g_ema, Path(out) / name, meta)
     atomic_write(_resume_path(out, name), lambda tmp: torch.save(run.state(), tmp))
 
 

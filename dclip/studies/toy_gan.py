@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..method.metrics import bootstrap_interval
+from ..method.metrics import bootstrap_interval, mae
 from ..models.folder import SHIPPED_DIR
 from ..toy import domain
 from ..toy.nets import JUDGE_HEADS, judge_distance, load_judge
@@ -148,7 +148,7 @@ def e4e_error(folder: str | Path = SHIPPED_DIR, n: int = 64) -> dict:
     faces, _ = domain.face_set(domain.VALIDATION_SEED, n)
     _, inverted = encoder.invert(faces)
     inverted = inverted.clamp(-1, 1)
-    return {"n": n, "mae": float((faces - inverted).abs().mean() / 2),
+    return {"n": n, "mae": float(mae(faces, inverted).mean()),
             "judge_dist": float(judge_distance(load_judge(), faces, inverted).mean())}
 
 

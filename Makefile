@@ -80,7 +80,7 @@ test-portable: setup
 
 # Retrain the shipped toy models (DDPM, CLIP, judge) into dclip/models/shipped/ on the CPU (see docs/toy.md).
 toy-models: setup
-	$(PY) -m dclip toy train all
+	$(PY) -m dclip toy train all --out dclip/models/shipped --force
 
 # JupyterLab refuses to run as root without --allow-root (the usual user in containers).
 lab: setup

@@ -11,19 +11,41 @@ The folders are the layers (docs/layout.md): :mod:`dclip.runtime`, :mod:`dclip.d
 :mod:`dclip.method` (the paper), :mod:`dclip.baselines` and :mod:`dclip.toy`, :mod:`dclip.studies`,
 :mod:`dclip.notebook`; an import only goes down.
 """
-from .data.images import load_folder, load_image, save_image
-from .method.attributes import ATTRIBUTES
-from .method.ddim import generate, invert, q_sample
-from .method.edit import edit
-from .method.finetune import FinetuneConfig, attribute_config, finetune, load_finetuned
-from .method.latents import precompute
-from .method.mixing import RatioMix, ThresholdMix
-from .models.clip import load_clip
-from .models.unet import PRESETS, load_unet
-from .models.weights import WeightsNotFoundError
-from .runtime.errors import UnreadableFileError
+from __future__ import annotations
+
+import importlib
+
 from .version import __version__
+
+#: Each name of the front door and the module it comes from, imported on first use (PEP 562), so that
+#: ``import dclip`` and ``python -m dclip --help`` stay light (no torch until a name needs it).
+_FRONT_DOOR = {
+    "load_folder": "data.images", "load_image": "data.images", "save_image": "data.images",
+    "ATTRIBUTES": "method.attributes",
+    "generate": "method.ddim", "invert": "method.ddim", "q_sample": "method.ddim",
+    "edit": "method.edit",
+    "FinetuneConfig": "method.finetune", "attribute_config": "method.finetune", "finetune": "method.finetune",
+    "load_finetuned": "method.finetune",
+    "precompute": "method.latents",
+    "RatioMix": "method.mixing", "ThresholdMix": "method.mixing",
+    "load_clip": "models.clip",
+    "PRESETS": "models.unet", "load_unet": "models.unet",
+    "WeightsNotFoundError": "models.weights",
+    "UnreadableFileError": "runtime.errors",
+}
 
 __all__ = ["invert", "generate", "q_sample", "precompute", "finetune", "edit", "FinetuneConfig", "attribute_config",
            "load_finetuned", "ATTRIBUTES", "load_unet", "load_clip", "load_image", "load_folder", "save_image",
            "PRESETS", "RatioMix", "ThresholdMix", "WeightsNotFoundError", "UnreadableFileError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _FRONT_DOOR:
+        raise AttributeError(f"module 'dclip' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{_FRONT_DOOR[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

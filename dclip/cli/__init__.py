@@ -21,11 +21,42 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
+from ..version import __version__
 
-from ..runtime import distributed
+__all__ = ["main", "build_parser", "examples", "HELP_HINT"]
 
-__all__ = ["main", "build_parser"]
+#: The last line of the top-level help.
+HELP_HINT = "python -m dclip COMMAND --help: each command's flags and examples"
+
+#: Each command's examples (from the README and docs/cli.md), shown as its help's epilog. A test parses every
+#: one of them (tests/test_cli.py), so they stay real command lines.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "": ("python -m dclip toy faces faces/ --n 8 --lacking glasses",
+         "python -m dclip finetune --model toy --attribute glasses --out runs/glasses",
+         "python -m dclip edit --model toy --finetuned runs/glasses.safetensors --images faces/ --out edits/glasses"),
+    "precompute": ("python -m dclip precompute --model toy --n-images 8 --out runs/toy_reconstructions.png",
+                   "python -m dclip precompute --model celeba_hq --images data/celeba_test --t0 400"),
+    "finetune": ("python -m dclip finetune --model toy --attribute angry --out runs/angry",
+                 "python -m dclip finetune --model toy --attribute glasses --adapter lora --out runs/glasses_lora",
+                 "python -m dclip finetune --model celeba_hq --attribute makeup --images data/celeba_test "
+                 "--n-images 50 --recipe authors_readme --out runs/makeup"),
+    "edit": ("python -m dclip edit --model toy --finetuned runs/angry.safetensors --images faces/ --out edits/angry",
+             "python -m dclip edit --model celeba_hq --finetuned runs/makeup.safetensors --image me.jpg --align "
+             "--t0 301 --out me_makeup.png",
+             "python -m dclip edit --from-png figures/toy/edits/edit-001.png --out again.png"),
+    "cache": ("python -m dclip cache", "python -m dclip cache clear"),
+}
+
+
+def examples(command: str) -> str:
+    """The epilog of ``command``'s help (``""``: the top level): its examples, one per line."""
+    lines = "\n".join(f"  {line}" for line in EXAMPLES[command])
+    return f"examples:\n{lines}" + (f"\n\n{HELP_HINT}" if command == "" else "")
+
+
+def _subcommand(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=examples(name),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -35,14 +66,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "for the CPU), a checkpoint file, a diffusers folder or a Hub id (default: %(default)s)")
     p.add_argument("--model-config", default=None,
                    help="architecture preset for a checkpoint file whose layout is ambiguous (default: inferred)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (default: %(default)s)")
-    p.add_argument("--t0", type=int, default=None,
-                   help="return step t0 in [1, 999]; default: the attribute's (finetune) or the one the "
-                        "model was trained at (edit), else 400")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--toy-models", default=None, metavar="DIR",
+                   help="read the toy models (--model toy, --clip toy) from DIR, a folder `python -m dclip toy "
+                        "train` wrote; models DIR lacks come from the shipped ones (default: $DCLIP_TOY_MODELS, "
+                        "else the shipped models)")
     p.add_argument("--n-inv", type=int, default=40, help="S_inv, DDIM inversion steps (default: %(default)s)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show progress bars (default: on)")
+
+
+def _add_t0(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--t0", type=int, default=None, help=f"return step t0 in [1, 999] (default: {default})")
 
 
 def _add_images(p: argparse.ArgumentParser) -> None:
@@ -56,28 +91,42 @@ def _add_images(p: argparse.ArgumentParser) -> None:
 
 
 def _add_finetune(p: argparse.ArgumentParser) -> None:
+    from ..method.recipes import PAPER_LAMBDA_ID, RECIPES
     from .toy import toy_profile
 
-    toy = toy_profile()
+    toy, paper, readme = toy_profile(), RECIPES["paper"], RECIPES["authors_readme"]
     p.add_argument("--attribute", default=None, nargs="+",
                    help="attribute preset (e.g. makeup, tanned, pixar, church_golden); several fine-tune one model "
-                        "each (spread over the ranks under torchrun) and write OUT/ATTRIBUTE.safetensors")
+                        "each (spread over the ranks under torchrun)")
     p.add_argument("--source", default=None, help="source text (overrides the attribute's), e.g. 'face'")
     p.add_argument("--target", default=None, help="target text (overrides the attribute's), e.g. 'angry face'")
     p.add_argument("--recipe", default=None, choices=["paper", "authors_readme"],
-                   help="hyper-parameter recipe: the paper's (lr 1e-6, x1.2 per 50 updates) or the authors' "
-                        "README (lr 8e-6, x1.3 per epoch, 5 epochs) (default: paper; with --model toy the toy "
-                        f"profile's: the paper's with lr {toy.lr:g}, {toy.n_iter} passes, S_gen {toy.n_gen_train})")
+                   help=f"hyper-parameter recipe: the paper's (lr {paper['lr']:g}, x{paper['lr_gamma']:g} per "
+                        f"{paper['lr_step']} updates) or the authors' README (lr {readme['lr']:g}, "
+                        f"x{readme['lr_gamma']:g} per epoch, {readme['n_iter']} epochs) (default: paper; with "
+                        f"--model toy the toy profile's: the paper's with lr {toy.lr:g}, {toy.n_iter} passes, "
+                        f"S_gen {toy.n_gen_train})")
     p.add_argument("--mode", default="full", choices=["full", "efficient"],
                    help="full: backprop through all S_gen steps; efficient: a step per DDIM step (default: full)")
-    p.add_argument("--n-gen", type=int, default=None, help="S_gen during training (recipe default 6)")
-    p.add_argument("--n-iter", type=int, default=None, help="passes over the training images (recipe default)")
-    p.add_argument("--lr", type=float, default=None, help="initial learning rate (recipe default)")
-    p.add_argument("--lambda-clip", type=float, default=None, help="weight of the CLIP term (recipe default)")
-    p.add_argument("--lambda-l1", type=float, default=None, help="weight of the L1 term (recipe default)")
+    p.add_argument("--n-gen", type=int, default=None,
+                   help=f"S_gen during training (default: {toy.n_gen_train} at --model toy, {paper['n_gen']} for "
+                        "the paper recipe)")
+    p.add_argument("--n-iter", type=int, default=None,
+                   help=f"passes over the training images (default: {toy.n_iter} at --model toy, {paper['n_iter']} "
+                        f"for the paper recipe, {readme['n_iter']} for authors_readme)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"initial learning rate (default: {toy.lr:g} at --model toy, {toy.lora_lr:g} with "
+                        f"--adapter lora there; {paper['lr']:g} for the paper recipe, {readme['lr']:g} for "
+                        "authors_readme)")
+    p.add_argument("--lambda-clip", type=float, default=None,
+                   help=f"weight of the CLIP term (default: {paper['lambda_clip']:g}; {readme['lambda_clip']:g} for "
+                        "authors_readme)")
+    p.add_argument("--lambda-l1", type=float, default=None,
+                   help=f"weight of the L1 term (default: {paper['lambda_l1']:g}; {readme['lambda_l1']:g} for "
+                        "authors_readme; 0 for attributes that turn it off)")
     p.add_argument("--lambda-id", type=float, default=None,
-                   help="weight of the face identity term (default: 0.1 for in-domain face attributes, else 0; "
-                        "0 with --model toy)")
+                   help=f"weight of the face identity term (default: {PAPER_LAMBDA_ID:g} for in-domain face "
+                        "attributes, else 0; 0 with --model toy)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="images per update, per rank under torchrun (default: %(default)s)")
     p.add_argument("--adapter", default="none", choices=["none", "lora"],
@@ -105,25 +154,33 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                         "it ArcFace is used when that file is in $DCLIP_WEIGHTS, else facenet VGGFace2")
     p.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
                    "disk cache, see `python -m dclip cache`)")
-    p.add_argument("--out", required=True, help="output path; writes OUT.safetensors and OUT.json")
+    p.add_argument("--out", required=True,
+                   help="where the model goes: OUT.safetensors with its OUT.json sidecar for one attribute, "
+                        "OUT/ATTRIBUTE.safetensors (and .json) for each of several")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dclip", description="DiffusionCLIP from the command line.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    pre = sub.add_parser("precompute", help="invert training images to t0 and cache the latents")
+    """The whole command line; building it (and printing any help) imports no torch."""
+    parser = argparse.ArgumentParser(prog="python -m dclip", description="DiffusionCLIP from the command line.",
+                                     epilog=examples(""), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"dclip {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    pre = _subcommand(sub, "precompute", "invert training images to t0 and cache the latents")
     _add_common(pre)
+    _add_t0(pre, "400")
     _add_images(pre)
     pre.add_argument("--cache", default=None, help="latent cache folder (default: the latents/ folder of dclip's "
                      "disk cache, see `python -m dclip cache`)")
     pre.add_argument("--batch-size", type=int, default=None, help="images per UNet call (default: 8)")
     pre.add_argument("--out", default=None, help="also write a grid original | reconstruction to this PNG")
-    fin = sub.add_parser("finetune", help="fine-tune the model with the directional CLIP loss")
+    fin = _subcommand(sub, "finetune", "fine-tune the model with the directional CLIP loss")
     _add_common(fin)
+    _add_t0(fin, "the attribute's; 400 for --source/--target without one")
     _add_images(fin)
     _add_finetune(fin)
-    ed = sub.add_parser("edit", help="edit an image with a fine-tuned model")
+    ed = _subcommand(sub, "edit", "edit an image with a fine-tuned model")
     _add_common(ed)
+    _add_t0(ed, "the t0 the first --finetuned model was trained at, else 400")
     ed.add_argument("--finetuned", nargs="+",
                     help="fine-tuned model file(s); several with --gammas mix them (eq. 14); not with --from-png")
     which = ed.add_mutually_exclusive_group(required=True)
@@ -144,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--gammas", default=None,
                     help="γ(t) schedule for several models, e.g. '300:1,0;0:0.3,0.7'")
     ed.add_argument("--out", required=True, help="output image path (PNG); a folder with --images")
-    cache = sub.add_parser("cache", help="list or clear dclip's disk cache (latents and fine-tuned models)")
+    cache = _subcommand(sub, "cache", "list or clear dclip's disk cache (latents and fine-tuned models)")
     cache.add_argument("action", nargs="?", default="list", choices=["list", "clear"],
                        help="list: location, entries and sizes; clear: remove every entry (default: list)")
     for name, (_, text) in TOOLS.items():  # listed here; main() hands the rest of the line to the tool's parser
@@ -181,6 +238,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _apply_toy_models(args) -> None:
+    """``--toy-models DIR``: every toy model loader of this process reads DIR (:func:`dclip.models.folder.toy_models_dir`)."""
+    import os
+
+    from ..models.folder import TOY_MODELS_ENV, toy_models_dir
+
+    if getattr(args, "toy_models", None):
+        os.environ[TOY_MODELS_ENV] = str(args.toy_models)
+        toy_models_dir()  # a folder that is not there is a one-line error now, not at the first load
+
+
 def _written(args):
     """Nothing written yet to where the command writes: the latents cache, OUT.safetensors (one fine-tune), OUT."""
     from ..runtime.errors import Written
@@ -204,12 +272,14 @@ def main(argv: list[str] | None = None) -> int:
 
         cache_main(args.action)
         return 0
+    from ..runtime import distributed
     from . import commands
 
     command = {"precompute": commands._precompute, "finetune": commands._finetune, "edit": commands._edit}[args.command]
     args.done = _written(args)
     try:
-        args.device = str(distributed.rank_device(args.device))
+        _apply_toy_models(args)
+        args.device = str(distributed.rank_device(args.device or commands.default_device()))
         with distributed.process_group(args.device):
             command(args)
     except KeyboardInterrupt:

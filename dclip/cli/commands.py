@@ -149,16 +149,22 @@ def _finetune_config(args, name: str | None = None):
                             adapter=args.adapter, rank=args.rank, loss_at=args.loss_at, **overrides)
 
 
+def default_device() -> str:
+    """``--device``'s default: cuda when available, else cpu (computed after parsing: the parser imports no torch)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _fast(args):
     """The fast path of a fine-tune: "auto" for the device, with --grad-checkpointing and --bf16 (bf16
     autocast on CUDA when the mode has none; the CUDA mode already has it) applied to it."""
     from ..runtime.fast import resolve
 
-    fast = resolve("auto", args.device)
+    device = args.device or default_device()
+    fast = resolve("auto", device)
     changes = {}
     if args.grad_checkpointing:
         changes["grad_checkpointing"] = True
-    if args.bf16 and fast.autocast is None and torch.device(args.device).type == "cuda":
+    if args.bf16 and fast.autocast is None and torch.device(device).type == "cuda":
         changes["autocast"] = "bf16"
     return fast.replace(name=fast.name, **changes) if changes else "auto"
 

@@ -1,7 +1,8 @@
 """The toy world on the command line.
 
-* ``python -m dclip toy train {ddpm,clip,judge,gan,e4e,all} [--steps N] [--out DIR]``: (re)train the toy models
-  (``gan``: the toy StyleGAN2 of the GAN baselines, ``e4e``: its encoder; both continue a stopped run);
+* ``python -m dclip toy train {ddpm,clip,judge,gan,e4e,all} [--steps N] [--out DIR [--force]]``: (re)train the toy
+  models into a user folder (``toy-models/`` in dclip's data folder; the shipped models' folder only with
+  ``--force``); ``gan``: the toy StyleGAN2 of the GAN baselines, ``e4e``: its encoder; both continue a stopped run;
 * ``python -m dclip toy faces OUT [--n N] [--split test|validation] [--lacking EDIT]``: write toy faces as PNGs,
   images to edit with ``python -m dclip edit --model toy``;
 * ``python -m dclip toy sheet``: draw the toy world figure.
@@ -18,28 +19,45 @@ from pathlib import Path
 __all__ = ["main", "write_faces"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..models.folder import SHIPPED_DIR
-    from ..toy import train
+#: The toy models ``toy train`` knows, in the order ``all`` trains them (the GAN before its encoder).
+MODELS = ("ddpm", "clip", "judge", "gan", "e4e")
 
-    from ..baselines import e4e_training, stylegan2_training
-    from . import toy_gan
+#: ``python -m dclip toy``'s examples (its help's epilog; tests/test_cli.py parses each one).
+EXAMPLES = (
+    "python -m dclip toy faces faces/ --n 8 --lacking angry",
+    "python -m dclip toy train judge --steps 200 --out runs/toy-models",
+    "python -m dclip toy train all --out dclip/models/shipped --force",
+    "python -m dclip toy sheet",
+)
 
-    trainers = {"ddpm": (train.train_ddpm, train.DDPM_SETTINGS), "clip": (train.train_clip, train.CLIP_SETTINGS),
-                "judge": (train.train_judge, train.JUDGE_SETTINGS),
-                "gan": (toy_gan.train_gan, stylegan2_training.GAN_SETTINGS),
-                "e4e": (toy_gan.train_e4e, e4e_training.E4E_SETTINGS)}
+
+def build_parser() -> argparse.ArgumentParser:
+    """``python -m dclip toy``'s parser (imports no torch)."""
+    from ..cli import HELP_HINT
+
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES) + "\n\n" + HELP_HINT.replace(
+        "dclip COMMAND", "dclip toy COMMAND")
     parser = argparse.ArgumentParser(prog="python -m dclip toy", description=__doc__.split("\n\n")[0],
-                                     epilog="python -m dclip toy COMMAND --help for each command's flags")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train one toy model (or all) and write it with its JSON sidecar")
-    p.add_argument("model", choices=[*trainers, "all"])
+                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("train", help="train one toy model (or all) and write it with its JSON sidecar",
+                       epilog="examples:\n" + "\n".join(f"  {x}" for x in EXAMPLES if " train " in x),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=[*MODELS, "all"],
+                   help="ddpm: the toy DDPM; clip: the toy CLIP; judge: the classifier that scores edits; gan: the "
+                        "toy StyleGAN2 of the GAN baselines; e4e: its encoder (needs a gan); all: each in that order")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
-    p.add_argument("--out", type=Path, default=SHIPPED_DIR, help="folder for <name>.safetensors/.json "
-                   "(default: the shipped models' folder)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for <name>.safetensors/.json (default: toy-models/ in dclip's data folder, "
+                        "printed when it is written; read it back with --toy-models DIR or $DCLIP_TOY_MODELS)")
+    p.add_argument("--force", action="store_true",
+                   help="allow --out to be the shipped models' folder (dclip/models/shipped), replacing the models "
+                        "every notebook and test uses")
     p.add_argument("--init", type=Path, default=None, help="clip only: continue from this toy CLIP file")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    f = sub.add_parser("faces", help="write held-out toy faces as PNGs to a folder (images to edit with --model toy)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show progress bars (default: on)")
+    f = sub.add_parser("faces", help="write held-out toy faces as PNGs to a folder (images to edit with --model toy)",
+                       epilog=f"example:\n  {EXAMPLES[0]}", formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("out", type=Path, help="folder to write the faces into (as NN.png, with faces.json)")
     f.add_argument("--n", type=int, default=8, help="how many faces (default: %(default)s)")
     f.add_argument("--split", default="test", choices=["test", "validation"],
@@ -48,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--lacking", default=None, metavar="EDIT",
                    help="only faces that lack EDIT's target (e.g. angry: no frowning face), as the notebooks "
                         "judge an edit")
-    q = sub.add_parser("sheet", help="draw the toy world figure (faces, reconstructions, samples) to figures/toy/")
+    q = sub.add_parser("sheet", help="draw the toy world figure (faces, reconstructions, samples) to figures/toy/",
+                       epilog=f"example:\n  {EXAMPLES[-1]}", formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("--out", type=Path, default=None, help="folder (default: the repository's figures/toy)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "sheet":
         return _sheet(args.out)
@@ -60,14 +84,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(paths)} toy faces ({args.split} split) to {args.out}, their attributes to "
               f"{args.out / 'faces.json'}")
         return 0
-    names = list(trainers) if args.model == "all" else [args.model]
-    for name in names:
-        fn, settings = trainers[name]
+    return _train(parser, args)
+
+
+def _trainers() -> dict:
+    from ..baselines import e4e_training, stylegan2_training
+    from ..toy import train
+    from . import toy_gan
+
+    return {"ddpm": (train.train_ddpm, train.DDPM_SETTINGS, "toy_ddpm"),
+            "clip": (train.train_clip, train.CLIP_SETTINGS, "toy_clip"),
+            "judge": (train.train_judge, train.JUDGE_SETTINGS, "toy_judge"),
+            "gan": (toy_gan.train_gan, stylegan2_training.GAN_SETTINGS, toy_gan.GAN_NAME),
+            "e4e": (toy_gan.train_e4e, e4e_training.E4E_SETTINGS, toy_gan.E4E_NAME)}
+
+
+def _train(parser: argparse.ArgumentParser, args) -> int:
+    """``toy train``: into a user folder by default; into the shipped models' folder only with ``--force``,
+    saying what it replaced."""
+    from ..models.folder import is_shipped_dir, user_models_dir
+
+    out = Path(args.out).expanduser() if args.out is not None else user_models_dir()
+    shipped = is_shipped_dir(out)
+    if shipped and not args.force:
+        parser.error(f"--out {args.out} is the shipped models' folder, which every notebook and test reads; "
+                     "train into another folder (the default is a user folder), or add --force to replace them")
+    trainers = _trainers()
+    for name in (MODELS if args.model == "all" else [args.model]):
+        fn, settings, file = trainers[name]
         if args.steps is not None:
             settings = replace(settings, steps=args.steps)
         extra = {"init": args.init} if args.init is not None and name == "clip" else {}
-        meta = fn(settings, args.out, progress=args.progress, **extra)
+        replaced = (out / f"{file}.safetensors").is_file()
+        meta = fn(settings, out, progress=args.progress, **extra)
         print(f"{name}: {meta['steps_done']} steps, {meta['cpu_seconds']} s CPU, final {meta['history'][-1]}")
+        if shipped and replaced:
+            print(f"{name}: replaced the shipped {file}.safetensors and {file}.json in {out}")
+        print(f"{name}: wrote {out / file}.safetensors" + ("" if shipped else
+              f"; use it with --toy-models {out} (or DCLIP_TOY_MODELS={out})"))
     return 0
 
 

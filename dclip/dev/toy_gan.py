@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..models.folder import SHIPPED_DIR
+from ..models.folder import shipped_file, user_models_dir
 
 __all__ = ["train_gan", "train_e4e", "GAN_NAME", "E4E_NAME"]
 
@@ -27,12 +27,12 @@ def _record(path: Path, **entries) -> dict:
     return meta
 
 
-def train_gan(settings=None, out: Path = SHIPPED_DIR, *, progress: bool | None = None) -> dict:
+def train_gan(settings=None, out: Path | None = None, *, progress: bool | None = None) -> dict:
     """Train (or continue) the toy StyleGAN2 on photo-style toy faces, then measure and record its bars."""
     from ..baselines.stylegan2_training import GAN_SETTINGS, train_stylegan2
     from ..toy.train import domain_record, draw_batch
 
-    settings = settings or GAN_SETTINGS
+    settings, out = settings or GAN_SETTINGS, Path(out or user_models_dir())
     train_stylegan2(lambda step: draw_batch(step, settings.batch_size, seed=settings.seed)[0], settings, out,
                     GAN_NAME, meta={"domain": domain_record(), "images": "photo-style toy faces (training seeds)"},
                     progress=progress)
@@ -41,14 +41,14 @@ def train_gan(settings=None, out: Path = SHIPPED_DIR, *, progress: bool | None =
     return _record(Path(out) / f"{GAN_NAME}.safetensors", bars=gan_bars(folder=out))
 
 
-def load_toy_gan(folder: Path = SHIPPED_DIR, device="cpu"):
-    """The shipped toy StyleGAN2: ``(generator, latent_avg)``."""
-    from ..baselines.stylegan2_training import load_trained_stylegan2
+def load_toy_gan(folder: Path | None = None, device="cpu"):
+    """The toy StyleGAN2 in ``folder`` (default: the toy models' folder): ``(generator, latent_avg)``."""
+    from ..studies.toy_gan import load_toy_gan as load
 
-    return load_trained_stylegan2(Path(folder) / GAN_NAME, device)
+    return load(folder, device)
 
 
-def train_e4e(settings=None, out: Path = SHIPPED_DIR, *, progress: bool | None = None) -> dict:
+def train_e4e(settings=None, out: Path | None = None, *, progress: bool | None = None) -> dict:
     """Train the toy e4e encoder for the shipped toy StyleGAN2 (in ``out``) on photo-style toy faces; the judge's
     feature distance stands for LPIPS and its identity read-back for the ID loss. Records the reconstruction
     error on held-out faces in the sidecar."""
@@ -56,8 +56,9 @@ def train_e4e(settings=None, out: Path = SHIPPED_DIR, *, progress: bool | None =
     from ..toy.nets import judge_perceptual, load_judge
     from ..toy.train import domain_record, draw_batch
 
-    settings = settings or E4E_SETTINGS
-    generator, _ = load_toy_gan(out)
+    settings, out = settings or E4E_SETTINGS, Path(out or user_models_dir())
+    gan_folder = out if (out / f"{GAN_NAME}.safetensors").is_file() else None  # else the toy models' folder
+    generator, _ = load_toy_gan(gan_folder)
     judge = load_judge()
 
     def identity(y, x):  # the toy identity measure: the judge's identity parameters, read back from both
@@ -65,9 +66,9 @@ def train_e4e(settings=None, out: Path = SHIPPED_DIR, *, progress: bool | None =
 
     train(lambda step: draw_batch(step, settings.batch_size, seed=settings.seed + 1)[0], generator,
           judge_perceptual(judge), settings, out, E4E_NAME, identity=identity,
-          meta={"domain": domain_record(), "generator": f"{GAN_NAME}.safetensors",
+          meta={"domain": domain_record(), "generator": shipped_file(GAN_NAME, gan_folder).name,
                 "perceptual": "toy judge feature distance (dclip.toy.nets.judge_perceptual)",
                 "identity": "toy judge identity read-back (L1)"}, progress=progress)
     from ..studies.toy_gan import e4e_error
 
-    return _record(Path(out) / f"{E4E_NAME}.safetensors", held_out=e4e_error(folder=out))
+    return _record(Path(out) / f"{E4E_NAME}.safetensors", held_out=e4e_error(folder=out, gan_folder=gan_folder))

@@ -44,6 +44,7 @@ from ..runtime.fast import FastPath, Session, device_of, session
 from .latents import Latents
 from ..runtime.progress import progress_bar, progress_enabled
 from .finetune_files import load_finetuned, save_finetuned
+from .recipes import PAPER_LAMBDA_ID, RECIPES
 
 __all__ = ["FinetuneConfig", "RECIPES", "recipe", "attribute_config", "PAPER_LAMBDA_ID", "NO_IDENTITY_NOTE",
            "world_settings", "finetune_cached", "read_cached_finetune", "store_finetune",
@@ -102,13 +103,7 @@ class FinetuneConfig:
 #: update instead of S_gen).
 LOSS_AT = ("chain_end", "first_step")
 
-# Named recipes: the paper's text (Sec. 4) and the authors' README command line.
-RECIPES: dict[str, dict] = {
-    "paper": dict(lr=1e-6, lr_gamma=1.2, lr_step=50, lr_step_unit="update", lambda_clip=1.0, lambda_l1=0.3,
-                  n_gen=6, n_iter=1),
-    "authors_readme": dict(lr=8e-6, lr_gamma=1.3, lr_step=1, lr_step_unit="epoch", lambda_clip=3.0,
-                           lambda_l1=1.0, lambda_id=0.0, n_gen=6, n_iter=5),
-}
+# The named recipes (:data:`dclip.method.recipes.RECIPES`) live in a torch-free module for the CLI's help.
 
 
 def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
@@ -118,8 +113,6 @@ def recipe(name: str, source: str, target: str, **overrides) -> FinetuneConfig:
     return FinetuneConfig(source=source, target=target, **{**RECIPES[name], **overrides})
 
 
-#: λ_ID of the paper (Sec. 4) for edits that must keep the person recognisable (``Attribute.use_id``).
-PAPER_LAMBDA_ID = 0.1
 #: Why the toy world's fine-tunes have no identity term (the CLI says it at ``--model toy``).
 NO_IDENTITY_NOTE = "the toy faces have no face-recognition model, so λ_ID is 0 (no identity term)"
 

@@ -11,24 +11,65 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..runtime.atomic import atomic_write_all
 from ..runtime.errors import UnreadableFileError
 
-__all__ = ["SHIPPED_DIR", "shipped_file", "read_sidecar", "read_tensors", "write_model"]
+if TYPE_CHECKING:  # torch is imported where tensors are read or written, so that --help stays light
+    import torch
+
+__all__ = ["SHIPPED_DIR", "TOY_MODELS_ENV", "toy_models_dir", "user_models_dir", "is_shipped_dir", "shipped_file",
+           "read_sidecar", "read_tensors", "write_model"]
 
 #: The models that ship with dclip (package data), rebuilt by ``make toy-models``.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+#: The environment variable naming a folder of retrained toy models to read instead of the shipped ones
+#: (``--toy-models DIR`` on the command line sets it).
+TOY_MODELS_ENV = "DCLIP_TOY_MODELS"
 
 
-def shipped_file(name: str, folder: str | os.PathLike = SHIPPED_DIR) -> Path:
-    """``<folder>/<name>.safetensors`` of a shipped model; a clear error when it is missing."""
+def toy_models_dir() -> Path:
+    """The folder the toy models are read from: ``$DCLIP_TOY_MODELS`` when set, else :data:`SHIPPED_DIR`.
+
+    A set variable that names no folder is an error naming it (a typo would otherwise fall back silently)."""
+    text = os.environ.get(TOY_MODELS_ENV, "").strip()
+    if not text:
+        return SHIPPED_DIR
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{TOY_MODELS_ENV}={text} is not a folder. Point it (or --toy-models) at the folder "
+                                "`python -m dclip toy train` wrote, or unset it to use the shipped models.")
+    return folder
+
+
+def user_models_dir() -> Path:
+    """Where ``python -m dclip toy train`` writes by default: ``toy-models/`` in dclip's data folder
+    (:func:`dclip.runtime.cache.cache_root`; never evicted or cleared by the cache), outside the package."""
+    from ..runtime.cache import cache_root
+
+    return cache_root() / "toy-models"
+
+
+def is_shipped_dir(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is the package's own :data:`SHIPPED_DIR` (however it is spelled)."""
+    return Path(folder).expanduser().resolve() == SHIPPED_DIR
+
+
+def shipped_file(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """``<folder>/<name>.safetensors`` of a toy model; a clear error when it is missing.
+
+    Without ``folder``: from :func:`toy_models_dir`, and from :data:`SHIPPED_DIR` for a model that folder lacks
+    (a retrained DDPM alone still finds the shipped CLIP and judge)."""
+    if folder is None:
+        folder = toy_models_dir()
+        if not (folder / f"{name}.safetensors").is_file():
+            folder = SHIPPED_DIR
     path = Path(folder) / f"{name}.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"the shipped model '{name}' is not at {path}. It ships with dclip; in a source "
-                                "checkout rebuild it with `make toy-models` (python -m dclip toy train all).")
+        where = ("It ships with dclip; in a source checkout rebuild it with `make toy-models`."
+                 if is_shipped_dir(folder) else f"Train it there with `python -m dclip toy train ... --out {folder}`.")
+        raise FileNotFoundError(f"the toy model '{name}' is not at {path}. {where}")
     return path
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..method.metrics import bootstrap_interval, mae
-from ..models.folder import SHIPPED_DIR
+from ..models.folder import shipped_file
 from ..toy import domain
 from ..toy.nets import JUDGE_HEADS, judge_distance, load_judge
 
@@ -36,24 +36,18 @@ BARS = {"formed": 0.9, "frequency_gap": 0.10}
 ATTRIBUTE_HEADS = tuple(h for h in JUDGE_HEADS if h != "style")
 
 
-def load_toy_gan(folder: str | Path = SHIPPED_DIR, device="cpu"):
+def load_toy_gan(folder: str | Path | None = None, device="cpu"):
     """The shipped toy StyleGAN2 as ``(generator, latent_avg)``."""
     from ..baselines.stylegan2_training import load_trained_stylegan2
 
-    path = Path(folder) / f"{GAN_FILE}.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"no toy StyleGAN2 at '{path}': train it with `python -m dclip toy train gan`")
-    return load_trained_stylegan2(path, device)
+    return load_trained_stylegan2(shipped_file(GAN_FILE, folder), device)
 
 
-def load_toy_e4e(generator, folder: str | Path = SHIPPED_DIR):
+def load_toy_e4e(generator, folder: str | Path | None = None):
     """The shipped toy e4e encoder, paired with ``generator`` (the shipped toy StyleGAN2)."""
     from ..baselines.e4e_training import load_trained_e4e
 
-    path = Path(folder) / f"{E4E_FILE}.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"no toy e4e encoder at '{path}': train it with `python -m dclip toy train e4e`")
-    return load_trained_e4e(path, generator)
+    return load_trained_e4e(shipped_file(E4E_FILE, folder), generator)
 
 
 @torch.no_grad()
@@ -124,7 +118,7 @@ def _ddpm_samples(n: int, seed: int) -> torch.Tensor:
         return torch.cat([sample(unet, noise[i: i + 64], 40).clamp(-1, 1) for i in range(0, n, 64)])
 
 
-def gan_bars(folder: str | Path = SHIPPED_DIR, n: int = 512, seed: int = 0, n_ddpm: int = 256) -> dict:
+def gan_bars(folder: str | Path | None = None, n: int = 512, seed: int = 0, n_ddpm: int = 256) -> dict:
     """The toy GAN's sample quality (:func:`sample_quality`), whether it meets :data:`BARS`, and the Fréchet
     distances of its samples and of the toy DDPM's to held-out real faces (``n_ddpm = 0`` skips the DDPM)."""
     judge = load_judge()
@@ -140,10 +134,10 @@ def gan_bars(folder: str | Path = SHIPPED_DIR, n: int = 512, seed: int = 0, n_dd
             "frechet_n": {"gan": n, "ddpm": n_ddpm, "real": n}}
 
 
-def e4e_error(folder: str | Path = SHIPPED_DIR, n: int = 64) -> dict:
-    """The shipped toy e4e's reconstruction error on ``n`` validation faces: MAE ([0, 1] scale) and the judge's
-    feature distance."""
-    generator, _ = load_toy_gan(folder)
+def e4e_error(folder: str | Path | None = None, n: int = 64, gan_folder: str | Path | None = None) -> dict:
+    """The toy e4e's reconstruction error on ``n`` validation faces: MAE ([0, 1] scale) and the judge's
+    feature distance. The encoder is read from ``folder``, its StyleGAN2 from ``gan_folder`` (default: ``folder``)."""
+    generator, _ = load_toy_gan(gan_folder if gan_folder is not None else folder)
     encoder = load_toy_e4e(generator, folder)
     faces, _ = domain.face_set(domain.VALIDATION_SEED, n)
     _, inverted = encoder.invert(faces)
@@ -152,8 +146,8 @@ def e4e_error(folder: str | Path = SHIPPED_DIR, n: int = 64) -> dict:
             "judge_dist": float(judge_distance(load_judge(), faces, inverted).mean())}
 
 
-def recorded_quality(folder: str | Path = SHIPPED_DIR) -> dict | None:
+def recorded_quality(folder: str | Path | None = None) -> dict | None:
     """The toy GAN's bars as measured when it was trained (its sidecar's ``bars``: :func:`gan_bars`), or None."""
     from ..models.folder import read_sidecar
 
-    return read_sidecar(Path(folder) / f"{GAN_FILE}.json").get("bars")
+    return read_sidecar(shipped_file(GAN_FILE, folder)).get("bars")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from ..models.folder import SHIPPED_DIR, read_sidecar, read_tensors, shipped_file
+from ..models.folder import read_sidecar, read_tensors, shipped_file
 from . import domain
 
 __all__ = ["DDPM_UNET_CONFIG", "CLIP_CONFIG", "JUDGE_HEADS", "COLOUR_HEADS", "FORM", "IDENTITY_RANGES", "judge_perceptual",
            "identity_vector", "Judge", "judge_distance", "face_of", "rerender", "rerender_residual", "load_judge", "sidecar", "MODEL_NAMES"]
 
-#: The shipped toy models' names in :data:`dclip.models.folder.SHIPPED_DIR`.
+#: The shipped toy models' names in :data:`dclip.models.folder.SHIPPED_DIR` (read from
+#: :func:`dclip.models.folder.toy_models_dir`).
 MODEL_NAMES = ("toy_ddpm", "toy_clip", "toy_judge")
 
 
@@ -164,13 +165,14 @@ def judge_perceptual(judge: Judge):
     return distance
 
 
-def load_judge(device: str | torch.device = "cpu", folder=SHIPPED_DIR) -> Judge:
-    """The shipped judge classifier (eval mode, frozen)."""
+def load_judge(device: str | torch.device = "cpu", folder=None) -> Judge:
+    """The toy judge classifier (eval mode, frozen), from ``folder`` or the toy models' folder
+    (:func:`dclip.models.folder.shipped_file`)."""
     judge = Judge()
     judge.load_state_dict(read_tensors(shipped_file("toy_judge", folder)))
     return judge.to(device).eval().requires_grad_(False)
 
 
-def sidecar(name: str, folder=SHIPPED_DIR) -> dict:
+def sidecar(name: str, folder=None) -> dict:
     """The JSON sidecar of a shipped toy model (settings, domain, CPU time, final metrics)."""
     return read_sidecar(shipped_file(name, folder))

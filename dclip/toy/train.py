@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..method.ddim import DEFAULT_SCHEDULE
 from ..runtime.progress import progress_bar
-from ..models.folder import SHIPPED_DIR, write_model
+from ..models.folder import user_models_dir, write_model
 from . import corruptions, domain
 from .nets import (CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, FORM, IDENTITY_RANGES, JUDGE_HEADS, Judge,
                    identity_vector)
@@ -114,7 +114,7 @@ class _LossLog:
         return True
 
 
-def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_ddpm", *,
+def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, name: str = "toy_ddpm", *,
                progress: bool | None = None) -> dict:
     """Train the toy DDPM (photo-style faces only; the paper's linear schedule, T = 1000, ε-prediction).
 
@@ -147,7 +147,7 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path = SHIPPED_DIR, 
         opt.step()
         _ema_update(ema, model, settings.ema_decay)
         if log.record(step, loss.item()):
-            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), Path(out) / name, meta)
+            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), Path(out or user_models_dir()) / name, meta)
     return meta
 
 
@@ -282,7 +282,7 @@ def _augment_clip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x * contrast + tint).clamp(-1, 1)
 
 
-def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_clip", *,
+def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, name: str = "toy_clip", *,
                progress: bool | None = None, init: Path | None = None) -> dict:
     """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
     (face, caption) pairs in every style, and on broken images (:data:`dclip.toy.corruptions.TRAINING_KINDS`)
@@ -334,7 +334,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path = SHIPPED_DIR, 
             if step + 1 == settings.steps:
                 model.eval()
                 meta["zero_shot_held_out"] = clip_zero_shot(clip)
-            write_model(model, Path(out) / name, meta, half=True)
+            write_model(model, Path(out or user_models_dir()) / name, meta, half=True)
     return meta
 
 
@@ -437,7 +437,7 @@ def _judge_loss(judge: Judge, x, records, styles, broken, settings: JudgeSetting
     return loss + settings.identity_weight * F.mse_loss(logits["identity"][:n], truth)
 
 
-def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = SHIPPED_DIR, name: str = "toy_judge", *,
+def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path | None = None, name: str = "toy_judge", *,
                 progress: bool | None = None) -> dict:
     """Train the judge on fresh faces in every style (lightly degraded at random) and on broken images
     (:data:`dclip.toy.corruptions.TRAINING_KINDS` only; the held-out kinds measure it afterwards)."""
@@ -472,6 +472,6 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path = SHIPPED_DI
                 meta["rerender_threshold"] = calibrate_judge(judge, generator=generator)
                 meta["accuracy_held_out"] = judge_accuracy(judge)
                 meta["refusal_held_out"] = refusal_report(judge)
-            write_model(judge.eval(), Path(out) / name, meta)
+            write_model(judge.eval(), Path(out or user_models_dir()) / name, meta)
             judge.train()
     return meta

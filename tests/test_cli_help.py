@@ -112,8 +112,11 @@ def _digests(folder):
 
 def test_toy_train_writes_to_a_user_folder_and_leaves_the_shipped_models_unchanged(tmp_path, monkeypatch, capsys):
     from dclip.dev import toy_commands
+    from dclip.toy import judging, train
 
     monkeypatch.setenv("DCLIP_CACHE", str(tmp_path / "data"))
+    for module, name in ((train, "calibrate_judge"), (train, "judge_accuracy"), (judging, "refusal_report")):
+        monkeypatch.setattr(module, name, lambda *a, **k: {})  # the held-out measurements: a minute, not the point
     before = _digests(SHIPPED_DIR)
     assert toy_commands.main(["train", "judge", "--steps", "1", "--no-progress"]) == 0
     assert _digests(SHIPPED_DIR) == before

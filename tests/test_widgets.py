@@ -177,7 +177,7 @@ def test_every_control_has_a_tooltip(editor):
     controls = [ui.picker, ui.upload, ui.source, ui.target, ui.t0, ui.button, ui.stop, ui.progress, ui.ratio,
                 *ui.gamma_box.children, ui.compare, ui.undo, ui.redo, ui.save, ui.save_to,
                 *[c for item in ui.history_box.children for c in item.children[1:]],
-                *[getattr(ui.pad, n) for n in ("colour", "brush", "rounds", "blank", "over_image", "undo_stroke",
+                *[getattr(ui.pad, n) for n in ("colour", "brush", "rounds", "t0", "blank", "over_image", "undo_stroke",
                                                "generate")]]
     assert all(c.tooltip for c in controls)
     assert ui.pad.canvas.tooltip is None  # ipycanvas 0.14's view breaks in JupyterLab 4 with one
@@ -230,6 +230,14 @@ def test_stop_ends_the_finetune_at_that_update_and_keeps_its_model(long_editor):
     seen.clear()
     assert long_editor.finetune("face", "tanned face", progress=seen.append) == "tanned face (t0=300)"
     assert len(seen) == 7 and len(long_editor.tuned) == 2  # trained again in full, beside the stopped one
+
+
+def test_a_stop_after_the_last_update_finishes_the_model_as_complete(long_editor):
+    """Stop pressed while the last update runs: all 6 updates are done, so the model is complete, not "stopped"."""
+    seen = []
+    label = long_editor.finetune("face", "tanned face", progress=seen.append, stop=lambda: len(seen) >= 6)
+    assert label == "tanned face (t0=300)" and seen[-1] == 1.0
+    assert not long_editor.tuned[0].result.stopped and len(long_editor.tuned[0].result.history) == 6
 
 
 def test_the_stop_button_ends_a_running_finetune_and_the_editor_stays_usable(long_editor, monkeypatch):
@@ -358,6 +366,23 @@ def toy_editor(tmp_path):
     return widgets.Editor(Context(profile, output_dir=str(tmp_path / "figures")), t0=201)
 
 
+def test_at_toy_a_word_the_toy_clip_never_saw_gets_a_note(toy_editor, editor):
+    """"Pixar" is outside the toy CLIP's training captions: the note under the prompts names it and the known
+    words; "glasses" is inside, so no note; at a photo profile there is no such list, so never a note."""
+    from dclip.toy.train import caption_vocabulary
+
+    ui = widgets.build_ui(toy_editor, source="face", target="Pixar face")
+    note = ui.prompt_note.value
+    assert note.startswith("the toy CLIP never saw 'pixar' in training") and len(note.splitlines()) == 1
+    assert "the words it knows: " + " ".join(sorted(caption_vocabulary())) in note
+    ui.target.value = "person with glasses"
+    assert ui.prompt_note.value == ""
+    ui.source.value = "Photo of a Face"  # case-folded
+    assert ui.prompt_note.value == ""
+    assert {"glasses", "tanned", "sketch", "pixel", "art", "gray", "angry", "smiling"} <= caption_vocabulary()
+    assert widgets.build_ui(editor, target="Pixar face").prompt_note.value == ""
+
+
 def test_the_toy_picker_lists_toy_faces(toy_editor, quick_context):
     from dclip.notebook.mix_edit import quantised
     from dclip.toy.domain import HELD_OUT_SEED, face_set
@@ -430,6 +455,10 @@ def test_the_pad_draws_projects_and_edits(editor):
     assert not torch.equal(first, drawing)
     pad.generate.click()  # seeded: the same drawing projects to the same image
     torch.testing.assert_close(editor.image, first)
+    pad.t0.value = 300  # the projection's t0: another projection, recorded in the drawing's origin
+    pad.generate.click()
+    assert editor.origin["t0"] == 300 and "to t0 = 300" in ui.status.value
+    assert not torch.equal(editor.image, first)
     pad.undo_stroke.click()
     assert pad.strokes == []
     pad.over_image.click()

@@ -283,7 +283,8 @@ def _batches(latents: Latents, batch_size: int, device: torch.device, data_paral
 def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfig, history: _History,
            observed: bool, stop=None) -> bool:
     """The epochs: one update per batch, the lr schedule, the history (read back as ``observed`` needs).
-    Returns True when ``stop()`` asked to end early (checked after each update)."""
+    Returns True when ``stop()`` asked to end early (checked after each update but the last: a Stop that comes
+    after the last update finds the training complete)."""
     trained = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trained, lr=config.lr, weight_decay=0.0, **s.adam_kwargs())
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
@@ -303,7 +304,8 @@ def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfi
             history.bar.update()
             if observed:
                 history.flush()
-            if stop is not None and stop():
+            last = epoch == config.n_iter - 1 and b == len(batches) - 1
+            if stop is not None and not last and stop():  # a Stop after the last update: the training is complete
                 history.flush()
                 return True
         if config.lr_step_unit == "epoch":

@@ -31,6 +31,21 @@ class ImageChoice:
     def is_toy(self) -> bool:
         return bool(getattr(self.ctx.profile, "is_toy", False))
 
+    def vocabulary_note(self, *prompts: str) -> str:
+        """At the toy profile, one line naming the words of ``prompts`` the toy CLIP never saw in training
+        (:func:`dclip.toy.train.unknown_words`) and the words it knows; "" when it knows them all, or elsewhere
+        (a real CLIP has no such list)."""
+        if not self.is_toy:
+            return ""
+        from ..toy.train import caption_vocabulary, unknown_words
+
+        unknown = unknown_words(" ".join(prompts))
+        if not unknown:
+            return ""
+        words = ", ".join(f"'{w}'" for w in unknown)
+        return (f"the toy CLIP never saw {words} in training, so an edit will not follow "
+                f"{'it' if len(unknown) == 1 else 'them'}; the words it knows: {' '.join(sorted(caption_vocabulary()))}")
+
     def set_image(self, x: torch.Tensor, name: str = "", origin: dict | None = None) -> None:
         """Use ``x`` ((1, 3, H, W) in [-1, 1], the model's size) as the image to edit, on the 8-bit grid a PNG
         holds (:func:`~dclip.notebook.mix_edit.quantised`: a saved edit's input file reads back as this image).
@@ -95,18 +110,21 @@ class ImageChoice:
         x, note = photo_to_tensor(image, self.ctx.profile.image_size, align=align, crop_without_face=True)
         return (x, note) if with_note else x
 
-    def draw(self, drawing: torch.Tensor, repeats: int) -> torch.Tensor:
+    def draw(self, drawing: torch.Tensor, repeats: int, t0: int = PROJECT_T0) -> torch.Tensor:
         """Use ``drawing`` ((1, 3, H, W) in [-1, 1], e.g. :func:`dclip.notebook.drawing.strokes_to_tensor`) pulled
-        into the model's domain: ``repeats`` (K) rounds of the stochastic forward process to :data:`PROJECT_T0`
+        into the model's domain: ``repeats`` (K) rounds of the stochastic forward process to ``t0`` (default
+        :data:`PROJECT_T0`)
         (eq. 1) and the profile's few DDIM steps with the original model (:func:`dclip.method.edit.project_to_domain`,
         Fig. 7b), seeded by the profile. Returns the projected image, now the one to edit."""
         from ..method.edit import project_to_domain
 
         p = self.ctx.profile
-        projected = project_to_domain(self.ctx.unet(self.domain), drawing.to(self.ctx.device), PROJECT_T0,
+        if not 1 <= int(t0) <= 999:
+            raise ValueError(f"the projection's t0 must be in [1, 999]; got {t0}.")
+        projected = project_to_domain(self.ctx.unet(self.domain), drawing.to(self.ctx.device), int(t0),
                                       repeats=int(repeats), steps=p.project_steps, generator=self.ctx.world.generator())
         self.set_image(projected, name="drawing", origin={"strokes": quantised(drawing).cpu(), "K": int(repeats),
-                                                          "t0": PROJECT_T0, "steps": p.project_steps})
+                                                          "t0": int(t0), "steps": p.project_steps})
         return self.image
 
 

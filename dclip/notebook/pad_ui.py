@@ -1,5 +1,5 @@
 """The live editor's drawing pad (notebook 06; Fig. 7b live): an ipycanvas Canvas to paint colour blocks on, over a
-blank canvas or the image being edited, with brush colour, size and K (projection rounds). The strokes become an
+blank canvas or the image being edited, with brush colour, size, K (projection rounds) and the projection's t0. The strokes become an
 image by :func:`dclip.notebook.drawing.strokes_to_tensor`; generate (wired in by :mod:`dclip.notebook.widgets`)
 projects it into the model's domain and edits it.
 
@@ -26,6 +26,7 @@ class DrawingPad:
     colour: object
     brush: object
     rounds: object
+    t0: object
     blank: object
     over_image: object
     undo_stroke: object
@@ -137,6 +138,8 @@ def build_pad(ui, handler, on_generate) -> DrawingPad | None:
         return None
     import ipywidgets as w
 
+    from .editor_images import PROJECT_T0
+
     # no tooltip: with one, ipycanvas 0.14's view fails to render in JupyterLab 4 (the label above says what to do)
     canvas = Canvas(width=CANVAS_PX, height=CANVAS_PX, layout=w.Layout(width=f"{CANVAS_PX}px", height=f"{CANVAS_PX}px"))
     pad = DrawingPad(
@@ -146,6 +149,8 @@ def build_pad(ui, handler, on_generate) -> DrawingPad | None:
         brush=w.IntSlider(value=16, min=2, max=64, step=1, description="brush", tooltip="brush size, canvas pixels"),
         rounds=w.IntSlider(value=ui.editor.ctx.profile.project_repeats, min=1, max=20, step=1, description="K",
                            tooltip="projection rounds: noise to t0 with eq. 1 and denoise, K times"),
+        t0=w.IntSlider(value=PROJECT_T0, min=100, max=900, step=10, description="t0",
+                       tooltip="the projection's return step: larger keeps less of the drawing"),
         blank=w.Button(description="blank", tooltip="start again on a white canvas"),
         over_image=w.Button(description="over image", tooltip="start again over the image being edited"),
         undo_stroke=w.Button(description="undo stroke", tooltip="remove the last stroke"),
@@ -161,11 +166,11 @@ def build_pad(ui, handler, on_generate) -> DrawingPad | None:
     for button, callback in ((pad.blank, on_pad_blank), (pad.over_image, on_pad_over_image),
                              (pad.undo_stroke, on_pad_undo_stroke), (pad.generate, on_generate)):
         button.on_click(handler(ui, callback))
-    for name in ("canvas", "colour", "brush", "rounds", "blank", "over_image", "undo_stroke", "generate"):
+    for name in ("canvas", "colour", "brush", "rounds", "t0", "blank", "over_image", "undo_stroke", "generate"):
         getattr(pad, name).add_class(f"dclip-pad-{name.replace('_', '-')}")
     pad.root = w.VBox([w.Label("drawing pad: paint colour blocks (press, drag, release), then generate "
                                "(projection, then the edit)", tooltip="the brush paints on the white square"),
-                       w.HBox([canvas, w.VBox([pad.colour, pad.brush, pad.rounds,
+                       w.HBox([canvas, w.VBox([pad.colour, pad.brush, pad.rounds, pad.t0,
                                                w.HBox([pad.blank, pad.over_image]),
                                                w.HBox([pad.undo_stroke, pad.generate])])])])
     redraw_pad(ui)

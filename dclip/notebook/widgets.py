@@ -57,6 +57,7 @@ class EditorUI:
     world_note: object
     source: object
     target: object
+    prompt_note: object
     t0: object
     button: object
     stop: object
@@ -173,6 +174,11 @@ def on_upload(ui: EditorUI, change) -> None:
     say(ui, f"{name}: {note}. " + ui.status.value)
 
 
+def on_prompt(ui: EditorUI, change=None) -> None:
+    """A prompt changed: at the toy profile the note under the prompts names the words the toy CLIP never saw."""
+    ui.prompt_note.value = ui.editor.vocabulary_note(ui.source.value, ui.target.value)
+
+
 def on_t0(ui: EditorUI, change) -> None:
     ui.editor.t0 = int(change["new"])
     refresh(ui)
@@ -227,6 +233,7 @@ def on_finetune(ui: EditorUI, _button=None) -> None:
     if ui.busy:
         return
     source, target, t0 = ui.source.value, ui.target.value, ui.t0.value
+    on_prompt(ui)
     ui.stop_requested.clear()
     ui.busy, ui.progress.value, ui.loss.value = True, 0.0, ""
     _sync_controls(ui)
@@ -389,12 +396,12 @@ def _handler(ui: EditorUI, callback, *args):
 def on_pad_generate(ui: EditorUI, _button=None) -> None:
     """Project the drawing into the model's domain (eq. 1, K rounds) and edit it with the models in the mix."""
     pad = ui.pad
-    ui.editor.draw(pad_drawing(ui), int(pad.rounds.value))
+    ui.editor.draw(pad_drawing(ui), int(pad.rounds.value), int(pad.t0.value))
     with _quiet(ui):
         ui.picker.value = None
     ui.world_note.value = ""
     refresh(ui)
-    say(ui, f"drawing projected into the model's domain (K = {pad.rounds.value} rounds of eq. 1 to t0 = {PROJECT_T0} "
+    say(ui, f"drawing projected into the model's domain (K = {pad.rounds.value} rounds of eq. 1 to t0 = {pad.t0.value} "
             f"and {ui.editor.ctx.profile.project_steps} DDIM steps), then edited. " + ui.status.value)
 
 
@@ -424,6 +431,7 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
         world_note=w.Label(value=""),
         source=w.Text(value=source, description="source", tooltip="text describing the image now"),
         target=w.Text(value=target, description="target", tooltip="text describing the edit"),
+        prompt_note=w.Label(value=""),
         t0=w.IntSlider(value=editor.t0, min=100, max=900, step=1, description="t0", continuous_update=False,
                        tooltip="return step: larger t0 allows larger changes"),
         button=w.Button(description="fine-tune", button_style="primary",
@@ -456,25 +464,28 @@ def build_ui(editor: Editor, *, sample: str = "grace_hopper", source: str = "fac
         root=None,
     )
     build_pad(ui, _handler, on_pad_generate)
-    for name in ("picker", "upload", "world_note", "source", "target", "t0", "button", "stop", "progress", "loss",
+    for name in ("picker", "upload", "world_note", "source", "target", "prompt_note", "t0", "button", "stop", "progress", "loss",
                  "ratio", "gamma_note", "gamma_box", "compare", "undo", "redo", "save", "save_to", "status", "log",
                  "original", "view", "history_box"):
         getattr(ui, name).add_class(f"dclip-{name.replace('_', '-')}")  # stable hooks for the browser test
     ui.picker.observe(_handler(ui, on_pick), names="value")
     ui.upload.observe(_handler(ui, on_upload), names="value")
     ui.t0.observe(_handler(ui, on_t0), names="value")
+    for text in (ui.source, ui.target):
+        text.observe(_handler(ui, on_prompt), names="value")
     ui.ratio.observe(_handler(ui, on_ratio), names="value")
     ui.compare.observe(_handler(ui, on_compare), names="value")
     for button, callback in ((ui.button, on_finetune), (ui.stop, on_stop), (ui.undo, on_undo),
                              (ui.redo, on_redo), (ui.save, on_save)):
         button.on_click(_handler(ui, callback))
-    ui.root = w.VBox([w.HBox([ui.picker, ui.upload]), ui.world_note, w.HBox([ui.source, ui.target]), ui.t0,
+    ui.root = w.VBox([w.HBox([ui.picker, ui.upload]), ui.world_note, w.HBox([ui.source, ui.target]), ui.prompt_note, ui.t0,
                       w.HBox([ui.button, ui.stop, ui.progress, ui.loss]), ui.ratio, ui.gamma_note, ui.gamma_box,
                       w.HBox([ui.undo, ui.redo, ui.save, ui.save_to]), ui.status, ui.log,
                       w.HBox([original_box, w.VBox([view_box, ui.compare])]),
                       w.Label("history (click # to go back to an edit)"), ui.history_box,
                       *([ui.pad.root] if ui.pad is not None else [])])
     editor.load_sample(editor.sample_for(sample))
+    on_prompt(ui)
     _sync_gammas(ui)
     refresh(ui)
     return ui

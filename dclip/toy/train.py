@@ -167,6 +167,7 @@ _PHRASES = {
     "glasses": {"yes": ("glasses", "eyeglasses"), "no": ("no glasses",)},
     "background": {c: (f"a {c} background",) for c in domain.ATTRIBUTES["background"]},
 }
+_NOUNS = ("face", "person", "cartoon face")
 _EXPRESSION = {"neutral": ("neutral", "expressionless"), "smiling": ("smiling", "happy"),
                "frowning": ("frowning", "angry")}
 
@@ -179,7 +180,7 @@ def caption(face: domain.Face, style: str, rng: np.random.Generator) -> str:
     """A varied caption of ``face`` in ``style``: the expression is named with probability 0.8, each other
     attribute with probability 0.6, the style
     with probability 0.8 (0.5 for photos), in a random order of phrases."""
-    noun = _one(rng, ("face", "person", "cartoon face"))
+    noun = _one(rng, _NOUNS)
     if rng.random() < 0.8:
         noun = f"{_one(rng, _EXPRESSION[face.expression])} {noun}"
     extras = []
@@ -194,6 +195,27 @@ def caption(face: domain.Face, style: str, rng: np.random.Generator) -> str:
     if rng.random() < (0.5 if style == "photo" else 0.8):
         return _one(rng, _STYLE_WORDS[style]).format(_article(text))
     return _one(rng, _NEUTRAL).format(text)
+
+
+def caption_vocabulary() -> frozenset[str]:
+    """Every word of the captions the toy CLIP is trained on (:func:`caption`'s phrases and the corruptions'
+    :data:`dclip.toy.corruptions.CAPTIONS`), split on spaces and case-folded: the words its text tower learnt."""
+    phrases = [*(t.format("") for ts in _STYLE_WORDS.values() for t in ts), *(t.format("") for t in _NEUTRAL),
+               *_NOUNS, *(x for v in _EXPRESSION.values() for x in v),
+               *(x for attr in _PHRASES.values() for v in attr.values() for x in v),
+               "with", "and", "on", "a", "an", *(x for v in corruptions.CAPTIONS.values() for x in v)]
+    return frozenset(word.casefold() for phrase in phrases for word in phrase.split())
+
+
+def unknown_words(text: str) -> list[str]:
+    """The words of ``text`` the toy CLIP never saw in training (:func:`caption_vocabulary`), in their order,
+    case-folded, each once; surrounding punctuation is not part of a word."""
+    known, out = caption_vocabulary(), []
+    for word in text.split():
+        word = word.strip(".,;:!?\"'()").casefold()
+        if word and word not in known and word not in out:
+            out.append(word)
+    return out
 
 
 def _article(text: str) -> str:

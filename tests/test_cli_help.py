@@ -2,6 +2,7 @@
 imported), and ``toy train`` that never overwrites the shipped models unless told to."""
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -156,8 +157,10 @@ def test_the_cli_flag_points_the_loaders_at_a_retrained_folder(tmp_path, monkeyp
     """``finetune --toy-models DIR`` with a folder that is not there: one line naming it, exit 2."""
     from dclip.cli import main
 
-    monkeypatch.delenv(TOY_MODELS_ENV, raising=False)
+    monkeypatch.setenv(TOY_MODELS_ENV, "")  # recorded, so the test's own change is undone too
+    monkeypatch.delenv(TOY_MODELS_ENV)
     code = main(["finetune", "--model", "toy", "--attribute", "glasses", "--toy-models", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "x"), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and str(tmp_path / "nope") in err and len(err.strip().splitlines()) == 1
+    assert TOY_MODELS_ENV not in os.environ  # main() restores the caller's environment

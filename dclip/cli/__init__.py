@@ -18,6 +18,7 @@ This module reads the command line; :mod:`dclip.cli.commands` runs the commands;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -238,15 +239,28 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _apply_toy_models(args) -> None:
-    """``--toy-models DIR``: every toy model loader of this process reads DIR (:func:`dclip.models.folder.toy_models_dir`)."""
+@contextlib.contextmanager
+def _toy_models(args):
+    """``--toy-models DIR``: every toy model loader reads DIR (:func:`dclip.models.folder.toy_models_dir`) while
+    the command runs; the environment is restored afterwards, so an in-process caller keeps its own."""
     import os
 
     from ..models.folder import TOY_MODELS_ENV, toy_models_dir
 
-    if getattr(args, "toy_models", None):
-        os.environ[TOY_MODELS_ENV] = str(args.toy_models)
+    folder = getattr(args, "toy_models", None)
+    if not folder:
+        yield
+        return
+    before = os.environ.get(TOY_MODELS_ENV)
+    os.environ[TOY_MODELS_ENV] = str(folder)
+    try:
         toy_models_dir()  # a folder that is not there is a one-line error now, not at the first load
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TOY_MODELS_ENV, None)
+        else:
+            os.environ[TOY_MODELS_ENV] = before
 
 
 def _written(args):
@@ -278,9 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     command = {"precompute": commands._precompute, "finetune": commands._finetune, "edit": commands._edit}[args.command]
     args.done = _written(args)
     try:
-        _apply_toy_models(args)
         args.device = str(distributed.rank_device(args.device or commands.default_device()))
-        with distributed.process_group(args.device):
+        with _toy_models(args), distributed.process_group(args.device):
             command(args)
     except KeyboardInterrupt:
         print(f"{distributed.rank_tag()}dclip {args.command}: {args.done.interrupted()}", file=sys.stderr)

@@ -42,6 +42,21 @@ def two_adapters(toy, tmp_path_factory):
     return results, paths
 
 
+def test_a_lora_fine_tune_does_not_depend_on_the_callers_random_state(toy):
+    """The adapter's random initial weights come from the config's seed: two fine-tunes after different
+    ``torch.manual_seed`` calls are equal, and another config seed gives other weights."""
+    from dclip.method.adapters import adapter_state
+
+    base, clip, latents = toy
+    weights = []
+    for caller_seed, seed in ((1, 0), (2, 0), (1, 5)):
+        torch.manual_seed(caller_seed)
+        config = _config(adapter="lora", rank=2, seed=seed, n_gen=2)
+        weights.append(adapter_state(finetune(base, latents, clip, config, progress=False).model))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
 def _eps(model, x, t=250):
     with torch.no_grad():
         return predict_eps(model, x, t)

@@ -316,12 +316,16 @@ def _train(s: Session, model, objective, latents: Latents, config: FinetuneConfi
 
 def _trainable_copy(original: torch.nn.Module, config: FinetuneConfig) -> torch.nn.Module:
     """A copy of ``original`` in training mode with what ``config`` trains unfrozen: every weight, or a new
-    LoRA adapter (``adapter="lora"``) with the base weights frozen."""
+    LoRA adapter (``adapter="lora"``) with the base weights frozen. The adapter's random initial weights are
+    drawn from ``config.seed``, not from the caller's random state, so a fine-tune is the same whatever ran
+    before it."""
     model = copy.deepcopy(original).train()
     if config.adapter == "lora":
         from .adapters import add_lora
 
-        return add_lora(model, config.rank)
+        with torch.random.fork_rng(devices=_cuda_devices(original)):
+            torch.manual_seed(config.seed)
+            return add_lora(model, config.rank)
     return model.requires_grad_(True)
 
 

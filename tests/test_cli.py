@@ -1,4 +1,9 @@
-"""python -m dclip: a fine-tune and an edit end to end on the tiny models, and one-line errors."""
+"""python -m dclip: a fine-tune and an edit end to end on the tiny models, the README's CPU path as it writes it,
+and one-line errors."""
+import re
+import shlex
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -289,24 +294,82 @@ def test_toy_faces_writes_n_pngs(tmp_path, capsys):
     assert len(calm) == 4 and all(r["expression"] != "frowning" for r in calm.values())
 
 
-def test_the_readme_cpu_path_makes_a_judged_edit(tmp_path):
-    """The README's three commands (toy faces, fine-tune, edit) at reduced size: 4 faces instead of 8. The judge
-    reads glasses on at least 3 of the 4 edited faces (none wore them) and accepts every edit as a toy face."""
-    import json
+README = Path(__file__).resolve().parents[1] / "README.md"
+CPU_SECTION, PYTHON_SECTION = "An edit on a CPU, from the command line", "Using it from Python"
 
-    from dclip.data.images import read_image, to_tensor
+
+def readme_block(heading: str, language: str) -> str:
+    """The first ```language block of the README's section ``## heading`` (the README's own text, not a copy)."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    found = re.compile(rf"^```{language}\n(.*?)^```", re.S | re.M).search(text, start, end if end > 0 else len(text))
+    assert found, f"README section {heading!r} has no {language} block"
+    return found.group(1)
+
+
+def readme_commands() -> list[list[str]]:
+    """The ``python -m dclip ...`` lines of the README's CPU section, as argument lists (comments dropped)."""
+    lines = [shlex.split(line, comments=True) for line in readme_block(CPU_SECTION, "bash").splitlines()]
+    return [words[3:] for words in lines if words[:3] == ["python", "-m", "dclip"]]
+
+
+def _judged(before: torch.Tensor, after: torch.Tensor) -> dict:
     from dclip.toy.judging import edit_outcomes
     from dclip.toy.nets import load_judge
 
-    faces, runs, edits = tmp_path / "faces", tmp_path / "runs" / "glasses", tmp_path / "edits"
-    assert main(["toy", "faces", str(faces), "--n", "4", "--lacking", "glasses"]) == 0
-    assert main(["finetune", "--model", "toy", "--clip", "toy", "--attribute", "glasses", "--out", str(runs),
-                 "--no-progress"]) == 0
-    assert main(["edit", "--model", "toy", "--finetuned", f"{runs}.safetensors", "--images", str(faces),
-                 "--out", str(edits), "--no-progress"]) == 0
+    return edit_outcomes(load_judge(), before, after, "glasses")
+
+
+@pytest.fixture(scope="module")
+def readme_dir(tmp_path_factory):
+    """A folder in which the README's first command ran, at reduced size: 4 held-out faces instead of 8."""
+    folder = tmp_path_factory.mktemp("readme")
+    first = readme_commands()[0]
+    assert first[:2] == ["toy", "faces"] and first[first.index("--n") + 1] == "8", first
+    first[first.index("--n") + 1] = "4"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        assert main(first) == 0
+    return folder
+
+
+def test_the_readme_cpu_path_makes_a_judged_edit(readme_dir, monkeypatch):
+    """The README's CPU commands as it writes them (toy faces, fine-tune, edit; 4 faces instead of 8, no progress
+    bars). The judge reads glasses on at least 3 of the 4 edited faces (none wore them) and accepts every edit as a
+    toy face."""
+    import json
+
+    from dclip.data.images import read_image, to_tensor
+
+    commands = readme_commands()
+    assert [c[0] for c in commands] == ["toy", "finetune", "edit"], commands
+    monkeypatch.chdir(readme_dir)
+    for argv in commands[1:]:
+        assert main(argv + ["--no-progress"]) == 0, argv
+    edit = commands[2]
+    faces, edits = readme_dir / edit[edit.index("--images") + 1], readme_dir / edit[edit.index("--out") + 1]
     names = sorted(json.loads((faces / "faces.json").read_text()))
     before = torch.cat([to_tensor(read_image(faces / n)) for n in names])
     after = torch.cat([to_tensor(read_image(edits / n)) for n in names])
-    outcome = edit_outcomes(load_judge(), before, after, "glasses")
+    outcome = _judged(before, after)
+    assert outcome["lacking"].sum() == 4 and outcome["hit"].sum() >= 3, outcome
+    assert outcome["well_formed"].min() == 1, outcome
+
+
+def test_the_readme_toy_python_example_makes_a_judged_edit(readme_dir, monkeypatch):
+    """The README's CPU Python example, run as written on the faces the README's first command wrote: its
+    settings are the CLI's ``--model toy`` recipe, and the judge reads glasses on at least 3 of the 4 faces."""
+    from dclip.cli.toy import toy_profile
+    from dclip.method.finetune import attribute_config
+    from dclip.notebook.worlds import profile_recipe
+
+    monkeypatch.chdir(readme_dir)
+    namespace: dict = {}
+    exec(compile(readme_block(PYTHON_SECTION, "python"), "README.md", "exec"), namespace)  # noqa: S102
+    toy = toy_profile()
+    assert namespace["config"] == attribute_config("glasses", "paper", **profile_recipe(toy), lambda_id=0.0)
+    assert (readme_dir / "glasses_00.png").is_file()
+    outcome = _judged(namespace["faces"], namespace["edited"])
     assert outcome["lacking"].sum() == 4 and outcome["hit"].sum() >= 3, outcome
     assert outcome["well_formed"].min() == 1, outcome

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The live editor's timings at the toy profile (issue 25; the third section of ``make bench``): what a user of
-notebook 06 waits for on a CPU. Driven through :class:`dclip.notebook.editor.Editor`, the state the widgets call,
+notebook 06 waits for on a CPU. Driven through :class:`dclip.editor.editor.Editor`, the state the widgets call,
 so no browser is needed.
 
 * a fine-tune on the toy profile's 8 training faces (the paper's recipe at the toy profile: 48 updates), target:
@@ -38,7 +38,7 @@ def seconds(fn) -> float:
 
 def measure(repeats: int) -> list[dict]:
     from dclip.notebook.context import Context
-    from dclip.notebook.editor import Editor
+    from dclip.editor.editor import Editor
 
     def fresh() -> Editor:  # a new session: nothing fine-tuned or inverted yet
         editor = Editor(Context.create("toy"), t0=201)

@@ -313,7 +313,7 @@ def test_load_image_of_a_truncated_file_raises_the_dclip_error_naming_it(tmp_pat
 
 
 def test_an_uploaded_broken_file_raises_the_same_error_naming_the_upload(tmp_path):
-    from dclip.notebook.widgets import Editor
+    from dclip.editor.widgets import Editor
 
     data = truncated(tmp_path / "up.png", good_png(tmp_path / "src.png")).read_bytes()
     with pytest.raises(dclip.UnreadableFileError, match=r"^'holiday.png' is truncated"):

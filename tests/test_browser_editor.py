@@ -397,7 +397,7 @@ def check_saved_edit(png: Path, done: int) -> None:
     import numpy as np
     from PIL import Image
 
-    from dclip.notebook.saved_edit import read_settings
+    from dclip.editor.saved_edit import read_settings
 
     settings = read_settings(png)
     assert settings["prompts"] == [["face", "tanned face"], ["face", "angry face"], ["face", "sad face"]], settings

@@ -3,7 +3,7 @@
 Each folder is a floor; an import may go down or stay on its floor, never up::
 
     7  the front door: dclip/__init__.py, cli/, __main__.py, and dev/ (figures runner, portability, toy sheet)
-    6  notebook/   a thin context, worlds, profiles, widgets, outputs
+    6  notebook/   a thin context, worlds, profiles, outputs   editor/  the live editor (notebook 06)
     5  studies/    each paper experiment, its claims, the paper's numbers, plots
     4  baselines/  the GAN comparators        toy/  the toy world (runtime: domain, nets, judging | train)
     3  method/     the paper, equation by equation
@@ -12,7 +12,8 @@ Each folder is a floor; an import may go down or stay on its floor, never up::
     0  runtime/    fast path, CUDA graphs, distributed, cache, atomic writes, progress; version.py
 
 On floor 4, the baselines and the toy world never import each other, and the toy world's runtime modules never
-import its trainer. The graph of modules and the graph of folders have no circles.
+import its trainer. On floor 6, the notebook context never imports the editor (the editor is an application on
+top of it). The graph of modules and the graph of folders have no circles.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "dclip"
 
 FLOORS = {"runtime": 0, "version": 0, "data": 1, "models": 2, "method": 3, "baselines": 4, "toy": 4,
-          "studies": 5, "notebook": 6, "dev": 7, "cli": 7, "__main__": 7, "": 7}
+          "studies": 5, "notebook": 6, "editor": 6, "dev": 7, "cli": 7, "__main__": 7, "": 7}
 #: Neighbours on one floor that must not see each other: (importer folder, imported folder).
-FORBIDDEN_SIDEWAYS = {("baselines", "toy"), ("toy", "baselines")}
+FORBIDDEN_SIDEWAYS = {("baselines", "toy"), ("toy", "baselines"), ("notebook", "editor")}
 #: The toy world's runtime never imports its trainer.
 TOY_TRAINER = "dclip.toy.train"
 
@@ -152,7 +153,7 @@ def violations(path: Path) -> list[str]:
 def test_every_folder_has_a_floor():
     folders = {folder_of(module_name(p)) for p in all_files()}
     assert folders <= set(FLOORS), f"folders without a floor: {sorted(folders - set(FLOORS))}"
-    for folder in ("runtime", "data", "models", "method", "baselines", "toy", "studies", "notebook", "dev"):
+    for folder in ("runtime", "data", "models", "method", "baselines", "toy", "studies", "notebook", "editor", "dev"):
         assert (PACKAGE / folder / "__init__.py").is_file(), f"dclip/{folder}/ is missing"
 
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from dclip.cli import main
-from dclip.notebook import widgets
-from dclip.notebook.saved_edit import TEXT_KEY, read_settings, sha256_of
+from dclip.editor import widgets
+from dclip.editor.saved_edit import TEXT_KEY, read_settings, sha256_of
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dclip.method.mixing import change_weights
-from dclip.notebook import widgets
+from dclip.editor import widgets
 from dclip.method.ddim import generate, invert
 
 
@@ -339,7 +339,7 @@ def test_a_restored_edit_keeps_its_own_gammas(editor):
 
 
 def test_history_forgets_the_oldest_beyond_its_limit():
-    from dclip.notebook.history import History, Snapshot
+    from dclip.editor.history import History, Snapshot
 
     history = History(limit=3)
     shots = [Snapshot(torch.zeros(1), "x", 300, r / 10, (), torch.zeros(1)) for r in range(5)]
@@ -384,7 +384,7 @@ def test_at_toy_a_word_the_toy_clip_never_saw_gets_a_note(toy_editor, editor):
 
 
 def test_the_toy_picker_lists_toy_faces(toy_editor, quick_context):
-    from dclip.notebook.mix_edit import quantised
+    from dclip.editor.mix_edit import quantised
     from dclip.toy.domain import HELD_OUT_SEED, face_set
 
     ui = widgets.build_ui(toy_editor)  # the notebook's image = "grace_hopper" stands for toy face 0
@@ -418,7 +418,7 @@ def test_an_upload_at_the_toy_profile_is_shrunk_into_the_toy_world_with_a_note(t
 # -- the drawing pad -----------------------------------------------------------------------------------
 
 def test_strokes_become_the_image_they_paint():
-    from dclip.notebook.drawing import Stroke, parse_colour, strokes_to_tensor
+    from dclip.editor.drawing import Stroke, parse_colour, strokes_to_tensor
 
     assert torch.equal(strokes_to_tensor([], 8, canvas_px=48), torch.ones(1, 3, 8, 8))
     red = Stroke("#ff0000", 12, [(-10, 23.5), (60, 23.5)])  # a band across the middle: canvas rows 18-29, image rows 3-4
@@ -427,7 +427,7 @@ def test_strokes_become_the_image_they_paint():
     assert torch.equal(x[0, :, :2], torch.ones(3, 2, 8)) and torch.equal(x[0, :, 6:], torch.ones(3, 2, 8))
     background = torch.linspace(-1, 1, 3 * 8 * 8).reshape(1, 3, 8, 8)
     painted = strokes_to_tensor([Stroke("#00f", 12, [(8.5, 8.5)])], 8, canvas_px=48, background=background)
-    from dclip.notebook.mix_edit import quantised
+    from dclip.editor.mix_edit import quantised
 
     assert torch.equal(painted[..., 4:, :], quantised(background)[..., 4:, :])  # unpainted: the image
     assert torch.equal(painted[0, :, 1, 1], torch.tensor([-1.0, -1.0, 1.0]))  # the dot

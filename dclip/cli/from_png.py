@@ -1,8 +1,8 @@
 """``python -m dclip edit --from-png FILE --out OUT``: redo an edit the live editor saved (notebook 06's Save).
 
-The PNG's settings (:mod:`dclip.notebook.saved_edit`) name the base model, the input image and each fine-tuned
+The PNG's settings (:mod:`dclip.editor.saved_edit`) name the base model, the input image and each fine-tuned
 model's file with its sha256; every file must be there, unchanged. The edit is then run as the editor ran it
-(:mod:`dclip.notebook.mix_edit`: inversion with the base model, generation with the mix by r and γ) and written to
+(:mod:`dclip.editor.mix_edit`: inversion with the base model, generation with the mix by r and γ) and written to
 OUT, the edited image alone at the model's size, as the saved PNG holds it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["check_files", "reproduce", "run"]
 def check_files(settings: dict, png) -> list[Path]:
     """The files the saved edit needs, each checked: a missing one is a FileNotFoundError naming it, one whose
     sha256 differs from the saved one an :class:`~dclip.runtime.errors.UnreadableFileError`."""
-    from ..notebook.saved_edit import needed_files, sha256_of
+    from ..editor.saved_edit import needed_files, sha256_of
     from ..runtime.errors import UnreadableFileError
 
     paths = []
@@ -37,8 +37,8 @@ def reproduce(png, out, device: str = "cpu") -> Path:
     from ..data.images import load_image, save_image
     from ..method.finetune import load_finetuned
     from ..models.unet import load_unet
-    from ..notebook.mix_edit import generate_mix, invert_image
-    from ..notebook.saved_edit import read_settings
+    from ..editor.mix_edit import generate_mix, invert_image
+    from ..editor.saved_edit import read_settings
 
     settings = read_settings(png)
     files = check_files(settings, png)

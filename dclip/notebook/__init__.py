@@ -1,1 +1,2 @@
-"""The notebook layer: contexts, experiments, widgets, profiles, plots, tables and the figures runner."""
+"""The notebook layer: the context a notebook's cells call (context, worlds, profiles, memo, outputs, costs, GAN
+side). The live editor of notebook 06 is beside it, in :mod:`dclip.editor`."""

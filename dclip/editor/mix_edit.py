@@ -1,5 +1,5 @@
 """The live editor's edit in two steps, in one place so that a saved edit is redone exactly
-(:mod:`dclip.notebook.saved_edit`, ``python -m dclip edit --from-png``).
+(:mod:`dclip.editor.saved_edit`, ``python -m dclip edit --from-png``).
 
 * :func:`invert_image`: x_t0 of an image under the original model (deterministic DDIM inversion, S_inv steps);
 * :func:`generate_mix`: generation from x_t0 with the noise mix ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i

@@ -87,7 +87,7 @@ def _relative(path: Path, folder: Path) -> str:
 
 def save_edit(snapshot, folder: str | os.PathLike, *, base_model: str, profile: str, n_inv: int, n_gen: int,
               seed: int, model_files: dict | None = None) -> SavedEdit:
-    """Write the edit ``snapshot`` (a :class:`dclip.notebook.history.Snapshot`) into ``folder`` as the next free
+    """Write the edit ``snapshot`` (a :class:`dclip.editor.history.Snapshot`) into ``folder`` as the next free
     ``edit-NNN.png`` with its settings, its input image and any fine-tuned model not on disk yet.
 
     ``model_files`` (id(model) -> weights path) remembers where models were written, so that the next save

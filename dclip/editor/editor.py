@@ -1,12 +1,12 @@
 """The live editor's state and actions (notebook 06), without widgets: everything a click does, testable
-without a browser. :mod:`dclip.notebook.widgets` wires ipywidgets to it.
+without a browser. :mod:`dclip.editor.widgets` wires ipywidgets to it.
 
 :class:`Editor` holds the image, the fine-tuned models, the degree of change r, the γ weights and the history of
 rendered edits, and does the work: fine-tuning (Sec. 3, eq. 10; stoppable after any update), inversion with the
 original model, generation with the noise mix ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i (the degree of change of
-Sec. 3.2 and the multi-attribute mix of eq. 14, with constant γ; :mod:`dclip.notebook.mix_edit`), undo/redo
-(:mod:`dclip.notebook.history`), saving an edit with its settings (:mod:`dclip.notebook.saved_edit`) and a drawing
-projected into the model's domain (eq. 1, K rounds; :mod:`dclip.notebook.drawing`).
+Sec. 3.2 and the multi-attribute mix of eq. 14, with constant γ; :mod:`dclip.editor.mix_edit`), undo/redo
+(:mod:`dclip.editor.history`), saving an edit with its settings (:mod:`dclip.editor.saved_edit`) and a drawing
+projected into the model's domain (eq. 1, K rounds; :mod:`dclip.editor.drawing`).
 """
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ class Editor(ImageChoice, Navigation):
 
     def rendered(self) -> Snapshot:
         """The edit for the current settings as a history entry: the one shown when nothing changed since, else
-        rendered now and recorded (:class:`~dclip.notebook.history.History`)."""
+        rendered now and recorded (:class:`~dclip.editor.history.History`)."""
         current = self.history.current
         if current is not None and current.settings_key() == self._settings_key():
             return current
@@ -207,8 +207,8 @@ class Editor(ImageChoice, Navigation):
         return Path(self.save_dir) if self.save_dir else Path(self.ctx.outputs.folder) / "edits"
 
     def save(self, folder: str | Path | None = None):
-        """Write the edit shown now with everything to redo it (:func:`dclip.notebook.saved_edit.save_edit`) into
-        ``folder`` (default: :meth:`default_save_dir`). Returns the :class:`~dclip.notebook.saved_edit.SavedEdit`."""
+        """Write the edit shown now with everything to redo it (:func:`dclip.editor.saved_edit.save_edit`) into
+        ``folder`` (default: :meth:`default_save_dir`). Returns the :class:`~dclip.editor.saved_edit.SavedEdit`."""
         from .saved_edit import save_edit
 
         snapshot = self.history.current

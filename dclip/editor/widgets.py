@@ -2,12 +2,12 @@
 
 Two layers, so everything a click does can be tested without a browser:
 
-* :class:`~dclip.notebook.editor.Editor` (:mod:`dclip.notebook.editor`) holds the state (image, fine-tuned models, degree of change r, γ weights, the history of
+* :class:`~dclip.editor.editor.Editor` (:mod:`dclip.editor.editor`) holds the state (image, fine-tuned models, degree of change r, γ weights, the history of
   rendered edits) and does the work: fine-tuning (Sec. 3, eq. 10; stoppable after any update), inversion with
   the original model, generation with the noise mix ε = (1 − r)·ε_original + r·Σ_i γ_i ε_i (the degree of change
-  of Sec. 3.2 and the multi-attribute mix of eq. 14, with constant γ; :mod:`dclip.notebook.mix_edit`), undo/redo
-  (:mod:`dclip.notebook.history`), saving an edit with its settings (:mod:`dclip.notebook.saved_edit`) and a
-  drawing projected into the model's domain (eq. 1, K rounds; :mod:`dclip.notebook.drawing`).
+  of Sec. 3.2 and the multi-attribute mix of eq. 14, with constant γ; :mod:`dclip.editor.mix_edit`), undo/redo
+  (:mod:`dclip.editor.history`), saving an edit with its settings (:mod:`dclip.editor.saved_edit`) and a
+  drawing projected into the model's domain (eq. 1, K rounds; :mod:`dclip.editor.drawing`).
 * :func:`build_ui` wires ipywidgets to the editor: each widget callback is a module-level function
   of (ui, ..., change) that tests call or trigger by setting a widget's value / clicking its button.
 
@@ -391,7 +391,7 @@ def _handler(ui: EditorUI, callback, *args):
     return handle
 
 
-# -- the drawing pad (Fig. 7b live; dclip.notebook.pad_ui) ----------------------------------------------
+# -- the drawing pad (Fig. 7b live; dclip.editor.pad_ui) ----------------------------------------------
 
 def on_pad_generate(ui: EditorUI, _button=None) -> None:
     """Project the drawing into the model's domain (eq. 1, K rounds) and edit it with the models in the mix."""

@@ -140,7 +140,7 @@ class History:
 
 
 class Navigation:
-    """Going back and forth in the editor's history (a base class of :class:`~dclip.notebook.editor.Editor`, whose
+    """Going back and forth in the editor's history (a base class of :class:`~dclip.editor.editor.Editor`, whose
     ``history``, image, t0, r and models it sets)."""
 
     def restore(self, snapshot: Snapshot) -> Snapshot:

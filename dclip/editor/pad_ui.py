@@ -1,9 +1,9 @@
 """The live editor's drawing pad (notebook 06; Fig. 7b live): an ipycanvas Canvas to paint colour blocks on, over a
 blank canvas or the image being edited, with brush colour, size, K (projection rounds) and the projection's t0. The strokes become an
-image by :func:`dclip.notebook.drawing.strokes_to_tensor`; generate (wired in by :mod:`dclip.notebook.widgets`)
+image by :func:`dclip.editor.drawing.strokes_to_tensor`; generate (wired in by :mod:`dclip.editor.widgets`)
 projects it into the model's domain and edits it.
 
-The functions take the editor's :class:`~dclip.notebook.widgets.EditorUI` (``ui.pad`` is this pad) and never import
+The functions take the editor's :class:`~dclip.editor.widgets.EditorUI` (``ui.pad`` is this pad) and never import
 the widgets module, which builds the pad with its own handler.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ class DrawingPad:
 
 
 def pad_drawing(ui) -> torch.Tensor:
-    """What the pad shows, at the model's size (:func:`dclip.notebook.drawing.strokes_to_tensor`)."""
+    """What the pad shows, at the model's size (:func:`dclip.editor.drawing.strokes_to_tensor`)."""
     from .drawing import strokes_to_tensor
 
     pad = ui.pad
@@ -129,7 +129,7 @@ def _pad_handler(ui, handler, callback):
 
 
 def build_pad(ui, handler, on_generate) -> DrawingPad | None:
-    """The drawing pad, wired to ``ui`` (the editor's :class:`~dclip.notebook.widgets.EditorUI`): ``handler(ui,
+    """The drawing pad, wired to ``ui`` (the editor's :class:`~dclip.editor.widgets.EditorUI`): ``handler(ui,
     callback)`` makes a widget handler (the editor's, which shows errors on screen), ``on_generate(ui, button)`` is
     what generate does. None where ipycanvas is not installed."""
     try:

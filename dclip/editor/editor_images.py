@@ -1,4 +1,4 @@
-"""How the live editor gets the image it edits (:class:`~dclip.notebook.editor.Editor` inherits these): the picker's
+"""How the live editor gets the image it edits (:class:`~dclip.editor.editor.Editor` inherits these): the picker's
 entries (held-out toy faces at the toy profile, the shipped sample photos elsewhere), an upload (face-aligned at the
 paper profile, shrunk into the toy world at the toy profile, with a note), or a drawing projected into the model's
 domain (eq. 1, K rounds; Fig. 7b).
@@ -25,7 +25,7 @@ PROJECT_T0 = 500
 
 
 class ImageChoice:
-    """The editor's image sources (a base class of :class:`~dclip.notebook.editor.Editor`)."""
+    """The editor's image sources (a base class of :class:`~dclip.editor.editor.Editor`)."""
 
     @property
     def is_toy(self) -> bool:
@@ -48,8 +48,8 @@ class ImageChoice:
 
     def set_image(self, x: torch.Tensor, name: str = "", origin: dict | None = None) -> None:
         """Use ``x`` ((1, 3, H, W) in [-1, 1], the model's size) as the image to edit, on the 8-bit grid a PNG
-        holds (:func:`~dclip.notebook.mix_edit.quantised`: a saved edit's input file reads back as this image).
-        ``origin``: how a drawing was made (see :class:`~dclip.notebook.history.Snapshot`)."""
+        holds (:func:`~dclip.editor.mix_edit.quantised`: a saved edit's input file reads back as this image).
+        ``origin``: how a drawing was made (see :class:`~dclip.editor.history.Snapshot`)."""
         self.image = quantised(x).to(self.ctx.device)
         self.image_name, self.origin = name, origin
 
@@ -111,7 +111,7 @@ class ImageChoice:
         return (x, note) if with_note else x
 
     def draw(self, drawing: torch.Tensor, repeats: int, t0: int = PROJECT_T0) -> torch.Tensor:
-        """Use ``drawing`` ((1, 3, H, W) in [-1, 1], e.g. :func:`dclip.notebook.drawing.strokes_to_tensor`) pulled
+        """Use ``drawing`` ((1, 3, H, W) in [-1, 1], e.g. :func:`dclip.editor.drawing.strokes_to_tensor`) pulled
         into the model's domain: ``repeats`` (K) rounds of the stochastic forward process to ``t0`` (default
         :data:`PROJECT_T0`)
         (eq. 1) and the profile's few DDIM steps with the original model (:func:`dclip.method.edit.project_to_domain`,

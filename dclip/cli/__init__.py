@@ -213,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: The developer tools: name -> (module of dclip.dev with a ``main(argv)``, help line).
 TOOLS = {
     "figures": ("figures", "re-run every notebook with papermill and rewrite figures/ (make figures)"),
-    "toy": ("toy_commands", "train the shipped toy models, write toy faces to edit, draw the toy world sheet "
-                            "(make toy-models)"),
+    "toy": ("toy_commands", "retrain the toy models (into your own folder), write toy faces to edit, draw the "
+                            "toy world sheet"),
     "portability": ("portability", "the checked notebook numbers and make test under simulated CPUs "
                                    "(make notebook-spread)"),
 }

@@ -46,7 +46,7 @@ test: setup
 NBVAL_PROFILE ?= toy-check
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 DCLIP_PROFILE=$(NBVAL_PROFILE) DCLIP_FIGURES_DIR=$(CURDIR)/.cache/nbval-figures \
-		$(PY) -m pytest -p no:cacheprovider $(NBVAL) notebooks/
+		$(PY) -m pytest -p no:cacheprovider --durations=8 $(NBVAL) notebooks/
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 DCLIP_PROGRESS=0 $(PY) -m pytest tests -x -q
@@ -62,7 +62,7 @@ paper-standins: setup
 # The main job (README: how long it takes): every notebook at PROFILE (auto: paper with CUDA, else toy); figures and
 # tables to figures/<subdir>/, each executed notebook (small, committed) to figures/<subdir>/notebooks/.
 figures: setup
-	$(PY) -m dclip figures --profile $(PROFILE)
+	$(PY) -m dclip figures --profile $(PROFILE) $(if $(FORCE),--force)
 
 # Re-run every notebook at dclip.dev.figures.CHECKED_PROFILE and store only the outputs nbval checks.
 # Then check they are portable: `make notebook-spread` (and `make test-portable` before committing).

@@ -2,11 +2,15 @@
 import os
 import sys
 
-from .cli import main
+try:
+    from .cli import main
 
-if "TORCHELASTIC_RUN_ID" in os.environ:  # under torchrun: a rank's uncaught error goes into torchrun's summary
-    from torch.distributed.elastic.multiprocessing.errors import record
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # under torchrun: a rank's uncaught error goes into torchrun's summary
+        from torch.distributed.elastic.multiprocessing.errors import record
 
-    main = record(main)
-
-sys.exit(main())
+        main = record(main)
+    code = main()
+except KeyboardInterrupt:  # what the commands do not catch themselves: Ctrl-C while Python is still importing
+    print("dclip: interrupted", file=sys.stderr)
+    code = 130
+sys.exit(code)

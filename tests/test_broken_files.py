@@ -103,9 +103,30 @@ def cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.Complete
                           env=env(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def cli_started(tmp_path: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dclip", *args, "--device", "cpu", "--no-progress"],
-                            env=env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _ctrl_c_default() -> None:
+    """In the child before it starts: SIGINT's default disposition. A job started in the background (``nohup make
+    test &``, cron, a CI runner) has SIGINT ignored, every child inherits that, and Ctrl-C would then do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def cli_started(tmp_path: Path, *args: str, python_flags: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``python -m dclip ARGS`` started (not waited for), with Ctrl-C's default disposition so that the test can
+    interrupt it (see :func:`interrupted`)."""
+    return subprocess.Popen([sys.executable, *python_flags, "-m", "dclip", *args, "--device", "cpu", "--no-progress"],
+                            env=env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_default)
+
+
+def interrupted(run: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    """Ctrl-C to ``run``; its stdout and stderr once it has ended. A run that outlives ``timeout`` is killed (it
+    would otherwise go on training in the background) and the test fails."""
+    run.send_signal(signal.SIGINT)
+    try:
+        return run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        pytest.fail(f"Ctrl-C did not stop the run within {timeout:.0f} s")
 
 
 def the_line(stderr: str, warnings: int = 0) -> str:
@@ -245,6 +266,62 @@ def test_edit_with_a_broken_fine_tune_is_one_error_line(tmp_path, kind):
     no_files(tmp_path, "o.png")
 
 
+def _half_torch_file(folder: Path, name: str) -> Path:
+    """A ``torch.save`` file of a few tensors, cut in half (an interrupted download)."""
+    whole = folder / f"whole_{name}"
+    torch.save({"w": torch.randn(64, 64), "b": torch.randn(64)}, whole)
+    return truncated(folder / name, whole)
+
+
+def _half_safetensors(folder: Path, name: str) -> Path:
+    from safetensors.torch import save_file
+
+    whole = folder / f"whole_{name}"
+    save_file({"w": torch.randn(64, 64)}, str(whole))
+    return truncated(folder / name, whole)
+
+
+#: Each weight flag with a file cut in half: the command, the broken file's maker, what the line says.
+BROKEN_WEIGHT_FLAGS = {
+    "--clip-weights .safetensors": (("--clip", "ViT-B-16-quickgelu", "--clip-weights"), _half_safetensors,
+                                    "clip.safetensors", "is truncated: it holds"),
+    "--clip-weights .pt": (("--clip", "ViT-B-16-quickgelu", "--clip-weights"), _half_torch_file, "clip.pt",
+                           "is truncated: a PyTorch archive without its end"),
+    "--face-weights": (("--lambda-id", "0.5", "--face-weights"), _half_torch_file, "20180402-114759-vggface2.pt",
+                       "is truncated: a PyTorch archive without its end"),
+    "--arcface-weights": (("--lambda-id", "0.5", "--arcface-weights"), _half_torch_file, "model_ir_se50.pth",
+                          "is truncated: a PyTorch archive without its end"),
+}
+
+
+@pytest.mark.parametrize("flag", list(BROKEN_WEIGHT_FLAGS))
+def test_a_truncated_weight_file_given_by_flag_is_one_error_line(tmp_path, flag):
+    args, broken, name, problem = BROKEN_WEIGHT_FLAGS[flag]
+    culprit = broken(tmp_path, name)
+    finetune = list(finetune_args())
+    if "--clip" in args:  # the flag names its own CLIP
+        at = finetune.index("--clip")
+        del finetune[at:at + 2]
+    result = cli(tmp_path, *finetune, *args, str(culprit), "--n-images", "1", "--out", str(tmp_path / "tuned"))
+    line = the_line(result.stderr)
+    assert result.returncode == 2 and f"'{culprit}' {problem}" in line, line
+    no_files(tmp_path, "tuned.safetensors")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".ckpt"])
+def test_a_truncated_unet_checkpoint_is_one_error_line(tmp_path, suffix):
+    whole = tmp_path / f"whole{suffix}"
+    torch.save(dclip.load_unet("tiny").state_dict(), whole)
+    culprit = truncated(tmp_path / f"unet{suffix}", whole)
+    result = cli(tmp_path, "edit", "--model", str(culprit), "--model-config", "tiny", "--t0", "300", "--n-inv", "4",
+                 "--n-gen", "4", "--finetuned", str(finetuned(tmp_path)), "--image", str(good_png(tmp_path / "in.png")),
+                 "--out", str(tmp_path / "o.png"))
+    line = the_line(result.stderr)
+    assert result.returncode == 2, line
+    assert f"'{culprit}' is truncated: a PyTorch archive without its end" in line, line
+    no_files(tmp_path, "o.png")
+
+
 # ------------------------------------------------------------------------------------------------
 # The command line: Ctrl-C
 # ------------------------------------------------------------------------------------------------
@@ -255,11 +332,45 @@ def test_ctrl_c_during_finetune_exits_130_and_writes_nothing(tmp_path):
                       "--out", str(tmp_path / "tuned"))
     wait_for(lambda: any(cache.glob("*.pt")), run)  # the latent is cached: training has begun
     time.sleep(0.5)
-    run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=120)
+    out, err = interrupted(run)
     assert run.returncode == 130, err
     assert the_line(err) == f"dclip finetune: interrupted; nothing written to {tmp_path / 'tuned.safetensors'}"
     no_files(tmp_path, "tuned.safetensors", "tuned.json")
+
+
+def test_ctrl_c_while_python_is_still_importing_is_one_line(tmp_path):
+    """Ctrl-C in the seconds torch takes to import: the same one line, no traceback from inside an import."""
+    run = cli_started(tmp_path, *finetune_args(n_iter=1), "--out", str(tmp_path / "tuned"),
+                      python_flags=("-X", "importtime"))
+    for line in run.stderr:  # -X importtime: a line each time a module's import ends
+        if re.search(r"\|\s+torch\.", line):  # one of torch's modules is done: torch itself is mid-import
+            break
+    out, rest = interrupted(run)
+    err = "".join(line for line in rest.splitlines(keepends=True) if not line.startswith("import time:"))
+    assert run.returncode == 130, err
+    assert the_line(err) == f"dclip finetune: interrupted; nothing written to {tmp_path / 'tuned.safetensors'}"
+    no_files(tmp_path, "tuned.safetensors")
+
+
+def _ctrl_c_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
+    """A background job (nohup, cron) is started with SIGINT ignored and expects to keep running through one."""
+    cache = tmp_path / "latents"
+    run = subprocess.Popen([sys.executable, "-m", "dclip", *finetune_args(n_iter=100_000), "--n-images", "1",
+                            "--cache", str(cache), "--out", str(tmp_path / "tuned"), "--device", "cpu",
+                            "--no-progress"], env=env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_ignored)
+    try:
+        wait_for(lambda: any(cache.glob("*.pt")), run)
+        run.send_signal(signal.SIGINT)
+        time.sleep(2.0)
+        assert run.poll() is None, run.communicate()
+    finally:
+        run.kill()
+        run.communicate()
 
 
 def good_folder(folder, n: int = 3):
@@ -276,8 +387,7 @@ def test_ctrl_c_during_an_edit_of_a_folder_says_how_far_it_got(tmp_path):
                       "--batch-size", "1", "--finetuned", str(finetuned(tmp_path)), "--images", str(folder),
                       "--out", str(out))
     wait_for(lambda: (out / "0.png").is_file(), run)
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=120)
+    _, err = interrupted(run)
     assert run.returncode == 130, err
     done = sorted(p.name for p in out.iterdir())
     assert the_line(err) == f"dclip edit: interrupted after {len(done)} of 3 images; re-run to finish"
@@ -291,8 +401,7 @@ def test_ctrl_c_during_precompute_leaves_only_complete_latents(tmp_path):
     run = cli_started(tmp_path, "precompute", "--model", "tiny", "--t0", "300", "--n-inv", "150", "--batch-size", "1",
                       "--images", str(folder), "--cache", str(cache))
     wait_for(lambda: any(cache.glob("*.pt")), run)
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=120)
+    _, err = interrupted(run)
     assert run.returncode == 130, err
     cached = list(cache.glob("*.pt"))
     assert the_line(err) == f"dclip precompute: interrupted after {len(cached)} of 3 images; re-run to finish"
@@ -373,10 +482,14 @@ def test_ctrl_c_while_renaming_waits_until_the_renames_are_done():
     from dclip.runtime.atomic import interrupts_held
 
     reached = False
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts_held():
-            signal.raise_signal(signal.SIGINT)
-            reached = True  # the block runs to its end; the interruption comes after it
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, even in a background job
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_held():
+                signal.raise_signal(signal.SIGINT)
+                reached = True  # the block runs to its end; the interruption comes after it
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert reached
 
 

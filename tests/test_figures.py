@@ -9,8 +9,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dclip.dev.figures import (CHECK_MARK, check_readable_size, main, notebooks, readable_copy, run_notebook,
-                                store_outputs, strip_outputs, write_readable)
+from dclip.dev.figures import CHECK_MARK, main, store_outputs, strip_outputs
+from dclip.dev.notebook_runs import notebooks, run_notebook
+from dclip.dev.readable import check_readable_size, readable_copy, write_readable
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

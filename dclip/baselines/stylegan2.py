@@ -24,7 +24,6 @@ in roughly ``[-1, 1]``.
 from __future__ import annotations
 
 import math
-import pickle
 import random
 import re
 import warnings
@@ -333,12 +332,9 @@ class Generator(nn.Module):
 
 def _read_checkpoint(path, map_location) -> dict:
     """``torch.load`` a rosinality checkpoint safely (tensors only)."""
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"StyleGAN2 checkpoint '{path}' holds more than tensors (e.g. training args) and "
-                         f"cannot be read with weights_only=True; re-save just "
-                         f"{{'g_ema': ..., 'latent_avg': ...}}. ({err})") from err
+    from ..models.folder import read_torch_file
+
+    ckpt = read_torch_file(path, "StyleGAN2 checkpoint ({'g_ema': ..., 'latent_avg': ...})")
     if not isinstance(ckpt, Mapping) or "g_ema" not in ckpt:
         found = list(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__
         raise ValueError(f"StyleGAN2 checkpoint '{path}' has no 'g_ema' entry (found {found}); expected "

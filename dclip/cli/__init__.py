@@ -243,24 +243,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def _toy_models(args):
     """``--toy-models DIR``: every toy model loader reads DIR (:func:`dclip.models.folder.toy_models_dir`) while
     the command runs; the environment is restored afterwards, so an in-process caller keeps its own."""
-    import os
-
     from ..models.folder import TOY_MODELS_ENV, toy_models_dir
+    from ..runtime.environment import environment
 
     folder = getattr(args, "toy_models", None)
     if not folder:
         yield
         return
-    before = os.environ.get(TOY_MODELS_ENV)
-    os.environ[TOY_MODELS_ENV] = str(folder)
-    try:
+    with environment(**{TOY_MODELS_ENV: str(folder)}):
         toy_models_dir()  # a folder that is not there is a one-line error now, not at the first load
         yield
-    finally:
-        if before is None:
-            os.environ.pop(TOY_MODELS_ENV, None)
-        else:
-            os.environ[TOY_MODELS_ENV] = before
 
 
 def _written(args):
@@ -270,6 +262,12 @@ def _written(args):
     one = args.command == "finetune" and not (args.attribute and len(args.attribute) > 1)
     out = (args.cache or "dclip's latents cache") if args.command == "precompute" else args.out
     return Written(str(Path(out).with_suffix(".safetensors")) if one else out)
+
+
+def _rank_tag() -> str:
+    """``[rank N] `` under torchrun, else empty; safe before the runtime is imported (a Ctrl-C during imports)."""
+    distributed = sys.modules.get("dclip.runtime.distributed")
+    return distributed.rank_tag() if distributed is not None else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,19 +284,20 @@ def main(argv: list[str] | None = None) -> int:
 
         cache_main(args.action)
         return 0
-    from ..runtime import distributed
-    from . import commands
-
-    command = {"precompute": commands._precompute, "finetune": commands._finetune, "edit": commands._edit}[args.command]
     args.done = _written(args)
-    try:
+    try:  # the imports too: a Ctrl-C while torch loads (seconds) is the same one line
+        from ..runtime import distributed
+        from . import commands
+
+        command = {"precompute": commands._precompute, "finetune": commands._finetune,
+                   "edit": commands._edit}[args.command]
         args.device = str(distributed.rank_device(args.device or commands.default_device()))
         with _toy_models(args), distributed.process_group(args.device):
             command(args)
     except KeyboardInterrupt:
-        print(f"{distributed.rank_tag()}dclip {args.command}: {args.done.interrupted()}", file=sys.stderr)
+        print(f"{_rank_tag()}dclip {args.command}: {args.done.interrupted()}", file=sys.stderr)
         return 130
     except (ValueError, OSError) as err:  # UnreadableFileError is a ValueError; WeightsNotFoundError an OSError
-        print(f"{distributed.rank_tag()}dclip {args.command}: error: {err}", file=sys.stderr)
+        print(f"{_rank_tag()}dclip {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -189,7 +189,7 @@ def _report(name: str, cpus: list[str], runs: list[Run]) -> bool:
 
 def spread(only: list[str] | None, cpus: list[str], profile: str, kernel: str) -> int:
     """``spread``: run each notebook under every CPU setting and report which checked numbers move."""
-    from .figures import notebooks
+    from .notebook_runs import notebooks
     from ..notebook.outputs import repo_root
 
     stable = True

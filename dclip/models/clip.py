@@ -20,7 +20,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .folder import read_sidecar, read_tensors, shipped_file
+from ..runtime.errors import UnreadableFileError
+from .folder import check_weights_file, read_sidecar, read_tensors, shipped_file
 from .weights import WeightsNotFoundError, hub_reachable, resolve_file
 
 __all__ = ["Clip", "load_clip", "load_clip_file", "bpe_tokenizer", "tiny_clip", "encode_images", "OPENAI_MEAN", "OPENAI_STD", "TOY_CLIP"]
@@ -165,13 +166,27 @@ def load_clip(name: str = "ViT-B-16-quickgelu", pretrained: str | None = "openai
         checkpoint = pretrained
     else:
         checkpoint = _checkpoint_for_tag(name, pretrained)
-    model = open_clip.create_model(name, pretrained=checkpoint, device=device)
+    model = _create(open_clip, name, checkpoint, device)
     is_tag = bool(pretrained) and not os.path.isfile(pretrained)
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) if is_tag else {}
     mean = tag_cfg.get("mean", OPENAI_MEAN)
     std = tag_cfg.get("std", OPENAI_STD)
     label = f"{name}/{Path(weights).name if weights is not None else pretrained}"
     return _wrap(model, _tokenizer(name), mean, std, device, label)
+
+
+def _create(open_clip, name: str, checkpoint: str | None, device):
+    """``open_clip.create_model`` with a local file checked first (:func:`check_weights_file`): a truncated or
+    mismatched file is one :class:`~dclip.runtime.errors.UnreadableFileError` line, not open_clip's traceback."""
+    if checkpoint is None or not os.path.isfile(checkpoint):
+        return open_clip.create_model(name, pretrained=checkpoint, device=device)
+    check_weights_file(checkpoint)
+    try:
+        return open_clip.create_model(name, pretrained=checkpoint, device=device)
+    except (RuntimeError, KeyError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnreadableFileError(checkpoint, f"is not a readable {name} weight file ({first})",
+                                  "Pass the file of the CLIP architecture --clip names, or copy it again.") from None
 
 
 def load_clip_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> Clip:

@@ -5,6 +5,11 @@ Every model dclip writes has this form: a fine-tune (:func:`dclip.method.finetun
 :data:`SHIPPED_DIR` (the toy DDPM with ``unet_config``, the toy CLIP with ``clip_config``, the judge), which
 :func:`dclip.models.unet.load_unet` and :func:`dclip.models.clip.load_clip` read as the preset ``"toy"``
 like any other file. Weights may be stored in fp16 to keep the files small; they are read back in fp32.
+
+The readers of every weight file a user gives live here too, so that each says what is wrong in one line
+(:class:`~dclip.runtime.errors.UnreadableFileError`): :func:`read_tensors` (safetensors), :func:`read_torch_file`
+(``torch.save`` files: ``.pt``, ``.pth``, ``.ckpt``, ``.bin``) and :func:`check_weights_file` (before a library,
+open_clip, reads a file itself).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are read or written, so tha
     import torch
 
 __all__ = ["SHIPPED_DIR", "TOY_MODELS_ENV", "toy_models_dir", "user_models_dir", "is_shipped_dir", "shipped_file",
-           "read_sidecar", "read_tensors", "write_model"]
+           "read_sidecar", "read_tensors", "read_torch_file", "check_weights_file", "write_model"]
 
 #: The models that ship with dclip (package data), rebuilt by ``make toy-models``.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -106,6 +111,7 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    audit_read(path)
     try:
         tensors = load_file(str(path))
     except SafetensorError as err:
@@ -142,6 +148,85 @@ def _not_safetensors(path: Path, err: Exception) -> UnreadableFileError:
         return UnreadableFileError(path, f"is truncated: it holds {size:,} of the {needed:,} bytes its header "
                                          "describes (an interrupted copy or download?)", again)
     return UnreadableFileError(path, f"is a damaged safetensors file ({err})", again)
+
+
+#: The audit event (PEP 578) raised for each weight file read here: safetensors opens files outside Python's
+#: ``open``, which is audited already; ``python -m dclip figures`` listens for both to learn a notebook's models.
+READ_EVENT = "dclip.read_weights"
+
+
+def audit_read(path: str | os.PathLike) -> None:
+    """Raise the :data:`READ_EVENT` audit event for ``path`` (nothing happens unless a hook listens)."""
+    import sys
+
+    sys.audit(READ_EVENT, os.path.abspath(path))
+
+
+#: What to do about a weight file that is cut short or damaged.
+AGAIN = "Download or copy it again from where it came from."
+
+
+def _truncated_archive(path: Path) -> UnreadableFileError | None:
+    """A ``torch.save`` zip archive without its end (the central directory zip readers start from), else None."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return UnreadableFileError(path, "is empty (0 bytes)", AGAIN)
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    if zipped and not zipfile.is_zipfile(path):
+        return UnreadableFileError(path, f"is truncated: a PyTorch archive without its end ({size:,} bytes; an "
+                                         "interrupted copy or download?)", AGAIN)
+    return None
+
+
+def read_torch_file(path: str | os.PathLike, what: str = "weight file") -> object:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: tensors and plain values, never arbitrary
+    objects. A file it cannot read is an :class:`~dclip.runtime.errors.UnreadableFileError` saying whether it is
+    empty, truncated, more than tensors, or not a PyTorch file; ``what`` names it in the fix."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    problem = _truncated_archive(path)
+    if problem is not None:
+        raise problem
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "truncated" in str(err):
+            raise UnreadableFileError(path, "is truncated (an interrupted copy or download?)", AGAIN) from None
+        raise UnreadableFileError(path, "is not a tensors-only file: it holds more than tensors and plain values, "
+                                        "and dclip reads weights with weights_only=True (never unpickling "
+                                        "arbitrary objects)",
+                                  f"Re-save only the {what}'s tensors: torch.save(model.state_dict(), path).") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnreadableFileError(path, f"is not a readable PyTorch file ({first})",
+                                  f"Pass the {what} itself (a torch.save file or .safetensors), or {AGAIN[0].lower()}"
+                                  f"{AGAIN[1:]}") from None
+
+
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Fail now, in one line, on a weight file that is visibly incomplete (empty; a safetensors file shorter than
+    its header says; a PyTorch archive without its end), before a library that reports it less clearly
+    (open_clip) reads it. Costs a header read, not a load."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    audit_read(path)
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except SafetensorError as err:
+            raise _not_safetensors(path, err) from None
+        return
+    problem = _truncated_archive(path)
+    if problem is not None:
+        raise problem
 
 
 def _pytorch(path: Path) -> bool:

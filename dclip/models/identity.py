@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.faces import face_box
+from .folder import read_torch_file
 from .weights import resolve_library_file
 
 __all__ = [
@@ -73,7 +74,7 @@ def load_face_model(device: str | torch.device = "cpu", weights: str | os.PathLi
     path = vggface2_file(weights) if pretrained else None  # a missing file fails before any work
     model = InceptionResnetV1(pretrained=None, classify=False)
     if path is not None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_torch_file(path, "facenet VGGFace2 weight file")
         # The file also holds the 8631-way VGGFace2 classifier ("logits.*"), unused for embeddings.
         model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
     model.to(device).eval().requires_grad_(False)

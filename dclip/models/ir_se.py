@@ -141,14 +141,8 @@ def load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str) -> nn
 
 
 def read_weights(path, what: str):
-    """``torch.load(path, weights_only=True)`` on the CPU, with errors that say what is wrong with the file."""
-    import pickle
+    """``torch.load(path, weights_only=True)`` on the CPU: :func:`dclip.models.folder.read_torch_file`, whose
+    errors say in one line what is wrong with the file."""
+    from .folder import read_torch_file
 
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{what}: '{path}' holds more than tensors and plain values and cannot be read with "
-                         f"weights_only=True; re-save only its tensors. ({err})") from err
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f"{what}: '{path}' is not a readable PyTorch file (a truncated or interrupted "
-                         f"download?); download it again. ({err})") from err
+    return read_torch_file(path, what)

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .folder import read_torch_file
 from .weights import resolve_library_file
 
 __all__ = ["BACKBONES", "load_lpips", "perceptual_distance", "PerceptualFn"]
@@ -55,7 +56,7 @@ def _backbone_file(net: str, weights) -> Path:
 
 def _load_backbone(model, net: str, path: Path) -> None:
     """Copy torchvision ``features.<i>.*`` weights into lpips' slices (which keep the indices as names)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_torch_file(path, f"torchvision {net} checkpoint")
     features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     target = {}
     for slice_name, block in model.net.named_children():

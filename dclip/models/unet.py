@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DModel
 
-from .folder import read_sidecar, read_tensors, shipped_file
+from .folder import read_sidecar, read_tensors, read_torch_file, shipped_file
 from .layouts import adm, ermongroup
 from .layouts.common import describe_keys
 from .weights import WeightsNotFoundError, hub_reachable, missing_weights, weights_dir
@@ -96,15 +96,12 @@ def _detect_layout(state_dict: dict) -> str:
 
 def load_state_dict(path: str | os.PathLike) -> dict:
     """Tensors of a checkpoint file: safetensors (floating tensors in fp32, :func:`dclip.models.folder.read_tensors`),
-    or ``torch.load(weights_only=True)``."""
+    or ``torch.load(weights_only=True)`` (:func:`dclip.models.folder.read_torch_file`); a file either cannot read
+    is one :class:`~dclip.runtime.errors.UnreadableFileError` line."""
     path = Path(path)
     if path.suffix == ".safetensors":
         return read_tensors(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"cannot read '{path}' as a tensors-only checkpoint ({type(err).__name__}: {err}). "
-                         "dclip never unpickles arbitrary objects; re-save it as a plain state dict.") from err
+    obj = read_torch_file(path, "UNet checkpoint")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

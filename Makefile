@@ -60,9 +60,11 @@ paper-standins: setup
 	DCLIP_PROGRESS=0 $(PY) tests/standins.py notebooks $(STANDINS)
 
 # The main job (README: how long it takes): every notebook at PROFILE (auto: paper with CUDA, else toy); figures and
-# tables to figures/<subdir>/, each executed notebook (small, committed) to figures/<subdir>/notebooks/.
+# tables to figures/<subdir>/, each executed notebook (small, committed) to figures/<subdir>/notebooks/. A notebook
+# whose inputs have not changed since figures/<subdir>/manifest.json was written is skipped (FORCE=1 re-runs all);
+# one that fails leaves its old figures, and the others still run. ONLY=03 runs one notebook.
 figures: setup
-	$(PY) -m dclip figures --profile $(PROFILE) $(if $(FORCE),--force)
+	$(PY) -m dclip figures --profile $(PROFILE) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY))
 
 # Re-run every notebook at dclip.dev.figures.CHECKED_PROFILE and store only the outputs nbval checks.
 # Then check they are portable: `make notebook-spread` (and `make test-portable` before committing).

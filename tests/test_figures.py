@@ -226,3 +226,29 @@ def test_readable_copy_keeps_figures_and_verdicts_and_drops_the_bulk(tmp_path, c
     assert check_readable_size(folder, budget=1000) == written.stat().st_size
     warning = capsys.readouterr().err
     assert warning.startswith("warning:") and "01_toy.ipynb" in warning and warning.count("\n") == 1
+
+
+def _committed_figure_folders() -> list[Path]:
+    """The figures/<subdir>/ folders the repository holds (git's list; a plain copy: those with figures in them)."""
+    found = subprocess.run(["git", "ls-files", "figures"], cwd=ROOT, capture_output=True, text=True)
+    names = found.stdout.split() if found.returncode == 0 else [str(p.relative_to(ROOT)) for p in
+                                                                 (ROOT / "figures").rglob("*.png")]
+    return sorted({ROOT / "figures" / Path(n).parts[1] for n in names if len(Path(n).parts) > 2})
+
+
+@pytest.mark.parametrize("folder", _committed_figure_folders(), ids=lambda p: p.name)
+def test_committed_figures_were_made_from_todays_notebooks_data_and_models(folder):
+    """Each committed figures folder has a manifest, and no entry of it names a notebook, a data file or a model
+    file whose content changed since (dclip's own modules are left to `python -m dclip figures --status`)."""
+    from dclip.dev import manifest
+
+    entries = manifest.read_manifest(folder)
+    assert entries, f"{folder} has no {manifest.MANIFEST}: run `make figures` and commit what it writes"
+    for path in ALL:
+        assert path.stem in entries, f"{path.name} has no entry in {folder / manifest.MANIFEST}: run `make figures`"
+        stale = manifest.stale_inputs(entries[path.stem], nbformat.read(path, as_version=4), ROOT)
+        profile = entries[path.stem].get("profile", folder.name)
+        assert stale == [], (f"{folder.name}/{path.stem}'s figures were made from other versions of {stale}: "
+                             f"re-run `make figures PROFILE={profile} ONLY={path.stem[:2]}` and commit what it writes")
+        missing = [n for n in entries[path.stem]["outputs"] if not (folder / n).is_file()]
+        assert missing == [], f"{folder.name}/{path.stem}: its manifest names files that are not there: {missing}"

@@ -119,6 +119,18 @@ def test_the_manifest_says_what_made_each_figure(world):
     assert manifest.stale_inputs(entry, nb, repo) == ["data.json"]
 
 
+def test_a_cell_that_times_out_is_named_and_its_copy_kept(world):
+    repo, folder = world
+    nbformat.write(notebook("x = 1", "import time\ntime.sleep(60)"), repo / "notebooks" / "05_hangs.ipynb")
+    outcomes = make_figures(notebooks(repo / "notebooks", ["05"]), SMOKE, folder=folder,
+                            executed_dir=repo / "executed", kernel="python3", timeout=3, repo=repo,
+                            progress=lambda line: None)
+    assert outcomes[0].status.startswith("failed at cell 2: CellTimeoutError"), outcomes[0].status
+    executed = nbformat.read(outcomes[0].executed, as_version=4)  # saved up to the cell that hung
+    assert [c.source for c in executed.cells if c.cell_type == "code"][-2:] == ["x = 1", "import time\ntime.sleep(60)"]
+    assert not (folder / manifest.MANIFEST).exists()
+
+
 def test_a_model_file_read_through_dclip_is_an_input(world):
     """safetensors opens files outside Python: dclip's reader raises an audit event the recorder hears."""
     repo, folder = world

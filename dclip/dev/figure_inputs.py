@@ -118,7 +118,8 @@ def recorder_cells(record: Path) -> tuple:
     from nbformat.v4 import new_code_cell
 
     tags = {"tags": [RECORDER_TAG]}
-    return (new_code_cell(_LISTEN, metadata=tags), new_code_cell(_WRITE.replace("RECORD_PATH", repr(str(record))), metadata=tags))
+    write = _WRITE.replace("RECORD_PATH", repr(str(record)))
+    return new_code_cell(_LISTEN, metadata=tags), new_code_cell(write, metadata=tags)
 
 
 def without_recorder(nb):

@@ -54,9 +54,22 @@ class Interrupted(Exception):
         self.name, self.done = name, done
 
 
-def _failure(err: Exception, nb) -> str:
+def _running_cell(executed: Path) -> str | None:
+    """The source of the cell the executed copy ``executed`` was in when it stopped: the last one papermill
+    started (a cell that timed out raises no error of its own that names it)."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except (OSError, ValueError):
+        return None
+    started = [c for c in cells if (c.metadata.get("papermill") or {}).get("start_time")]
+    return started[-1].source if started else None
+
+
+def _failure(err: Exception, nb, executed: Path) -> str:
     """``failed at cell N: <last line of the error>``; N counts the source notebook's cells from 0."""
-    source = getattr(err, "source", None)
+    source = getattr(err, "source", None) or _running_cell(executed)
     cell = next((i for i, c in enumerate(nb.cells) if source is not None and c.source == source), None)
     name, text = (err.ename, err.evalue) if getattr(err, "ename", None) else (type(err).__name__, str(err))
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
@@ -98,6 +111,7 @@ def _run_one(path: Path, profile, folder: Path, executed_dir: Path, staging: Pat
     record = staging / "inputs.json"
     nb = nbformat.read(path, as_version=4)
     parameters = parameters_of(path, profile.name)
+    made_by = manifest.provenance(repo)  # the commit and tree the run starts from
     started, start = datetime.now(timezone.utc), time.perf_counter()
     try:
         with environment(DCLIP_FIGURES_DIR=str(staging / "figures")):
@@ -107,14 +121,15 @@ def _run_one(path: Path, profile, folder: Path, executed_dir: Path, staging: Pat
     except Exception as err:  # papermill's error for a failing cell; a timeout; a kernel that died
         if _interrupted(err):
             raise KeyboardInterrupt from None
-        return Outcome(path.stem, _failure(err, nb), time.perf_counter() - start, executed=executed_dir / path.name)
+        copy = executed_dir / path.name
+        return Outcome(path.stem, _failure(err, nb, copy), time.perf_counter() - start, executed=copy)
     inputs = recorded_inputs(json.loads(record.read_text()), nb, parameters, repo, ignore=[staging, cache_root()])
     seconds = time.perf_counter() - start
     with interrupts_held():
         write_readable(executed, staged / "notebooks")
         written = _move_into(staged, folder, (entry or {}).get("outputs", []))
         manifest.write_entry(folder, path.stem, {
-            "key": inputs.key(), "inputs": inputs.to_json(), **manifest.provenance(repo), "profile": profile.name,
+            "key": inputs.key(), "inputs": inputs.to_json(), **made_by, "profile": profile.name,
             "started": started.isoformat(timespec="seconds"), "duration_s": round(seconds, 1), "outputs": written})
     shutil.rmtree(staging, ignore_errors=True)
     return Outcome(path.stem, "ran", seconds, written, executed)
@@ -179,5 +194,6 @@ def status_table(paths: list[Path], profile, folder: Path, repo: Path) -> str:
                                 folder)
         made = f"{entry.get('commit', '?')[:10]}{' (dirty)' if entry.get('dirty') else ''}" if entry else "-"
         rows.append([path.stem, str(state), made])
-    return manifest.printable(rows, ["notebook", "figures", "made at commit"]) + f"\nmanifest: {folder / manifest.MANIFEST}"
+    table = manifest.printable(rows, ["notebook", "figures", "made at commit"])
+    return f"{table}\nmanifest: {folder / manifest.MANIFEST}"
 

@@ -10,8 +10,8 @@ Each notebook runs under papermill with the ``dclip`` Jupyter kernel (``make set
 it), the profile injected as a parameter and a per-cell time limit; the executed copies go to
 ``.cache/executed/<profile>/`` so the source notebooks stay clean. The notebooks themselves write
 their figures and tables to ``figures/`` (``figures/toy/`` and ``figures/smoke/`` at those profiles).
-Each executed copy is also written, with its figures and verdicts but made small (:func:`dclip.dev.readable.readable_copy`:
-no widget state, long printed output shortened), beside them in ``figures/<subdir>/notebooks/``, where a reader
+Each executed copy is also written, with its figures and verdicts but made small
+(:func:`dclip.dev.readable.readable_copy`: no widget state, long printed output shortened), beside them in ``figures/<subdir>/notebooks/``, where a reader
 browsing the repository opens it; those are committed and exempt from the nbstripout filter
 (``.gitattributes``), and the run warns when they take more than :data:`dclip.dev.readable.READABLE_BUDGET` in all.
 
@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--executed", default=None, help="where executed copies go (default: .cache/executed/<profile>)")
     p.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name (default: %(default)s)")
     p.add_argument("--timeout", type=int, default=None,
-                   help="seconds per cell (default: 600 at the toy and smoke profiles, 7200 otherwise)")
+                   help="seconds per cell, a guard against a hung kernel (default: 600 at smoke, 1800 at the "
+                        "toy profiles, 7200 otherwise)")
     p.add_argument("--store-outputs", action="store_true",
                    help="execute at CHECKED_PROFILE in place and keep only the # NBVAL_CHECK_OUTPUT outputs")
     p.add_argument("--strip", action="store_true", help="only strip outputs in place (no execution)")
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             nbformat.write(strip_outputs(nbformat.read(path, as_version=4)), path)
             print(f"stripped {path.name}")
         return 0
-    timeout = args.timeout or (600 if args.profile in ("toy", "toy-check", "smoke") or args.store_outputs else 7200)
+    timeout = args.timeout or (600 if args.profile == "smoke" or args.store_outputs else
+                               1800 if args.profile in ("toy", "toy-check") else 7200)
     if args.store_outputs:
         check_kernel(args.kernel)
         for path in paths:

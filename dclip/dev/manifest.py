@@ -77,11 +77,12 @@ def _device() -> str:
 
 
 def provenance(repo: Path) -> dict:
-    """What made a run, besides its inputs: the commit and whether the tree was dirty, the device, versions."""
+    """What made a run, besides its inputs: the commit and whether the tree was dirty (changes to tracked files
+    outside ``figures/``, which ``make figures`` itself rewrites), the device, versions."""
     import torch
 
     commit = _git(repo, "rev-parse", "HEAD")
-    dirty = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    dirty = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures")
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None, "device": _device(),
             "torch": torch.__version__, "python": platform.python_version()}
 

@@ -45,10 +45,12 @@ def _kernel_manager_logging_to(log):
 def run_notebook(path: Path, profile: str, out_dir: Path, *, kernel: str = KERNEL, timeout: int = 1800,
                  readable_dir: Path | None = None, record: Path | None = None) -> Path:
     """Execute one notebook with papermill at ``profile``; returns the executed copy's path. With
-    ``readable_dir``, also write its :func:`dclip.dev.readable.readable_copy` there (``make figures``: ``figures/<subdir>/notebooks``).
+    ``readable_dir``, also write its :func:`dclip.dev.readable.readable_copy` there (``make figures``:
+    ``figures/<subdir>/notebooks``).
     With ``record``, the kernel writes there what it read (:func:`dclip.dev.figure_inputs.recorder_cells`; the
-    cells that do it are removed from the copies again, also when the notebook fails). The kernel's own log goes to
-    ``<out_dir>/<name>.kernel.log``."""
+    cells that do it are removed from the copies again, also when the notebook fails). The copy is saved after every
+    cell (and every 30 s within one), so that a cell that times out or a kernel that dies leaves it with the cells
+    run so far. The kernel's own log goes to ``<out_dir>/<name>.kernel.log``."""
     import nbformat
     import papermill
 
@@ -65,7 +67,7 @@ def run_notebook(path: Path, profile: str, out_dir: Path, *, kernel: str = KERNE
         with open(out.with_suffix(".kernel.log"), "wb") as log:
             papermill.execute_notebook(nb, str(out), parameters=parameters_of(path, profile),
                                        kernel_name=kernel, cwd=str(path.parent), execution_timeout=timeout,
-                                       progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                                       progress_bar=False, log_output=False, request_save_on_cell_execute=True,
                                        kernel_manager_class=_kernel_manager_logging_to(log))
     finally:
         if record is not None and out.is_file():

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..notebook.outputs import format_table
 from . import manifest
 from .figure_inputs import recorded_inputs
 
@@ -174,7 +175,8 @@ def report(outcomes: list[Outcome], folder: Path) -> str:
     """The table printed at the end: notebook, status, time, files written (and where a failure's copy is)."""
     rows = [[o.name, o.status, f"{o.seconds:.0f} s" if o.seconds >= 1 else f"{o.seconds:.2f} s",
              str(len(o.written)) if o.status == "ran" else "-"] for o in outcomes]
-    lines = [manifest.printable(rows, ["notebook", "status", "time", "files written"])]
+    header = ["notebook", "status", "time", "files written"]
+    lines = [format_table([dict(zip(header, r)) for r in rows])]
     lines += [f"{o.name}: its executed copy, with the error, is {o.executed}" for o in outcomes if o.failed]
     lines.append(f"figures and manifest: {folder}")
     return "\n".join(lines)
@@ -194,6 +196,6 @@ def status_table(paths: list[Path], profile, folder: Path, repo: Path) -> str:
                                 folder)
         made = f"{entry.get('commit', '?')[:10]}{' (dirty)' if entry.get('dirty') else ''}" if entry else "-"
         rows.append([path.stem, str(state), made])
-    table = manifest.printable(rows, ["notebook", "figures", "made at commit"])
+    table = format_table([dict(zip(["notebook", "figures", "made at commit"], r)) for r in rows])
     return f"{table}\nmanifest: {folder / manifest.MANIFEST}"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .figure_inputs import Inputs, changes, current
 
-__all__ = ["MANIFEST", "read_manifest", "write_entry", "provenance", "Status", "status", "stale_inputs", "printable"]
+__all__ = ["MANIFEST", "read_manifest", "write_entry", "provenance", "Status", "status", "stale_inputs"]
 
 MANIFEST = "manifest.json"
 
@@ -116,11 +116,3 @@ def stale_inputs(entry: dict, nb, repo: Path) -> list[str]:
     cells, the data files and the model files it read (the parameters and dclip's modules are left out)."""
     recorded = Inputs.from_json(entry["inputs"])
     return changes(recorded, current(recorded, nb, recorded.parameters, repo), kinds=("cells", "data", "models"))
-
-
-def printable(rows: list[list[str]], header: list[str]) -> str:
-    """A plain-text table, columns padded to their widest cell."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-

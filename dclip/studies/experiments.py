@@ -10,12 +10,14 @@ in :mod:`dclip.studies`; this one gathers them under one name for the notebooks:
 * :mod:`.latent_vs_finetune`  -- notebook 04, Fig. 9.
 * :mod:`.novel`               -- notebook 05, Fig. 7.
 * :mod:`.judged_edits`        -- notebook 02 at the toy profile: every toy edit against the true edit.
+* :mod:`.edit_failures`       -- notebook 02 at the toy profile: what stops each toy edit (CLIP, generator, recipe).
 * :mod:`.toy_table3`          -- notebooks 01 and 02 at the toy profile: the GAN baselines in the toy StyleGAN2.
 * :mod:`.toy_gan`             -- the toy StyleGAN2's and e4e's files and their bars.
 * :mod:`.common`              -- :class:`Study`, :class:`EditSet` and the helpers they share.
 """
 from .ablation import t0_ablation
 from .common import GAN_DOMAIN, EditSet, Study, judged, mean, reconstruction_scores
+from .edit_failures import edit_failures
 from .judged_edits import judged_edits
 from .latent_vs_finetune import latent_vs_finetune
 from .manipulation import (BASELINES, DIFFUSION_RECONSTRUCTION, GAN_INVERSION, GAN_METHODS, diffusionclip_edits,
@@ -31,5 +33,5 @@ __all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "GAN_IN
            "register_baseline", "run_baseline", "reconstruction_study", "gan_outputs", "gan_edit_sets",
            "diffusionclip_edits", "diffusion_reconstructions", "edit_rows", "summary_rows", "gan_inversion_rows",
            "diffusion_reconstruction_rows", "manipulation_study", "step_ablation", "t0_ablation", "latent_vs_finetune",
-           "novel_applications", "judged_edits", "judged", "mean", "reconstruction_scores", "toy_gan_quality",
+           "novel_applications", "judged_edits", "edit_failures", "judged", "mean", "reconstruction_scores", "toy_gan_quality",
            "toy_comparison", "toy_inversions", "comparable_claim", "gan_inversion_claim"]

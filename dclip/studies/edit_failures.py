@@ -1,0 +1,221 @@
+"""What stops each toy edit: the CLIP, the generator or the recipe (notebook 02 at the toy profile).
+
+Fine-tuning (eq. 10) chases whatever minimises the directional CLIP loss (eq. 9),
+L_direction = 1 − cos(ΔI, ΔT). Three things must hold for it to end at the edit a reader expects, and the
+toy world can test each one against the truth (:func:`dclip.toy.judging.true_edit`, the same face drawn with
+the target):
+
+* **the CLIP**: the true edit must score well (a low eq. 9 loss), and nothing a reader cannot see may score
+  better. :func:`pgd_directional` searches an imperceptible L∞ ball around each face for the lowest loss
+  (projected gradient descent, Madry et al. 2018); :func:`pixel_descent` descends eq. 9 on the pixels freely
+  and the judge says what that optimum looks like;
+* **the generator**: the DDPM must be able to show the target at all. The true edit is inverted (eq. 12) and
+  regenerated (eq. 13) with the original model at the edit's t0, and the judge reads the round trip;
+* **the recipe**: with the first two in order, the fine-tune's own eq. 9 loss on its training faces and on the
+  test faces, and its judged result (:mod:`.judged_edits`), say whether training went far enough.
+
+:func:`edit_failures` puts one row per edit together, and :func:`stands_in_the_way` reads the row against
+:data:`BARS`, the bars of the issue that filed this table.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from ..method.attributes import attribute
+from ..method.losses import directional_clip_loss, text_direction
+from .common import Study, _interval, judged
+from .judged_edits import TARGETS
+
+__all__ = ["AttackSettings", "DescentSettings", "BARS", "pgd_directional", "pixel_descent", "edit_failures",
+           "stands_in_the_way", "failure_figure"]
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """PGD on eq. 9 inside the L∞ ball ``epsilon`` around each face (dclip's images are in [−1, 1], so 16/255 is
+    8/255 of the [0, 1] range: imperceptible). Sign steps of ``step_size`` (Madry et al.'s 2.5·ε / steps), from
+    ``restarts`` uniform random starts in the ball; the lowest loss any step reached is kept per face."""
+
+    epsilon: float = 16 / 255
+    steps: int = 100
+    restarts: int = 3
+    step_size: float = 2.5 * (16 / 255) / 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DescentSettings:
+    """Adam on the pixels of each face, minimising eq. 9 with no generator and no bound (images clamped to
+    [−1, 1]); it starts from the face plus noise of ``start_noise`` (eq. 9's ΔI is undefined at ΔI = 0)."""
+
+    steps: int = 100
+    lr: float = 0.01
+    start_noise: float = 1e-3
+    seed: int = 0
+
+
+#: What the table is read against: an attack that beats the true edit's loss by more than ``attack_margin``, or a
+#: true edit whose loss is above ``true_loss``, means the CLIP rewards something other than the edit; a round trip
+#: of the true edit that the judge reads with the target on fewer than ``round_trip_hit`` of the faces means the
+#: DDPM cannot show it (the toy world's hit target, :data:`~dclip.studies.judged_edits.TARGETS`).
+BARS = {"attack_margin": 0.05, "true_loss": 0.35, "round_trip_hit": TARGETS["hit"]}
+
+
+def pgd_directional(clip, originals: torch.Tensor, direction: torch.Tensor,
+                    settings: AttackSettings = AttackSettings()) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lowest eq. 9 loss (against text direction ``direction``, from
+    :func:`~dclip.method.losses.text_direction`) found per face within ``settings.epsilon`` (L∞) of
+    ``originals``: returns (the perturbed images, their per-face loss, shape (N,))."""
+    x = originals.detach().float()
+    generator = torch.Generator().manual_seed(settings.seed)
+    best = x.clone()
+    best_loss = torch.full((len(x),), float("inf"))
+    for _ in range(settings.restarts):
+        delta = (torch.rand(x.shape, generator=generator) * 2 - 1) * settings.epsilon
+        delta = (x + delta).clamp(-1, 1) - x
+        for step in range(settings.steps + 1):
+            delta.requires_grad_(True)
+            loss = directional_clip_loss(clip, x, x + delta, direction)
+            with torch.no_grad():
+                better = loss.detach().cpu() < best_loss
+                best[better] = (x + delta)[better].detach()
+                best_loss = torch.where(better, loss.detach().cpu(), best_loss)
+            if step == settings.steps:
+                break
+            (grad,) = torch.autograd.grad(loss.sum(), delta)
+            with torch.no_grad():
+                delta = (delta - settings.step_size * grad.sign()).clamp(-settings.epsilon, settings.epsilon)
+                delta = (x + delta).clamp(-1, 1) - x
+    return best, best_loss
+
+
+def pixel_descent(clip, originals: torch.Tensor, direction: torch.Tensor,
+                  settings: DescentSettings = DescentSettings()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 9 minimised on the pixels themselves (:class:`DescentSettings`): returns (the images it ends at, their
+    per-face loss)."""
+    x = originals.detach().float()
+    generator = torch.Generator().manual_seed(settings.seed)
+    y = (x + settings.start_noise * torch.randn(x.shape, generator=generator)).clamp(-1, 1).requires_grad_(True)
+    optimizer = torch.optim.Adam([y], lr=settings.lr)
+    for _ in range(settings.steps):
+        loss = directional_clip_loss(clip, x, y, direction).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            y.clamp_(-1, 1)
+    with torch.no_grad():
+        return y.detach(), directional_clip_loss(clip, x, y, direction).cpu()
+
+
+def _loss_columns(prefix: str, losses: torch.Tensor) -> dict:
+    """``prefix``: the mean of per-face losses (1-D, or 2-D with one row per fine-tune), ``prefix_ci`` its 95 %
+    bootstrap interval."""
+    values = losses.detach().cpu().float().numpy()
+    return {prefix: round(float(values.mean()), 4), f"{prefix}_ci": _interval(values)}
+
+
+def _edit_losses(ctx, attr, faces: torch.Tensor, runs: int) -> torch.Tensor:
+    """Eq. 9 of each fine-tune's edit of ``faces`` (rows: fine-tunes ``0 .. runs − 1``, columns: faces)."""
+    direction = text_direction(ctx.clip, attr.source, attr.target)
+    models = [ctx.finetune(attr, replicate=r) for r in range(runs)]  # trained outside no_grad, once per session
+    with torch.no_grad():
+        return torch.stack([directional_clip_loss(ctx.clip, faces, ctx.edit(model, faces, attr.t0, attr.domain),
+                                                  direction).cpu() for model in models])
+
+
+def stands_in_the_way(row: dict) -> str:
+    """Which of the CLIP, the generator and the recipe stops the edit of ``row`` (:data:`BARS`): the CLIP when an
+    invisible change beats the true edit or the true edit scores badly, the generator when its round trip of
+    the true edit loses the target, the recipe when neither does and the fine-tune still misses the toy
+    world's targets; "nothing" when it meets them."""
+    blockers = []
+    if row["attack_loss"] < row["true_loss"] - BARS["attack_margin"] or row["true_loss"] > BARS["true_loss"]:
+        blockers.append("CLIP")
+    if row["round_trip_hit"] is not None and row["round_trip_hit"] < BARS["round_trip_hit"]:
+        blockers.append("generator")
+    if not blockers and not row.get("targets met"):
+        blockers.append("recipe")
+    return ", ".join(blockers) or "nothing"
+
+
+def edit_failures(ctx, names: Sequence[str], *, runs: int = 1, judged_rows: Sequence[dict] = (),
+                  attack: AttackSettings = AttackSettings(), descent: DescentSettings = DescentSettings()) -> Study:
+    """One row per toy edit of ``names``, on the profile's test faces that lack its target (all eq. 9 losses are
+    means over faces, with 95 % bootstrap intervals):
+
+    * ``true_loss``: the true edit's eq. 9 loss; ``attack_loss``: the lowest :func:`pgd_directional` reaches;
+    * ``descent_loss``, ``descent_hit``, ``descent_formed``: where :func:`pixel_descent` ends, and what the judge
+      reads there (hit and well-formed);
+    * ``train_loss`` / ``test_loss``: eq. 9 of the fine-tunes' edits (``runs`` of them, as trained by
+      :meth:`Context.finetune`) of their training faces and of the test faces;
+    * ``round_trip_hit``, ``round_trip_mae``: the original DDPM's round trip of the true edit at the edit's t0,
+      judged (the target read on a well-formed face) and its pixel MAE ([0, 1] scale) to the true edit;
+    * ``targets met`` (from ``judged_rows``, :func:`~dclip.studies.judged_edits.judged_edits`' fine-tuned rows)
+      and ``stands in the way`` (:func:`stands_in_the_way`).
+
+    ``study.panels["figure"]`` is :func:`failure_figure`; ``study.extra["settings"]`` the attack's and the
+    descent's settings. Toy profile only.
+    """
+    if not ctx.profile.is_toy:
+        raise ValueError("edit_failures needs the toy profile: only the toy world knows the true edit.")
+    from ..method.metrics import mae
+    from ..toy.judging import true_edit
+
+    met = {r["edit"]: r.get("targets met") for r in judged_rows if r.get("model") == "fine-tuned"}
+    columns = {}
+    study = Study(extra={"settings": [{"part": "attack", **asdict(attack)}, {"part": "pixel descent", **asdict(descent)}]})
+    for name in names:
+        attr = attribute(name)
+        faces = ctx.world.edit_images(name, split="test")
+        truth = true_edit(ctx.world.records(faces), name)
+        direction = text_direction(ctx.clip, attr.source, attr.target)
+        with torch.no_grad():
+            true_loss = directional_clip_loss(ctx.clip, faces, truth, direction).cpu()
+        attacked, attack_loss = pgd_directional(ctx.clip, faces, direction, attack)
+        descended, descent_loss = pixel_descent(ctx.clip, faces, direction, descent)
+        descent_judged = judged(ctx, faces, descended, name)
+        round_trip = ctx.edit(ctx.unet(attr.domain), truth, attr.t0, attr.domain)
+        train = ctx.world.train_images(attr.domain, replicate=0)
+        row = {"edit": name, "t0": attr.t0, **_loss_columns("true_loss", true_loss),
+               **_loss_columns("attack_loss", attack_loss), **_loss_columns("descent_loss", descent_loss),
+               "descent_hit": descent_judged.get("hit"), "descent_formed": descent_judged.get("formed"),
+               **_loss_columns("train_loss", _edit_losses(ctx, attr, train, runs)),
+               **_loss_columns("test_loss", _edit_losses(ctx, attr, faces, runs)),
+               "round_trip_hit": _round_trip_hit(ctx, round_trip, name),
+               "round_trip_mae": round(float(mae(truth, round_trip).mean()), 4),
+               "of": len(faces), "runs": runs, "targets met": met.get(name)}
+        row["stands in the way"] = stands_in_the_way(row)
+        study.rows.append(row)
+        images = {"original": faces, "true edit": truth, "PGD in the ball": attacked, "pixel descent": descended,
+                  "round trip of the true edit": round_trip}
+        columns[name] = {label: batch[0].detach().cpu().float() for label, batch in images.items()}
+    study.panels["figure"] = failure_figure(ctx, columns)
+    return study
+
+
+def _round_trip_hit(ctx, round_trip: torch.Tensor, name: str) -> float:
+    """The share of round trips the judge accepts as well-formed and reads with the target of ``name``."""
+    from ..toy.judging import judge_target
+
+    head, value = judge_target(name)
+    readings = ctx.judge.predict(round_trip.detach().cpu().float())
+    return round(sum(r["well_formed"] and r[head] == value for r in readings) / len(readings), 4)
+
+
+def failure_figure(ctx, columns: dict[str, dict[str, torch.Tensor]]) -> Study:
+    """The table's figure: one column per edit (its first test face); rows original | true edit | PGD in the ball
+    (looks like the original) | pixel descent on eq. 9 | the DDPM's round trip of the true edit; under each panel the
+    judge's reading of the edited attribute. ``columns``: edit -> row label -> one image."""
+    from .judged_edits import _readings
+
+    study = Study()
+    labels = list(next(iter(columns.values())))
+    study.grid = [[columns[name][label] for name in columns] for label in labels]
+    study.row_labels, study.col_labels = labels, list(columns)
+    study.notes = [[_readings(ctx, name, columns[name][label][None])[0] for name in columns] for label in labels]
+    study.title = "What eq. 9 rewards and what the DDPM can show, per edit; under each face the judge's reading"
+    return study

@@ -117,3 +117,27 @@ def test_e4e_training_lowers_the_reconstruction_error_and_loads_back(tmp_path):
     other, _ = tiny_stylegan2(32, channels=16, style_dim=16)
     with pytest.raises(ValueError, match="pass the generator it was trained for"):
         load_trained_e4e(tmp_path / "enc", other)
+
+
+def test_e4e_training_resumes_to_the_weights_of_an_unstopped_run(tmp_path):
+    from safetensors.torch import load_file
+
+    generator, _ = tiny_stylegan2(32, channels=16, style_dim=16)
+    targets = torch.tanh(torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(5)))
+    settings = replace(E4E_SETTINGS, widths=(16, 16, 16, 16), steps=4, batch_size=4, save_every=2, threads=1,
+                       progressive_start=2, progressive_every=1)
+    l2 = lambda y, x: (y - x).pow(2).flatten(1).mean(1)  # noqa: E731 -- a stand-in for LPIPS
+    train_e4e(lambda step: targets, generator, l2, settings, tmp_path / "a", "enc", progress=False)
+
+    def stopping(step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return targets
+
+    with pytest.raises(KeyboardInterrupt):
+        train_e4e(stopping, generator, l2, settings, tmp_path / "b", "enc", progress=False)
+    assert (tmp_path / "b" / "enc.resume.pt").is_file()
+    meta = train_e4e(lambda step: targets, generator, l2, settings, tmp_path / "b", "enc", progress=False)
+    a, b = load_file(tmp_path / "a" / "enc.safetensors"), load_file(tmp_path / "b" / "enc.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a) and [h["step"] for h in meta["history"]] == [2, 4]
+    assert not (tmp_path / "b" / "enc.resume.pt").exists()

@@ -149,7 +149,8 @@ def train_e4e(real_batch: Callable[[int], Tensor], generator: Generator, percept
               settings: E4eSettings = E4E_SETTINGS, out: Path = Path("."), name: str = "toy_e4e", *,
               identity: PerceptualFn | None = None, meta: dict | None = None, progress: bool | None = None) -> dict:
     """Train an e4e encoder for ``generator`` (frozen) on ``real_batch(step)``; write ``out/<name>`` (safetensors
-    + sidecar with the architecture) every ``save_every`` steps. ``perceptual(y, x) -> (N,)`` stands for LPIPS,
+    + sidecar with the architecture) every ``save_every`` steps, with a resume file beside it
+    (:mod:`dclip.runtime.resume`) that a second call with the same settings continues from. ``perceptual(y, x) -> (N,)`` stands for LPIPS,
     ``identity(y, x) -> (N,)`` (optional) for e4e's ID loss. Returns the sidecar dict."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -157,8 +158,16 @@ def train_e4e(real_batch: Callable[[int], Tensor], generator: Generator, percept
     sidecar = {"model": "e4e encoder (dclip.baselines.e4e.Encoder4Editing)", "n_styles": generator.n_latent,
                "style_dim": generator.style_dim, "input_size": generator.size, "settings": asdict(settings),
                **(meta or {})}
-    history, window, started = [], [], time.process_time()
-    for step in progress_bar(range(settings.steps), desc="e4e", progress=progress):
+    from ..runtime.resume import load_state, resume_path, save_state
+
+    state = dict(modules={"encoder": trainer.encoder, "discriminator": trainer.disc},
+                 optimizers={"encoder": trainer.opt, "discriminator": trainer.d_opt}, generators={})
+    resumed = load_state(resume_path(out, name), asdict(settings), **state)
+    first, history, cpu_before = ((resumed["step"], list(resumed["log"]["history"]), resumed["log"]["cpu_seconds"])
+                                  if resumed else (0, [], 0.0))
+    window, started = [], time.process_time()
+    for step in progress_bar(range(first, settings.steps), desc="e4e" + (f" (resumed at step {first})" if first else ""),
+                             progress=progress):
         x = real_batch(step)
         rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
         trainer.discriminator_step(x, step, rng)
@@ -168,8 +177,11 @@ def train_e4e(real_batch: Callable[[int], Tensor], generator: Generator, percept
                                                  for k in window[-1]}})
             window = []
             sidecar.update(steps_done=step + 1, history=history,
-                           cpu_seconds=round(time.process_time() - started, 1))
+                           cpu_seconds=round(cpu_before + time.process_time() - started, 1))
             write_model(trainer.encoder, Path(out) / name, sidecar)
+            save_state(resume_path(out, name), step=step + 1, settings=asdict(settings),
+                       log={"history": history, "cpu_seconds": sidecar["cpu_seconds"]}, **state)
+    resume_path(out, name).unlink(missing_ok=True)  # finished: nothing left to resume
     return sidecar
 
 

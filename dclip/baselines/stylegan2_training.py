@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from ..models.folder import read_sidecar, read_tensors, write_model
 from ..runtime.atomic import atomic_write
 from ..runtime.progress import progress_bar
+from ..runtime.resume import resume_path
 from .stylegan2 import Generator, StyleGAN2Config
 from .stylegan2_discriminator import Discriminator
 
@@ -168,15 +169,11 @@ def s_seed(settings: GanSettings, step: int) -> int:
     return settings.seed * 1_000_003 + step
 
 
-def _resume_path(out: Path, name: str) -> Path:
-    return Path(out) / f"{name}.resume.pt"
-
-
 def _save(run: _Run, out: Path, name: str, meta: dict) -> None:
     latent_avg = run.g_ema.mean_latent(4096, torch.Generator().manual_seed(0))[0]
     meta = {**meta, "steps_done": run.step, "history": run.history, "latent_avg": latent_avg.tolist()}
     write_model(run.g_ema, Path(out) / name, meta)
-    atomic_write(_resume_path(out, name), lambda tmp: torch.save(run.state(), tmp))
+    atomic_write(resume_path(out, name), lambda tmp: torch.save(run.state(), tmp))
 
 
 def train_stylegan2(real_batch: Callable[[int], Tensor], settings: GanSettings = GAN_SETTINGS, out: Path = Path("."),
@@ -192,7 +189,7 @@ def train_stylegan2(real_batch: Callable[[int], Tensor], settings: GanSettings =
     if settings.threads:
         torch.set_num_threads(settings.threads)
     run = _Run(settings)
-    resume_file = _resume_path(out, name)
+    resume_file = resume_path(out, name)
     sidecar = {"model": "StyleGAN2 generator (G_ema), dclip.baselines.stylegan2 layout",
                "generator": settings.config().to_dict(), "settings": asdict(settings), **(meta or {})}
     cpu = 0.0

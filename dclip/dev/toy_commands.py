@@ -103,6 +103,7 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
     """``toy train``: into a user folder by default; into the shipped models' folder only with ``--force``,
     saying what it replaced."""
     from ..models.folder import is_shipped_dir, user_models_dir
+    from ..runtime.resume import resume_path
 
     out = Path(args.out).expanduser() if args.out is not None else user_models_dir()
     shipped = is_shipped_dir(out)
@@ -116,6 +117,8 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
             settings = replace(settings, steps=args.steps)
         extra = {"init": args.init} if args.init is not None and name == "clip" else {}
         replaced = (out / f"{file}.safetensors").is_file()
+        if resume_path(out, file).is_file():
+            print(f"{name}: continuing the stopped run saved in {resume_path(out, file)} (delete it to start over)")
         meta = fn(settings, out, progress=args.progress, **extra)
         print(f"{name}: {meta['steps_done']} steps, {meta['cpu_seconds']} s CPU, final {meta['history'][-1]}")
         if shipped and replaced:

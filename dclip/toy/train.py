@@ -3,7 +3,9 @@
 Each trainer draws fresh faces from :mod:`dclip.toy.domain` at every step (training seeds only,
 below ``HELD_OUT_SEED``), is seeded end to end, shows a tqdm bar, and writes ``<name>.safetensors``
 plus a ``<name>.json`` sidecar (settings, the domain's version and hash, CPU time, final metrics).
-It saves every ``save_every`` steps too, so a stopped run leaves a usable model.
+It saves every ``save_every`` steps too, so a stopped run leaves a usable model, and a resume file beside it
+(``<name>.resume.pt``): started again with the same settings, the run continues from its last save and ends with
+the weights an uninterrupted run would have.
 
 Settings live in one block of literals per model (:data:`DDPM_SETTINGS`, :data:`CLIP_SETTINGS`,
 :data:`JUDGE_SETTINGS`); ``python -m dclip.toy train <model> --steps N`` overrides the step count.
@@ -95,11 +97,32 @@ def debiased_ema(ema: torch.nn.Module, init: torch.nn.Module, decay: float, step
 
 class _LossLog:
     """One rule for every trainer: the loss averaged over each ``save_every`` steps goes into
-    ``meta["history"]`` with the steps done and the CPU time, at which point the model is saved."""
+    ``meta["history"]`` with the steps done and the CPU time, at which point the model is saved; with the
+    model, the run's resume file (:mod:`dclip.runtime.resume`), so a stopped run continues from its last save
+    when it is started again with the same settings. :meth:`start` restores it; :meth:`finish` removes the file
+    once the finished model is written."""
 
-    def __init__(self, settings, meta: dict, bar):
-        self.every, self.steps, self.meta, self.bar = settings.save_every, settings.steps, meta, bar
-        self.history, self.window, self.started = [], [], time.process_time()
+    def __init__(self, settings, meta: dict, out: Path, name: str, *, modules: dict, optimizers: dict,
+                 generators: dict):
+        from ..runtime.resume import resume_path
+
+        self.every, self.steps, self.meta = settings.save_every, settings.steps, meta
+        self.settings, self.path = asdict(settings), resume_path(out, name)
+        self.state = dict(modules=modules, optimizers=optimizers, generators=generators)
+        self.history, self.window, self.started, self.cpu_before, self.step = [], [], time.process_time(), 0.0, 0
+        self.bar = None
+
+    def start(self, desc: str, progress: bool | None):
+        """Restore the run from its resume file if there is one; returns the progress bar over the steps left."""
+        from ..runtime.resume import load_state
+
+        resumed = load_state(self.path, self.settings, **self.state)
+        if resumed is not None:
+            self.step, self.history = resumed["step"], list(resumed["log"]["history"])
+            self.cpu_before = float(resumed["log"]["cpu_seconds"])
+            desc = f"{desc} (resumed at step {self.step} from {self.path.name})"
+        self.bar = progress_bar(range(self.step, self.steps), desc=desc, progress=progress)
+        return self.bar
 
     def record(self, step: int, loss: float) -> bool:
         """Log step ``step``'s loss; True when the model is due to be saved (then ``meta`` is up to date)."""
@@ -109,9 +132,19 @@ class _LossLog:
             return False
         self.history.append({"step": step + 1, "loss": float(np.mean(self.window))})
         self.window = []
-        self.meta.update(steps_done=step + 1, cpu_seconds=round(time.process_time() - self.started, 1),
+        self.meta.update(steps_done=step + 1, cpu_seconds=round(self.cpu_before + time.process_time() - self.started, 1),
                          history=self.history)
         return True
+
+    def saved(self) -> None:
+        """After the model of the last :meth:`record` is written: write the resume file beside it."""
+        from ..runtime.resume import save_state
+
+        save_state(self.path, step=self.meta["steps_done"], settings=self.settings,
+                   log={"history": self.history, "cpu_seconds": self.meta["cpu_seconds"]}, **self.state)
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, name: str = "toy_ddpm", *,
@@ -135,9 +168,10 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, 
     meta = {"model": "toy DDPM (diffusers UNet2DModel)", "unet_config": DDPM_UNET_CONFIG,
             "schedule": "linear beta 1e-4..0.02, T=1000, epsilon prediction", "settings": asdict(settings),
             "domain": domain_record(), "styles": ["photo"]}
-    bar = progress_bar(range(settings.steps), desc="toy DDPM", progress=progress)
-    log = _LossLog(settings, meta, bar)
-    for step in bar:
+    out = Path(out or user_models_dir())
+    log = _LossLog(settings, meta, out, name, modules={"model": model, "ema": ema}, optimizers={"adam": opt},
+                   generators={"noise": generator})
+    for step in log.start("toy DDPM", progress):
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
         x0, _, _ = draw_batch(step, settings.batch_size, seed=settings.seed)
@@ -147,7 +181,9 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, 
         opt.step()
         _ema_update(ema, model, settings.ema_decay)
         if log.record(step, loss.item()):
-            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), Path(out or user_models_dir()) / name, meta)
+            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out / name, meta)
+            log.saved()
+    log.finish()
     return meta
 
 
@@ -329,9 +365,10 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, 
             "mean": list(clip.mean), "std": list(clip.std)}
     if init is not None:
         meta["init"] = json.loads(Path(init).with_suffix(".json").read_text())
-    bar = progress_bar(range(settings.steps), desc="toy CLIP", progress=progress)
-    log = _LossLog(settings, meta, bar)
-    for step in bar:
+    out = Path(out or user_models_dir())
+    log = _LossLog(settings, meta, out, name, modules={"model": model}, optimizers={"adamw": opt},
+                   generators={"augment": generator})
+    for step in log.start("toy CLIP", progress):
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
         x, records, styles = draw_batch(step, settings.batch_size + settings.broken, seed=settings.seed,
@@ -356,7 +393,9 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, 
             if step + 1 == settings.steps:
                 model.eval()
                 meta["zero_shot_held_out"] = clip_zero_shot(clip)
-            write_model(model, Path(out or user_models_dir()) / name, meta, half=True)
+            write_model(model, out / name, meta, half=True)
+            log.saved()
+    log.finish()
     return meta
 
 
@@ -475,9 +514,10 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path | None = Non
             "form": list(FORM), "identity": {k: list(v) for k, v in IDENTITY_RANGES.items()},
             "settings": asdict(settings), "domain": domain_record(), "styles": list(domain.STYLES),
             "broken_kinds_trained": list(corruptions.TRAINING_KINDS)}
-    bar = progress_bar(range(settings.steps), desc="toy judge", progress=progress)
-    log = _LossLog(settings, meta, bar)
-    for step in bar:
+    out = Path(out or user_models_dir())
+    log = _LossLog(settings, meta, out, name, modules={"judge": judge}, optimizers={"adamw": opt},
+                   generators={"augment": generator})
+    for step in log.start("toy judge", progress):
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
         x, records, styles = draw_batch(step, settings.batch_size + settings.broken, seed=settings.seed,
@@ -494,6 +534,8 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path | None = Non
                 meta["rerender_threshold"] = calibrate_judge(judge, generator=generator)
                 meta["accuracy_held_out"] = judge_accuracy(judge)
                 meta["refusal_held_out"] = refusal_report(judge)
-            write_model(judge.eval(), Path(out or user_models_dir()) / name, meta)
+            write_model(judge.eval(), out / name, meta)
+            log.saved()
             judge.train()
+    log.finish()
     return meta

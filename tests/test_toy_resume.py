@@ -1,0 +1,46 @@
+"""Toy training survives interruption: a run stopped after a save continues from its resume file and ends with
+the weights of a run that was never stopped; a resume file from other settings is refused with the fix."""
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dclip.toy import train
+
+TINY = replace(train.DDPM_SETTINGS, steps=4, batch_size=2, save_every=2, threads=1)
+
+
+def test_a_stopped_ddpm_run_resumes_to_the_weights_of_an_unstopped_one(tmp_path, monkeypatch):
+    whole = train.train_ddpm(TINY, tmp_path / "whole", progress=False)
+    real_draw = train.draw_batch
+
+    def stop_at_step_3(step, *args, **kwargs):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_draw(step, *args, **kwargs)
+
+    monkeypatch.setattr(train, "draw_batch", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_ddpm(TINY, tmp_path / "stopped", progress=False)
+    resume_file = tmp_path / "stopped" / "toy_ddpm.resume.pt"
+    assert resume_file.is_file() and torch.load(resume_file, weights_only=True)["step"] == 2
+    monkeypatch.setattr(train, "draw_batch", real_draw)
+
+    resumed = train.train_ddpm(TINY, tmp_path / "stopped", progress=False)
+    a, b = load_file(tmp_path / "whole" / "toy_ddpm.safetensors"), load_file(tmp_path / "stopped" / "toy_ddpm.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in whole["history"]] == [2, 4]
+    assert resumed["history"][-1]["loss"] == pytest.approx(whole["history"][-1]["loss"], rel=1e-6)
+    assert not resume_file.exists()  # a finished run leaves no resume file
+
+
+def test_a_resume_file_from_other_settings_is_refused_with_the_fix(tmp_path, monkeypatch):
+    real_draw = train.draw_batch
+    monkeypatch.setattr(train, "draw_batch", lambda step, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if step == 3 else real_draw(step, *a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        train.train_ddpm(TINY, tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"toy_ddpm.resume.pt belongs to a run with other settings \(steps 4 there, "
+                                         r"6 now\).*delete it to train from the start"):
+        train.train_ddpm(replace(TINY, steps=6), tmp_path, progress=False)

@@ -92,7 +92,7 @@ def test_manipulation_study_with_a_registered_baseline(quick_context, monkeypatc
     assert summary[("Flip", "celeba_hq")]["id_net"] == "facenet VGGFace2 (random)"
 
 
-GAN_QUICK = dict(projection_steps=2, styleclip_steps=1, nada_iterations=1)
+GAN_QUICK = dict(projection_steps=2, styleclip_steps=1, nada_iterations=1, gd_images=2)  # GD: 100 images by default
 
 
 def test_manipulation_study_with_the_gan_baselines(quick_context, monkeypatch):

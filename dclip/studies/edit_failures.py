@@ -30,7 +30,7 @@ from .common import Study, _interval, judged
 from .judged_edits import TARGETS
 
 __all__ = ["AttackSettings", "DescentSettings", "BARS", "pgd_directional", "pixel_descent", "edit_failures",
-           "stands_in_the_way", "failure_figure"]
+           "stands_in_the_way", "failure_figure", "clip_against_the_ball"]
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,24 @@ def failure_figure(ctx, columns: dict[str, dict[str, torch.Tensor]]) -> Study:
     study.notes = [[_readings(ctx, name, columns[name][label][None])[0] for name in columns] for label in labels]
     study.title = "What eq. 9 rewards and what the DDPM can show, per edit; under each face the judge's reading"
     return study
+
+
+def clip_against_the_ball(clip, names: Sequence[str], *, n: int = 32, start: int | None = None,
+                          attack: AttackSettings = AttackSettings()) -> list[dict]:
+    """The CLIP's side of the table without a generator: per edit, on ``n`` faces from seed ``start`` (default: the
+    validation faces, where settings are chosen) that lack its target, the true edit's eq. 9 loss, the best
+    :func:`pgd_directional` reaches in the ball, and whether the CLIP clears :data:`BARS` (``clears``)."""
+    from ..toy.domain import VALIDATION_SEED
+    from ..toy.judging import lacking_faces, true_edit
+
+    rows = []
+    for name in names:
+        attr = attribute(name)
+        faces, records = lacking_faces(name, n, VALIDATION_SEED if start is None else start)
+        direction = text_direction(clip, attr.source, attr.target)
+        with torch.no_grad():
+            true_loss = float(directional_clip_loss(clip, faces, true_edit(records, name), direction).mean())
+        attack_loss = float(pgd_directional(clip, faces, direction, attack)[1].mean())
+        rows.append({"edit": name, "true_loss": round(true_loss, 4), "attack_loss": round(attack_loss, 4),
+                     "clears": attack_loss >= true_loss - BARS["attack_margin"] and true_loss <= BARS["true_loss"]})
+    return rows

@@ -340,6 +340,26 @@ def _augment_clip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x * contrast + tint).clamp(-1, 1)
 
 
+def contrastive_loss(clip, step: int, settings: ClipSettings, generator: torch.Generator) -> torch.Tensor:
+    """The toy CLIP's training loss at ``step``: symmetric InfoNCE over ``settings.batch_size`` fresh (face,
+    caption) pairs in every style (augmented, :func:`_augment_clip`) and ``settings.broken`` broken images
+    captioned as what they are."""
+    from ..models.clip import encode_images
+
+    x, records, styles = draw_batch(step, settings.batch_size + settings.broken, seed=settings.seed,
+                                    styles=domain.STYLES)
+    rng = np.random.default_rng([settings.seed, 7, step])
+    n = settings.batch_size
+    texts = [caption(f, s, rng) for f, s in zip(records[:n], styles[:n])]
+    broken, kinds = corruptions.corrupt_mixed(x[n:], generator)
+    texts += [_one(rng, corruptions.CAPTIONS[k]) for k in kinds]
+    image = encode_images(clip, torch.cat([_augment_clip(x[:n], generator), broken]))
+    text = F.normalize(clip.model.encode_text(clip.tokenizer(texts)), dim=-1)
+    logits = clip.model.logit_scale.exp() * image @ text.T
+    labels = torch.arange(len(texts))
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
 def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, name: str = "toy_clip", *,
                progress: bool | None = None, init: Path | None = None) -> dict:
     """Train the toy CLIP contrastively (symmetric InfoNCE with a learned temperature) on fresh
@@ -347,8 +367,6 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, 
     captioned as what they are ("a blurry image", "colour blobs"): hard negatives, so that a fine-tune cannot
     raise the similarity to "pixel art" or "gray hair" by drawing a blob or a tint. Images go through :func:`dclip.clip_loss.encode_images`, the
     preprocessing every dclip loss uses. Shipped in fp16."""
-    from ..models.clip import encode_images
-
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -371,19 +389,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, 
     for step in log.start("toy CLIP", progress):
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
-        x, records, styles = draw_batch(step, settings.batch_size + settings.broken, seed=settings.seed,
-                                        styles=domain.STYLES)
-        rng = np.random.default_rng([settings.seed, 7, step])
-        n = settings.batch_size
-        texts = [caption(f, s, rng) for f, s in zip(records[:n], styles[:n])]
-        broken, kinds = corruptions.corrupt_mixed(x[n:], generator)
-        texts += [_one(rng, corruptions.CAPTIONS[k]) for k in kinds]
-        tokens = clip.tokenizer(texts)
-        image = encode_images(clip, torch.cat([_augment_clip(x[:n], generator), broken]))
-        text = F.normalize(model.encode_text(tokens), dim=-1)
-        logits = model.logit_scale.exp() * image @ text.T
-        labels = torch.arange(len(texts))
-        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        loss = contrastive_loss(clip, step, settings, generator)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

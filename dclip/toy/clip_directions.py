@@ -27,7 +27,8 @@ import torch
 from ..method.attributes import attribute
 from ..method.losses import directional_clip_loss, text_direction
 from .judging import judge_target, true_edit
-from .train import CLIP_SETTINGS, _LossLog, build_clip, clip_zero_shot, contrastive_loss, domain_record, draw_batch
+from .training_log import TrainingLog
+from .train import CLIP_SETTINGS, build_clip, clip_zero_shot, contrastive_loss, domain_record, draw_batch
 
 __all__ = ["DirectionSettings", "DIRECTION_SETTINGS", "EDITS", "train_clip_directions"]
 
@@ -114,7 +115,7 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
             "settings": asdict(settings), "trained": "image tower on true-edit directions (dclip.toy.clip_directions)",
             "domain": domain_record(), "init": before}
     out = Path(out or user_models_dir())
-    log = _LossLog(settings, meta, out, name, modules={"model": model}, optimizers={"adamw": opt},
+    log = TrainingLog(settings, meta, out, name, modules={"model": model}, optimizers={"adamw": opt},
                    generators={"attack": generator})
     for step in log.start("toy CLIP directions", progress):
         for group in opt.param_groups:

@@ -13,7 +13,6 @@ Settings live in one block of literals per model (:data:`DDPM_SETTINGS`, :data:`
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from ..method.ddim import DEFAULT_SCHEDULE
-from ..runtime.progress import progress_bar
 from ..models.folder import user_models_dir, write_model
 from . import corruptions, domain
+from .training_log import TrainingLog
 from .nets import (CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, FORM, IDENTITY_RANGES, JUDGE_HEADS, Judge,
                    identity_vector)
 
@@ -95,58 +94,6 @@ def debiased_ema(ema: torch.nn.Module, init: torch.nn.Module, decay: float, step
     return out
 
 
-class _LossLog:
-    """One rule for every trainer: the loss averaged over each ``save_every`` steps goes into
-    ``meta["history"]`` with the steps done and the CPU time, at which point the model is saved; with the
-    model, the run's resume file (:mod:`dclip.runtime.resume`), so a stopped run continues from its last save
-    when it is started again with the same settings. :meth:`start` restores it; :meth:`finish` removes the file
-    once the finished model is written."""
-
-    def __init__(self, settings, meta: dict, out: Path, name: str, *, modules: dict, optimizers: dict,
-                 generators: dict):
-        from ..runtime.resume import resume_path
-
-        self.every, self.steps, self.meta = settings.save_every, settings.steps, meta
-        self.settings, self.path = asdict(settings), resume_path(out, name)
-        self.state = dict(modules=modules, optimizers=optimizers, generators=generators)
-        self.history, self.window, self.started, self.cpu_before, self.step = [], [], time.process_time(), 0.0, 0
-        self.bar = None
-
-    def start(self, desc: str, progress: bool | None):
-        """Restore the run from its resume file if there is one; returns the progress bar over the steps left."""
-        from ..runtime.resume import load_state
-
-        resumed = load_state(self.path, self.settings, **self.state)
-        if resumed is not None:
-            self.step, self.history = resumed["step"], list(resumed["log"]["history"])
-            self.cpu_before = float(resumed["log"]["cpu_seconds"])
-            desc = f"{desc} (resumed at step {self.step} from {self.path.name})"
-        self.bar = progress_bar(range(self.step, self.steps), desc=desc, progress=progress)
-        return self.bar
-
-    def record(self, step: int, loss: float) -> bool:
-        """Log step ``step``'s loss; True when the model is due to be saved (then ``meta`` is up to date)."""
-        self.window.append(loss)
-        self.bar.set_postfix(loss=f"{np.mean(self.window):.4f}")
-        if (step + 1) % self.every and step + 1 != self.steps:
-            return False
-        self.history.append({"step": step + 1, "loss": float(np.mean(self.window))})
-        self.window = []
-        self.meta.update(steps_done=step + 1, cpu_seconds=round(self.cpu_before + time.process_time() - self.started, 1),
-                         history=self.history)
-        return True
-
-    def saved(self) -> None:
-        """After the model of the last :meth:`record` is written: write the resume file beside it."""
-        from ..runtime.resume import save_state
-
-        save_state(self.path, step=self.meta["steps_done"], settings=self.settings,
-                   log={"history": self.history, "cpu_seconds": self.meta["cpu_seconds"]}, **self.state)
-
-    def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, name: str = "toy_ddpm", *,
                progress: bool | None = None) -> dict:
     """Train the toy DDPM (photo-style faces only; the paper's linear schedule, T = 1000, ε-prediction).
@@ -169,7 +116,7 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, 
             "schedule": "linear beta 1e-4..0.02, T=1000, epsilon prediction", "settings": asdict(settings),
             "domain": domain_record(), "styles": ["photo"]}
     out = Path(out or user_models_dir())
-    log = _LossLog(settings, meta, out, name, modules={"model": model, "ema": ema}, optimizers={"adam": opt},
+    log = TrainingLog(settings, meta, out, name, modules={"model": model, "ema": ema}, optimizers={"adam": opt},
                    generators={"noise": generator})
     for step in log.start("toy DDPM", progress):
         for group in opt.param_groups:
@@ -384,7 +331,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, 
     if init is not None:
         meta["init"] = json.loads(Path(init).with_suffix(".json").read_text())
     out = Path(out or user_models_dir())
-    log = _LossLog(settings, meta, out, name, modules={"model": model}, optimizers={"adamw": opt},
+    log = TrainingLog(settings, meta, out, name, modules={"model": model}, optimizers={"adamw": opt},
                    generators={"augment": generator})
     for step in log.start("toy CLIP", progress):
         for group in opt.param_groups:
@@ -521,7 +468,7 @@ def train_judge(settings: JudgeSettings = JUDGE_SETTINGS, out: Path | None = Non
             "settings": asdict(settings), "domain": domain_record(), "styles": list(domain.STYLES),
             "broken_kinds_trained": list(corruptions.TRAINING_KINDS)}
     out = Path(out or user_models_dir())
-    log = _LossLog(settings, meta, out, name, modules={"judge": judge}, optimizers={"adamw": opt},
+    log = TrainingLog(settings, meta, out, name, modules={"judge": judge}, optimizers={"adamw": opt},
                    generators={"augment": generator})
     for step in log.start("toy judge", progress):
         for group in opt.param_groups:

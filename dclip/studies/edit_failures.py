@@ -26,24 +26,12 @@ import torch
 
 from ..method.attributes import attribute
 from ..method.losses import directional_clip_loss, text_direction
+from ..toy.attacks import AttackSettings, pgd_directional
 from .common import Study, _interval, judged
 from .judged_edits import TARGETS
 
 __all__ = ["AttackSettings", "DescentSettings", "BARS", "pgd_directional", "pixel_descent", "edit_failures",
-           "stands_in_the_way", "failure_figure", "clip_against_the_ball"]
-
-
-@dataclass(frozen=True)
-class AttackSettings:
-    """PGD on eq. 9 inside the L∞ ball ``epsilon`` around each face (dclip's images are in [−1, 1], so 16/255 is
-    8/255 of the [0, 1] range: imperceptible). Sign steps of ``step_size`` (Madry et al.'s 2.5·ε / steps), from
-    ``restarts`` uniform random starts in the ball; the lowest loss any step reached is kept per face."""
-
-    epsilon: float = 16 / 255
-    steps: int = 100
-    restarts: int = 3
-    step_size: float = 2.5 * (16 / 255) / 100
-    seed: int = 0
+           "clip_clears", "stands_in_the_way", "failure_figure", "clip_against_the_ball"]
 
 
 @dataclass(frozen=True)
@@ -62,34 +50,6 @@ class DescentSettings:
 #: of the true edit that the judge reads with the target on fewer than ``round_trip_hit`` of the faces means the
 #: DDPM cannot show it (the toy world's hit target, :data:`~dclip.studies.judged_edits.TARGETS`).
 BARS = {"attack_margin": 0.05, "true_loss": 0.35, "round_trip_hit": TARGETS["hit"]}
-
-
-def pgd_directional(clip, originals: torch.Tensor, direction: torch.Tensor,
-                    settings: AttackSettings = AttackSettings()) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lowest eq. 9 loss (against text direction ``direction``, from
-    :func:`~dclip.method.losses.text_direction`) found per face within ``settings.epsilon`` (L∞) of
-    ``originals``: returns (the perturbed images, their per-face loss, shape (N,))."""
-    x = originals.detach().float()
-    generator = torch.Generator().manual_seed(settings.seed)
-    best = x.clone()
-    best_loss = torch.full((len(x),), float("inf"))
-    for _ in range(settings.restarts):
-        delta = (torch.rand(x.shape, generator=generator) * 2 - 1) * settings.epsilon
-        delta = (x + delta).clamp(-1, 1) - x
-        for step in range(settings.steps + 1):
-            delta.requires_grad_(True)
-            loss = directional_clip_loss(clip, x, x + delta, direction)
-            with torch.no_grad():
-                better = loss.detach().cpu() < best_loss
-                best[better] = (x + delta)[better].detach()
-                best_loss = torch.where(better, loss.detach().cpu(), best_loss)
-            if step == settings.steps:
-                break
-            (grad,) = torch.autograd.grad(loss.sum(), delta)
-            with torch.no_grad():
-                delta = (delta - settings.step_size * grad.sign()).clamp(-settings.epsilon, settings.epsilon)
-                delta = (x + delta).clamp(-1, 1) - x
-    return best, best_loss
 
 
 def pixel_descent(clip, originals: torch.Tensor, direction: torch.Tensor,
@@ -127,13 +87,19 @@ def _edit_losses(ctx, attr, faces: torch.Tensor, runs: int) -> torch.Tensor:
                                                   direction).cpu() for model in models])
 
 
+def clip_clears(true_loss: float, attack_loss: float) -> bool:
+    """The CLIP's bar (:data:`BARS`): nothing in the ball beats the true edit by more than ``attack_margin``, and the
+    true edit's loss is at most ``true_loss``."""
+    return attack_loss >= true_loss - BARS["attack_margin"] and true_loss <= BARS["true_loss"]
+
+
 def stands_in_the_way(row: dict) -> str:
     """Which of the CLIP, the generator and the recipe stops the edit of ``row`` (:data:`BARS`): the CLIP when an
     invisible change beats the true edit or the true edit scores badly, the generator when its round trip of
     the true edit loses the target, the recipe when neither does and the fine-tune still misses the toy
     world's targets; "nothing" when it meets them."""
     blockers = []
-    if row["attack_loss"] < row["true_loss"] - BARS["attack_margin"] or row["true_loss"] > BARS["true_loss"]:
+    if not clip_clears(row["true_loss"], row["attack_loss"]):
         blockers.append("CLIP")
     if row["round_trip_hit"] is not None and row["round_trip_hit"] < BARS["round_trip_hit"]:
         blockers.append("generator")
@@ -238,5 +204,5 @@ def clip_against_the_ball(clip, names: Sequence[str], *, n: int = 32, start: int
             true_loss = float(directional_clip_loss(clip, faces, true_edit(records, name), direction).mean())
         attack_loss = float(pgd_directional(clip, faces, direction, attack)[1].mean())
         rows.append({"edit": name, "true_loss": round(true_loss, 4), "attack_loss": round(attack_loss, 4),
-                     "clears": attack_loss >= true_loss - BARS["attack_margin"] and true_loss <= BARS["true_loss"]})
+                     "clears": clip_clears(true_loss, attack_loss)})
     return rows

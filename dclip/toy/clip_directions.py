@@ -9,8 +9,9 @@ terms per step (the text tower stays as it is, so every ΔT stays where it was):
 
 * **align**: 1 − cos(ΔI, ΔT) of true edits (:func:`dclip.toy.judging.true_edit`) of fresh training faces, each
   towards a random edit whose target it lacks;
-* **margin**: hinge(L_true + ``margin`` − L_ball): the loss of the best change PGD finds inside the ball
-  (``attack_steps`` sign steps from a random start, on the current weights) must stay above the true edit's;
+* **margin**: hinge(L_true + ``margin`` − L_ball): the loss of the best change
+  :func:`dclip.toy.attacks.pgd_directional` finds inside the ball (``attack_steps`` sign steps from one random start,
+  on the current weights) must stay above the true edit's;
 * **contrastive**: the toy CLIP's own training loss (:func:`dclip.toy.train.contrastive_loss`), so that it still
   reads every attribute zero-shot.
 
@@ -26,9 +27,10 @@ import torch
 
 from ..method.attributes import attribute
 from ..method.losses import directional_clip_loss, text_direction
+from .attacks import AttackSettings, pgd_directional
 from .judging import judge_target, true_edit
 from .training_log import TrainingLog
-from .train import CLIP_SETTINGS, build_clip, clip_zero_shot, contrastive_loss, domain_record, draw_batch
+from .train import CLIP_SETTINGS, build_clip, contrastive_loss, domain_record, draw_batch, save_clip
 
 __all__ = ["DirectionSettings", "DIRECTION_SETTINGS", "EDITS", "train_clip_directions"]
 
@@ -67,22 +69,6 @@ def _edit_pairs(step: int, settings: DirectionSettings) -> tuple[torch.Tensor, t
     return x, truth, names
 
 
-def _ball_attack(clip, x: torch.Tensor, directions: torch.Tensor, settings: DirectionSettings,
-                 generator: torch.Generator) -> torch.Tensor:
-    """The change inside the ball that PGD finds lowest on eq. 9 (per face, its own direction), detached."""
-    eps = settings.epsilon
-    delta = ((torch.rand(x.shape, generator=generator) * 2 - 1) * eps)
-    delta = (x + delta).clamp(-1, 1) - x
-    for _ in range(settings.attack_steps):
-        delta.requires_grad_(True)
-        loss = directional_clip_loss(clip, x, x + delta, directions).sum()
-        (grad,) = torch.autograd.grad(loss, delta)
-        with torch.no_grad():
-            delta = (delta - 2.5 * eps / settings.attack_steps * grad.sign()).clamp(-eps, eps)
-            delta = (x + delta).clamp(-1, 1) - x
-    return (x + delta).detach()
-
-
 def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SETTINGS, out: Path | None = None,
                           name: str = "toy_clip", *, progress: bool | None = None) -> dict:
     """Continue the toy CLIP at ``init`` (a ``.safetensors`` written by :func:`dclip.toy.train.train_clip`) on the
@@ -92,7 +78,7 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
 
     from safetensors.torch import load_file
 
-    from ..models.folder import user_models_dir, write_model
+    from ..models.folder import user_models_dir
     from .train import _cosine_lr
 
     if settings.threads:
@@ -108,6 +94,8 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
     generator = torch.Generator().manual_seed(settings.seed)
     with torch.no_grad():
         text = {n: text_direction(clip, attribute(n).source, attribute(n).target) for n in EDITS}
+    attack = AttackSettings(epsilon=settings.epsilon, steps=settings.attack_steps, restarts=1,
+                            step_size=2.5 * settings.epsilon / settings.attack_steps)
     contrastive = replace(CLIP_SETTINGS, seed=settings.seed + 2000)
     before = json.loads(Path(init).with_suffix(".json").read_text())
     meta = {**{k: v for k, v in before.items() if k not in ("history", "steps_done", "cpu_seconds", "init",
@@ -122,7 +110,7 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
             group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
         x, truth, names = _edit_pairs(step, settings)
         directions = torch.cat([text[n] for n in names])
-        ball = _ball_attack(clip, x, directions, settings, generator)
+        ball, _ = pgd_directional(clip, x, directions, attack, generator)
         true_loss = directional_clip_loss(clip, x, truth, directions)
         ball_loss = directional_clip_loss(clip, x, ball, directions)
         loss = (true_loss.mean() + torch.relu(true_loss + settings.margin - ball_loss).mean()
@@ -131,11 +119,7 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
         loss.backward()
         opt.step()
         if log.record(step, loss.item()):
-            if step + 1 == settings.steps:
-                model.eval()
-                meta["zero_shot_held_out"] = clip_zero_shot(clip)
-            write_model(model, out / name, meta, half=True)
+            save_clip(clip, out / name, meta, final=step + 1 == settings.steps)
             log.saved()
-            model.train()
     log.finish()
     return meta

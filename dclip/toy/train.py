@@ -287,6 +287,15 @@ def _augment_clip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x * contrast + tint).clamp(-1, 1)
 
 
+def save_clip(clip, path: Path, meta: dict, *, final: bool) -> None:
+    """Write the CLIP in training to ``path`` (fp16) with ``meta``, the ``final`` time with :func:`clip_zero_shot`'s."""
+    if final:
+        clip.model.eval()
+        meta["zero_shot_held_out"] = clip_zero_shot(clip)
+    write_model(clip.model, path, meta, half=True)
+    clip.model.train()
+
+
 def contrastive_loss(clip, step: int, settings: ClipSettings, generator: torch.Generator) -> torch.Tensor:
     """The toy CLIP's training loss at ``step``: symmetric InfoNCE over ``settings.batch_size`` fresh (face,
     caption) pairs in every style (augmented, :func:`_augment_clip`) and ``settings.broken`` broken images
@@ -343,10 +352,7 @@ def train_clip(settings: ClipSettings = CLIP_SETTINGS, out: Path | None = None, 
         with torch.no_grad():
             model.logit_scale.clamp_(0, np.log(100))
         if log.record(step, loss.item()):
-            if step + 1 == settings.steps:
-                model.eval()
-                meta["zero_shot_held_out"] = clip_zero_shot(clip)
-            write_model(model, out / name, meta, half=True)
+            save_clip(clip, out / name, meta, final=step + 1 == settings.steps)
             log.saved()
     log.finish()
     return meta

@@ -17,6 +17,7 @@ chosen on the *validation* faces with ``--choose``; the literals below are what 
 
     python bench/recipes.py --threads 1              # the table (about 10 min on one core)
     python bench/recipes.py --choose --threads 1     # the validation sweeps behind the literals
+    python bench/recipes.py --choose edits           # each toy edit's recipe (dclip.notebook.profiles.TOY_EDIT_RECIPES)
     python bench/recipes.py --memory-256             # LoRA at the 256² architecture: size and memory estimate
 
 Writes bench/results-recipes-cpu.json (``--out``) and prints the table in Markdown.
@@ -274,7 +275,7 @@ def _chosen(ctx, recipe: Recipe, faces, log) -> dict:
     return row
 
 
-CHOICES = ("lora", "fast learn", "apply steps", "finish")
+CHOICES = ("lora", "fast learn", "apply steps", "finish", "edits")
 
 
 def choose(ctx, log, parts=CHOICES) -> list[dict]:
@@ -305,6 +306,86 @@ def choose(ctx, log, parts=CHOICES) -> list[dict]:
             rows.append({"setting": r.name, **judged_row(ctx, faces, out)})
             log(f"  {rows[-1]}")
     return rows
+
+
+#: The toy edits whose recipes ``--choose edits`` searches (dclip.notebook.profiles.TOY_EDIT_RECIPES).
+TOY_EDITS = ("angry", "smiling", "glasses", "tanned", "gray_hair", "sketch", "pixel_art")
+EDIT_LRS = (3e-5, 1e-4, 3e-4)
+PAPER_FACES = 50  # the paper's training images per fine-tune (Sec. 4), one pass
+RECIPE_FIELDS = ("t0", "lr", "n_iter", "lambda_l1", "n_gen")  # what a per-edit recipe sets; the rest is the world's
+
+
+def _edit_trial(ctx, name: str, overrides: dict, faces, log, n_train: int | None = None) -> dict:
+    """One fine-tune of toy edit ``name`` as the toy world fine-tunes it (its λ_ID, seed, face model), with the toy
+    profile's recipe (not any per-edit one) changed by ``overrides``, on training faces (``n_train``: how many, default the profile's), applied to the validation
+    ``faces`` and judged."""
+    from dclip.method.edit import edit
+    from dclip.method.finetune import attribute_config, finetune
+    from dclip.method.latents import precompute
+    from dclip.notebook.worlds import profile_recipe
+    from dclip.studies.common import judged
+
+    wanted = attribute_config(name, "paper", **{**profile_recipe(ctx.profile), **overrides})
+    config = replace(ctx.world.finetune_config(name), **{k: getattr(wanted, k) for k in RECIPE_FIELDS})
+    base, images = ctx.unet("celeba_hq"), ctx.world.train_images("celeba_hq", 0, n=n_train)
+    start = time.perf_counter()
+    latents = precompute(base, images, config.t0, ctx.profile.n_inv_train, progress=False)
+    result = finetune(base, latents, ctx.clip, config, progress=False,
+                      face_model=ctx.face_model if config.lambda_id > 0 else None)
+    with torch.no_grad():
+        out = edit(base, result.model, faces, config.t0, n_inv=ctx.profile.n_inv, n_gen=ctx.profile.n_gen,
+                   batch_size=len(faces))
+    setting = {"t0": config.t0, "lr": config.lr, "n_iter": config.n_iter, "lambda_l1": config.lambda_l1,
+               "n_train": len(images)}
+    row = {"edit": name, "setting": f"{name}: " + ", ".join(f"{k} {v:g}" for k, v in setting.items()), **setting,
+           "seconds": round(time.perf_counter() - start, 1), **judged(ctx, faces, out, name)}
+    log(f"  {row['setting']}: hit {row['hit']}, kept {row['kept']}, to true {row['judge_to_true']}")
+    return row
+
+
+def _score(row: dict) -> tuple:
+    """The rule ``--choose edits`` applies: the toy targets met first, then the highest hit among settings that
+    keep ≥ 0.9 of the other attributes, then the smaller distance to the true edit."""
+    from dclip.studies.judged_edits import TARGETS, meets_targets
+
+    return (meets_targets(row), row["kept"] >= TARGETS["kept"], row["hit"], -row["judge_to_true"])
+
+
+def choose_edit(ctx, name: str, log) -> tuple[list[dict], dict]:
+    """The validation search of one toy edit's recipe, in three rounds that each keep the best so far
+    (:func:`_score`): the learning rate (:data:`EDIT_LRS`, 6 passes), then twice the passes and a smaller λ_L1,
+    then t0 ± 100. One fine-tune per setting. Also measured, not chosen from: the paper's 50 training faces with
+    one pass at the chosen setting (the toy profile fine-tunes on 8 faces, 6 passes: as many updates)."""
+    from dclip.method.attributes import attribute
+
+    faces = ctx.world.edit_images(name, split="validation")
+    rows = [_edit_trial(ctx, name, {"lr": lr}, faces, log) for lr in EDIT_LRS]
+    best = max(rows, key=_score)
+    chosen = {"lr": best["lr"]}
+    for extra in ({"n_iter": 2 * ctx.profile.n_iter}, {"lambda_l1": 0.1}):
+        rows.append(_edit_trial(ctx, name, {**chosen, **extra}, faces, log))
+        if _score(rows[-1]) > _score(best):
+            best, chosen = rows[-1], {**chosen, **extra}
+    t0 = attribute(name).t0
+    for step in (t0 - 100, t0 + 100):
+        rows.append(_edit_trial(ctx, name, {**chosen, "t0": step}, faces, log))
+        if _score(rows[-1]) > _score(best):
+            best, chosen = rows[-1], {**chosen, "t0": step}
+    paper = _edit_trial(ctx, name, {**chosen, "n_iter": 1}, faces, log, n_train=PAPER_FACES)
+    rows.append({**paper, "setting": paper["setting"] + " (the paper's 50 faces, not chosen from)"})
+    for row in rows:
+        row["chosen"] = row is best
+    return rows, chosen
+
+
+def choose_edits(ctx, log, names=TOY_EDITS) -> tuple[list[dict], dict]:
+    """:func:`choose_edit` for each toy edit: every row, and the recipes to paste into TOY_EDIT_RECIPES."""
+    rows, recipes = [], {}
+    for name in names:
+        log(f"[{name}]")
+        edit_rows, recipes[name] = choose_edit(ctx, name, log)
+        rows += edit_rows
+    return rows, recipes
 
 
 def judged_row(ctx, faces, out) -> dict:
@@ -451,7 +532,12 @@ def main(argv=None) -> int:
     ctx = Context.create("toy")
     if args.choose is not None:
         out = Path(args.out).with_name(Path(args.out).stem.replace("recipes", "recipes-choose") + ".json")
-        rows = choose(ctx, log, args.choose or CHOICES)
+        parts = args.choose or CHOICES
+        rows = choose(ctx, log, [p for p in parts if p != "edits"])
+        if "edits" in parts:
+            edit_rows, recipes = choose_edits(ctx, log)
+            rows += edit_rows
+            print("TOY_EDIT_RECIPES = " + json.dumps(recipes))
         kept = json.loads(out.read_text())["rows"] if out.is_file() else []  # earlier sweeps' rows stay
         names = {r["setting"] for r in rows}
         rows = [r for r in kept if r["setting"] not in names] + rows

@@ -44,3 +44,40 @@ def test_a_resume_file_from_other_settings_is_refused_with_the_fix(tmp_path, mon
     with pytest.raises(ValueError, match=r"toy_ddpm.resume.pt belongs to a run with other settings \(steps 4 there, "
                                          r"6 now\).*delete it to train from the start"):
         train.train_ddpm(replace(TINY, steps=6), tmp_path, progress=False)
+
+
+def test_clip_directions_in_place_resumes_from_the_clip_it_started_from(tmp_path, monkeypatch):
+    """``toy train clip-directions --out`` the folder of its own init: a stopped run, started again, still starts
+    from the original CLIP (kept beside it until the run ends), not from its own partial save."""
+    import json
+    import shutil
+
+    from dclip.models.folder import shipped_file
+    from dclip.toy import clip_directions as cd
+
+    tiny = replace(cd.DIRECTION_SETTINGS, steps=4, batch_size=2, attack_steps=1, save_every=2, threads=1)
+    for folder in ("whole", "in_place"):
+        (tmp_path / folder).mkdir()
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(shipped_file("toy_clip").with_suffix(suffix), tmp_path / folder / f"toy_clip{suffix}")
+    monkeypatch.setattr(cd, "CLIP_SETTINGS", replace(cd.CLIP_SETTINGS, batch_size=4, broken=2))
+    cd.train_clip_directions(tmp_path / "whole" / "toy_clip.safetensors", tiny, tmp_path / "whole_out", progress=False)
+    real_pairs = cd._edit_pairs
+
+    def stop_at_step_3(step, settings):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_pairs(step, settings)
+
+    target = tmp_path / "in_place" / "toy_clip.safetensors"
+    monkeypatch.setattr(cd, "_edit_pairs", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        cd.train_clip_directions(target, tiny, tmp_path / "in_place", progress=False)
+    assert (tmp_path / "in_place" / "toy_clip.before-directions.safetensors").is_file()
+    monkeypatch.setattr(cd, "_edit_pairs", real_pairs)
+    meta = cd.train_clip_directions(target, tiny, tmp_path / "in_place", progress=False)
+    a, b = load_file(tmp_path / "whole_out" / "toy_clip.safetensors"), load_file(target)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    started = json.loads(shipped_file("toy_clip").with_suffix(".json").read_text())
+    assert meta["init"]["steps_done"] == started["steps_done"]  # the CLIP it started from, not its partial save
+    assert sorted(p.name for p in (tmp_path / "in_place").iterdir()) == ["toy_clip.json", "toy_clip.safetensors"]

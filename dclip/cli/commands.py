@@ -139,11 +139,12 @@ def _finetune_config(args, name: str | None = None):
     target = args.target or (preset.target if preset else None)
     if not source or not target:
         raise ValueError("give --attribute NAME, or both --source and --target texts.")
-    attr = Attribute(source, target, args.t0 or (preset.t0 if preset else 400),
+    toy = toy_preset(args, name if preset and not args.source and not args.target else None)
+    attr = Attribute(source, target, args.t0 or toy.get("t0") or (preset.t0 if preset else 400),
                      use_id=preset.use_id if preset else False, use_l1=preset.use_l1 if preset else True)
     flags = dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
                  lambda_l1=args.lambda_l1, lambda_id=args.lambda_id)
-    toy = {k: v for k, v in toy_preset(args).items() if k in flags}  # --model toy; a flag given wins
+    toy = {k: v for k, v in toy.items() if k in flags}  # --model toy (and its edit's recipe); a flag given wins
     overrides = {**toy, **{k: v for k, v in flags.items() if v is not None}}
     return attribute_config(attr, args.recipe or "paper", mode=args.mode, batch_size=args.batch_size, seed=args.seed,
                             adapter=args.adapter, rank=args.rank, loss_at=args.loss_at, **overrides)

@@ -18,17 +18,19 @@ def toy_profile():
     return PROFILES["toy"]
 
 
-def preset(args) -> dict:
+def preset(args, edit: str | None = None) -> dict:
     """The settings ``--model toy`` gives where no flag does, as the notebooks' toy world: the toy profile's
     recipe (:func:`dclip.notebook.worlds.profile_recipe`; not when ``--recipe`` names one), its number of
-    training faces, the toy CLIP and λ_ID = 0 (:func:`dclip.method.finetune.world_settings`). Empty for other models."""
+    training faces, the toy CLIP and λ_ID = 0 (:func:`dclip.method.finetune.world_settings`); for a toy edit
+    ``edit``, its own recipe (t0, lr, passes, λ_L1: :data:`dclip.notebook.profiles.TOY_EDIT_RECIPES`). Empty for
+    other models."""
     if args.model != "toy":
         return {}
     from ..method.finetune import world_settings
     from ..notebook.worlds import profile_recipe
 
     toy = toy_profile()
-    recipe = profile_recipe(toy, getattr(args, "adapter", "none")) if getattr(args, "recipe", None) is None else {}
+    recipe = profile_recipe(toy, getattr(args, "adapter", "none"), edit) if getattr(args, "recipe", None) is None else {}
     return {**recipe, **world_settings(toy.world), "n_images": toy.n_train, "clip": "toy"}
 
 

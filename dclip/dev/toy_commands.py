@@ -1,8 +1,9 @@
 """The toy world on the command line.
 
-* ``python -m dclip toy train {ddpm,clip,judge,gan,e4e,all} [--steps N] [--out DIR [--force]]``: (re)train the toy
+* ``python -m dclip toy train {ddpm,clip,clip-directions,judge,gan,e4e,all} [--steps N] [--out DIR [--force]]``: (re)train the toy
   models into a user folder (``toy-models/`` in dclip's data folder; the shipped models' folder only with
-  ``--force``); ``gan``: the toy StyleGAN2 of the GAN baselines, ``e4e``: its encoder; both continue a stopped run;
+  ``--force``); ``clip-directions``: continue the toy CLIP on true-edit directions
+  (:mod:`dclip.toy.clip_directions`; from ``--init``, else the folder's own ``toy_clip``); ``gan``: the toy StyleGAN2 of the GAN baselines, ``e4e``: its encoder; both continue a stopped run;
 * ``python -m dclip toy faces OUT [--n N] [--split test|validation] [--lacking EDIT]``: write toy faces as PNGs,
   images to edit with ``python -m dclip edit --model toy``;
 * ``python -m dclip toy sheet``: draw the toy world figure.
@@ -20,7 +21,7 @@ __all__ = ["main", "write_faces"]
 
 
 #: The toy models ``toy train`` knows, in the order ``all`` trains them (the GAN before its encoder).
-MODELS = ("ddpm", "clip", "judge", "gan", "e4e")
+MODELS = ("ddpm", "clip", "clip-directions", "judge", "gan", "e4e")
 
 #: ``python -m dclip toy``'s examples (its help's epilog; tests/test_cli.py parses each one).
 EXAMPLES = (
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n" + "\n".join(f"  {x}" for x in EXAMPLES if " train " in x),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=[*MODELS, "all"],
-                   help="ddpm: the toy DDPM; clip: the toy CLIP; judge: the classifier that scores edits; gan: the "
+                   help="ddpm: the toy DDPM; clip: the toy CLIP (contrastive); clip-directions: the toy CLIP continued "
+                        "on true-edit directions (what is shipped); judge: the classifier that scores edits; gan: the "
                         "toy StyleGAN2 of the GAN baselines; e4e: its encoder (needs a gan); all: each in that order")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
     p.add_argument("--out", type=Path, default=None,
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="allow --out to be the shipped models' folder (dclip/models/shipped), replacing the models "
                         "every notebook and test uses")
-    p.add_argument("--init", type=Path, default=None, help="clip only: continue from this toy CLIP file")
+    p.add_argument("--init", type=Path, default=None, help="clip, clip-directions: continue from this toy CLIP file (clip-directions' default: "
+                        "toy_clip in --out's folder)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show progress bars (default: on)")
     f = sub.add_parser("faces", help="write held-out toy faces as PNGs to a folder (images to edit with --model toy)",
@@ -89,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _trainers() -> dict:
     from ..baselines import e4e_training, stylegan2_training
-    from ..toy import train
+    from ..toy import clip_directions, train
     from . import toy_gan
 
     return {"ddpm": (train.train_ddpm, train.DDPM_SETTINGS, "toy_ddpm"),
             "clip": (train.train_clip, train.CLIP_SETTINGS, "toy_clip"),
+            "clip-directions": (_clip_directions, clip_directions.DIRECTION_SETTINGS, "toy_clip"),
             "judge": (train.train_judge, train.JUDGE_SETTINGS, "toy_judge"),
             "gan": (toy_gan.train_gan, stylegan2_training.GAN_SETTINGS, toy_gan.GAN_NAME),
             "e4e": (toy_gan.train_e4e, e4e_training.E4E_SETTINGS, toy_gan.E4E_NAME)}
@@ -115,7 +119,7 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
         fn, settings, file = trainers[name]
         if args.steps is not None:
             settings = replace(settings, steps=args.steps)
-        extra = {"init": args.init} if args.init is not None and name == "clip" else {}
+        extra = {"init": args.init} if args.init is not None and name.startswith("clip") else {}
         replaced = (out / f"{file}.safetensors").is_file()
         if resume_path(out, file).is_file():
             print(f"{name}: continuing the stopped run saved in {resume_path(out, file)} (delete it to start over)")
@@ -126,6 +130,37 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
         print(f"{name}: wrote {out / file}.safetensors" + ("" if shipped else
               f"; use it with --toy-models {out} (or DCLIP_TOY_MODELS={out})"))
     return 0
+
+
+def _clip_directions(settings, out: Path, *, progress: bool, init: Path | None = None) -> dict:
+    """``toy train clip-directions``: :func:`dclip.toy.clip_directions.train_clip_directions` from ``init``, else
+    from the toy CLIP in ``out`` (``toy train all`` trains it just before)."""
+    from ..toy.clip_directions import train_clip_directions
+
+    meta = train_clip_directions(Path(init or out / "toy_clip.safetensors"), settings, out, progress=progress)
+    return record_ball_bars(meta, out / "toy_clip")
+
+
+def record_ball_bars(meta: dict, path: Path) -> dict:
+    """Measure the CLIP at ``path`` against the ball on validation faces
+    (:func:`dclip.studies.edit_failures.clip_against_the_ball`) and record it in its sidecar, with the machine it
+    was trained on."""
+    import platform
+
+    import torch
+
+    from ..models.clip import load_clip_file
+    from ..runtime.atomic import atomic_write
+    from ..studies.edit_failures import BARS, clip_against_the_ball
+    from ..toy.clip_directions import EDITS
+
+    rows = clip_against_the_ball(load_clip_file(path.with_suffix(".safetensors")), EDITS)
+    meta = {**meta, "device": f"cpu ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads",
+            "ball_bars_validation": {"bars": {k: BARS[k] for k in ("attack_margin", "true_loss")}, "n": 32,
+                                     "rows": rows, "cleared": sum(r["clears"] for r in rows)}}
+    text = json.dumps(meta, indent=1, default=str)
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    return meta
 
 
 def write_faces(out: Path, n: int, split: str = "test", lacking: str | None = None) -> list[Path]:

@@ -120,6 +120,18 @@ PROFILES: dict[str, Profile] = {
         figures_subdir="toy", disk_cache=False, gan="toy", gan_settings="toy", world="toy", n_runs=3,
         lora_lr=1e-3),
 }
+#: The toy profile's recipe per edit: what each toy edit changes in it (t0, lr, passes ``n_iter``, λ_L1), as the paper and the authors' configs set them per attribute. Chosen on the
+#: validation faces by ``python bench/recipes.py --choose edits`` (its search: bench/results-recipes-choose-cpu.json,
+#: bench/RESULTS.md), never on the test faces; an edit missing here takes the toy profile's recipe as it is.
+TOY_EDIT_RECIPES: dict[str, dict] = {}
+
+
+def edit_recipe(profile: Profile, edit: str | None) -> dict:
+    """What ``profile`` changes for the edit called ``edit`` (:data:`TOY_EDIT_RECIPES` at the toy profiles; ``{}``
+    elsewhere and for free text)."""
+    return dict(TOY_EDIT_RECIPES.get(edit, {})) if profile.is_toy and edit else {}
+
+
 #: What ``make test`` (nbval) runs: the toy profile on 8 test faces with one fine-tune per edit, so the notebooks'
 #: checked cells run in a few minutes; ``make figures`` runs the full toy profile (32 faces, 3 fine-tunes).
 PROFILES["toy-check"] = replace(PROFILES["toy"], name="toy-check", n_test=8, n_ablation=8, n_runs=1,

@@ -29,12 +29,17 @@ SAMPLE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
-def profile_recipe(profile: Profile, adapter: str = "none") -> dict:
-    """What a profile changes in the paper recipe of every fine-tune: S_gen, passes and learning rate (the toy
-    profile's are also what the CLI's ``--model toy`` fine-tunes with); a LoRA fine-tune (``adapter="lora"``)
-    takes the profile's ``lora_lr``."""
+def profile_recipe(profile: Profile, adapter: str = "none", edit: str | None = None) -> dict:
+    """What a profile changes in the paper recipe of a fine-tune: S_gen, passes and learning rate (the toy
+    profile's are also what the CLI's ``--model toy`` fine-tunes with), and for a named toy edit its own recipe
+    (:func:`dclip.notebook.profiles.edit_recipe`: t0, lr, passes, λ_L1). A LoRA
+    fine-tune (``adapter="lora"``) takes the profile's ``lora_lr`` and no per-edit recipe (chosen for full
+    fine-tunes)."""
+    from .profiles import edit_recipe
+
     lr = profile.lora_lr if adapter == "lora" else profile.lr
-    return {"n_gen": profile.n_gen_train, "n_iter": profile.n_iter, "lr": lr}
+    own = edit_recipe(profile, edit) if adapter == "none" else {}
+    return {"n_gen": profile.n_gen_train, "n_iter": profile.n_iter, "lr": lr, **own}
 
 
 def as_attribute(item: str | Attribute) -> Attribute:
@@ -128,7 +133,8 @@ class PhotoWorld:
         from ..method.finetune import attribute_config
 
         p = self.profile
-        return attribute_config(as_attribute(item), "paper", **profile_recipe(p), seed=p.seed + replicate,
+        recipe = profile_recipe(p, edit=item if isinstance(item, str) else None)
+        return attribute_config(as_attribute(item), "paper", **recipe, seed=p.seed + replicate,
                                 **self._config_overrides(t0))
 
     def _config_overrides(self, t0: int | None) -> dict:
@@ -145,12 +151,12 @@ class PhotoWorld:
 class ToyWorld(PhotoWorld):
     """dclip's synthetic faces (:mod:`dclip.toy.domain`): what the toy profile edits on a CPU."""
 
-    def train_images(self, domain: str = "celeba_hq", replicate: int = 0) -> torch.Tensor:
-        """Fine-tuning images: a training folder when given, else training-seed toy faces (never the test or
-        validation faces); each ``replicate`` (an independent fine-tune) its own faces."""
+    def train_images(self, domain: str = "celeba_hq", replicate: int = 0, n: int | None = None) -> torch.Tensor:
+        """Fine-tuning images: a training folder when given, else ``n`` (default: the profile's) training-seed toy
+        faces (never the test or validation faces); each ``replicate`` (an independent fine-tune) its own faces."""
         if self.train_folder(domain):
             return super().train_images(domain, replicate)
-        n = self.profile.n_train
+        n = n or self.profile.n_train
         return self.memo.get(("train", n, replicate), lambda: self._toy_train(n, replicate).to(self.device)).clone()
 
     def n_train_images(self, domain: str = "celeba_hq") -> int:

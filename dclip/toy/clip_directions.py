@@ -40,13 +40,13 @@ EDITS = ("angry", "smiling", "glasses", "tanned", "gray_hair", "sketch", "pixel_
 
 @dataclass(frozen=True)
 class DirectionSettings:
-    steps: int = 500
+    steps: int = 800
     batch_size: int = 32          # true-edit pairs per step (each face towards one edit it lacks)
     lr: float = 2e-4              # AdamW on the image tower, linear warm-up then cosine decay to lr / 10
     warmup: int = 20
     weight_decay: float = 0.05
     epsilon: float = 16 / 255     # the ball (8/255 of the [0, 1] range, as the failure table measures)
-    attack_steps: int = 3         # PGD sign steps per training step (step size 2.5 · ε / attack_steps)
+    attack_steps: int = 12        # PGD sign steps per training step (step size 2.5 · ε / attack_steps)
     margin: float = 0.3           # the ball's best must stay this far above the true edit's loss
     contrastive_weight: float = 1.0
     seed: int = 11
@@ -73,7 +73,8 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
                           name: str = "toy_clip", *, progress: bool | None = None) -> dict:
     """Continue the toy CLIP at ``init`` (a ``.safetensors`` written by :func:`dclip.toy.train.train_clip`) on the
     three terms of the module docstring; writes ``out/<name>`` (and resumes a stopped run, as every toy trainer).
-    Returns the sidecar, with the zero-shot accuracy on held-out faces after training."""
+    Returns the sidecar, with the zero-shot accuracy on held-out faces after training (``toy train clip-directions`` adds
+    the ball's bars on validation faces)."""
     import json
 
     from safetensors.torch import load_file
@@ -83,6 +84,8 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    out = Path(out or user_models_dir())
+    init = _init_copy(Path(init), out / name)
     clip = build_clip(0)
     clip.model.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
     model = clip.model.train()
@@ -102,7 +105,6 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
                                                              "zero_shot_held_out")},
             "settings": asdict(settings), "trained": "image tower on true-edit directions (dclip.toy.clip_directions)",
             "domain": domain_record(), "init": before}
-    out = Path(out or user_models_dir())
     log = TrainingLog(settings, meta, out, name, modules={"model": model}, optimizers={"adamw": opt},
                    generators={"attack": generator})
     for step in log.start("toy CLIP directions", progress):
@@ -122,4 +124,30 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
             save_clip(clip, out / name, meta, final=step + 1 == settings.steps)
             log.saved()
     log.finish()
+    if init.name.endswith(_BEFORE):
+        for suffix in (".safetensors", ".json"):
+            init.with_suffix(suffix).unlink(missing_ok=True)
     return meta
+
+
+_BEFORE = ".before-directions.safetensors"
+
+
+def _init_copy(init: Path, target: Path) -> Path:
+    """The CLIP to start from. When it is the file this run writes (``toy train clip-directions --out`` its own
+    folder), a copy beside it (``<name>.before-directions.*``, removed when the run finishes), so that a run that
+    stops and is started again still starts from the CLIP it started from, not from its own partial save."""
+    import shutil
+
+    from ..runtime.atomic import atomic_write_all
+
+    if not init.is_file():
+        raise FileNotFoundError(f"no toy CLIP at {init}: train one first (`python -m dclip toy train clip`) or pass "
+                                "--init with a toy CLIP's .safetensors")
+    if init.resolve() != target.with_suffix(".safetensors").resolve():
+        return init
+    copy = target.with_name(target.name + _BEFORE)
+    if not copy.is_file():
+        atomic_write_all([(copy, lambda tmp: shutil.copyfile(init, tmp)),
+                          (copy.with_suffix(".json"), lambda tmp: shutil.copyfile(init.with_suffix(".json"), tmp))])
+    return copy

@@ -239,16 +239,18 @@ def test_help_lists_every_model_preset_toy_included(capsys):
             assert "default: toy with --model toy" in text and "0 with --model toy" in text
 
 
-def test_toy_model_takes_the_notebooks_toy_recipe_and_no_identity_term():
+def test_toy_model_takes_the_notebooks_toy_recipe_and_no_identity_term(monkeypatch):
     """`finetune --model toy --clip toy` builds the config the notebooks' toy world builds (toy profile recipe,
     λ_ID 0), from the same definitions; a flag given still wins."""
     from dclip.cli import _parse
     from dclip.cli.commands import _finetune_config
     from dclip.cli.toy import notes
+    from dclip.notebook import profiles
     from dclip.notebook.memo import Memo
     from dclip.notebook.profiles import PROFILES
     from dclip.notebook.worlds import ToyWorld
 
+    monkeypatch.setattr(profiles, "TOY_EDIT_RECIPES", {})  # the profile's recipe alone (per edit: the next test)
     toy = PROFILES["toy"]
     args = _parse(["finetune", "--model", "toy", "--clip", "toy", "--attribute", "angry", "--out", "x"])
     config = _finetune_config(args)
@@ -271,6 +273,36 @@ def test_toy_model_takes_the_notebooks_toy_recipe_and_no_identity_term():
     paper = _parse(["finetune", "--attribute", "angry", "--out", "x"])  # other models: nothing changes
     assert (_finetune_config(paper).lambda_id, paper.n_images, paper.clip) == (0.1, 50, "ViT-B-16-quickgelu")
     assert notes(paper, _finetune_config(paper)) == []
+
+
+def test_a_toy_edit_takes_its_own_recipe_in_the_cli_and_the_notebooks(monkeypatch):
+    """An edit in TOY_EDIT_RECIPES changes lr, passes and λ_L1 the same way for `finetune --model toy` and the
+    notebooks' toy world; the paper profile, free texts and a flag given ignore it."""
+    from dclip.cli import _parse
+    from dclip.cli.commands import _finetune_config
+    from dclip.cli.toy import notes
+    from dclip.method.attributes import attribute
+    from dclip.notebook import profiles
+    from dclip.notebook.memo import Memo
+    from dclip.notebook.worlds import ToyWorld
+
+    assert all("t0" not in r for r in profiles.TOY_EDIT_RECIPES.values())  # studies edit at the attribute's t0
+    monkeypatch.setattr(profiles, "TOY_EDIT_RECIPES", {"angry": {"lr": 1e-4, "n_iter": 12, "lambda_l1": 0.1}})
+    args = _parse(["finetune", "--model", "toy", "--attribute", "angry", "--out", "x"])
+    config = _finetune_config(args)
+    assert (config.t0, config.lr, config.n_iter, config.lambda_l1, config.lambda_id) == (301, 1e-4, 12, 0.1, 0.0)
+    world = ToyWorld(profiles.PROFILES["toy"], torch.device("cpu"), Memo(), print, image_dirs={}, train_dirs={})
+    assert world.finetune_config("angry") == world.finetune_config(attribute("angry")) == config
+    assert world.finetune_config("smiling").lr == profiles.PROFILES["toy"].lr  # an edit without a recipe of its own
+    assert notes(args, config)[0].startswith("--model toy: angry's toy recipe (t0 301, lr 0.0001, 12 passes")
+    given = _finetune_config(_parse(["finetune", "--model", "toy", "--attribute", "angry", "--t0", "401", "--lr",
+                                     "2e-5", "--out", "x"]))
+    assert (given.t0, given.lr, given.n_iter) == (401, 2e-5, 12)
+    free = _finetune_config(_parse(["finetune", "--model", "toy", "--source", "face", "--target", "angry face",
+                                    "--out", "x"]))
+    assert (free.t0, free.lr) == (400, profiles.PROFILES["toy"].lr)
+    paper = _finetune_config(_parse(["finetune", "--attribute", "angry", "--out", "x"]))
+    assert (paper.t0, paper.lr) == (301, 1e-6)
 
 
 def test_toy_faces_writes_n_pngs(tmp_path, capsys):

@@ -140,7 +140,7 @@ def _finetune_config(args, name: str | None = None):
     if not source or not target:
         raise ValueError("give --attribute NAME, or both --source and --target texts.")
     toy = toy_preset(args, name if preset and not args.source and not args.target else None)
-    attr = Attribute(source, target, args.t0 or toy.get("t0") or (preset.t0 if preset else 400),
+    attr = Attribute(source, target, args.t0 or (preset.t0 if preset else 400),
                      use_id=preset.use_id if preset else False, use_l1=preset.use_l1 if preset else True)
     flags = dict(n_gen=args.n_gen, n_iter=args.n_iter, lr=args.lr, lambda_clip=args.lambda_clip,
                  lambda_l1=args.lambda_l1, lambda_id=args.lambda_id)

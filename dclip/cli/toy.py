@@ -22,7 +22,7 @@ def preset(args, edit: str | None = None) -> dict:
     """The settings ``--model toy`` gives where no flag does, as the notebooks' toy world: the toy profile's
     recipe (:func:`dclip.notebook.worlds.profile_recipe`; not when ``--recipe`` names one), its number of
     training faces, the toy CLIP and λ_ID = 0 (:func:`dclip.method.finetune.world_settings`); for a toy edit
-    ``edit``, its own recipe (t0, lr, passes, λ_L1: :data:`dclip.notebook.profiles.TOY_EDIT_RECIPES`). Empty for
+    ``edit``, its own recipe (lr, passes, λ_L1: :data:`dclip.notebook.profiles.TOY_EDIT_RECIPES`). Empty for
     other models."""
     if args.model != "toy":
         return {}
@@ -37,12 +37,15 @@ def preset(args, edit: str | None = None) -> dict:
 def notes(args, config) -> list[str]:
     """What ``--model toy`` chose for the flags left unset, a line each (the CLI prints them as notes)."""
     from ..method.finetune import NO_IDENTITY_NOTE
+    from ..notebook.profiles import edit_recipe
 
     if args.model != "toy":
         return []
     faces = "" if args.images else f" on {args.n_images} training-seed toy faces"
-    out = [f"--model toy: the toy profile's recipe (lr {config.lr:g}, {config.n_iter} passes, S_gen {config.n_gen})"
-           f"{faces}; a flag you give wins"] if args.recipe is None else []
+    edit = args.attribute[0] if args.attribute and not args.source and not args.target else None
+    whose = f"{edit}'s toy recipe" if edit_recipe(toy_profile(), edit) else "the toy profile's recipe"
+    out = [f"--model toy: {whose} (t0 {config.t0}, lr {config.lr:g}, {config.n_iter} passes, λ_L1 "
+           f"{config.lambda_l1:g}, S_gen {config.n_gen}){faces}; a flag you give wins"] if args.recipe is None else []
     return out + ([f"--model toy: {NO_IDENTITY_NOTE}; --lambda-id sets it"] if args.lambda_id is None else [])
 
 

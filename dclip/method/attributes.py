@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Attribute", "ATTRIBUTES", "attribute", "TOY_STAND_INS", "toy_stand_in"]
+__all__ = ["Attribute", "ATTRIBUTES", "attribute", "preset_name", "TOY_STAND_INS", "toy_stand_in"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,11 @@ TOY_STAND_INS: dict[str, str] = {
 def toy_stand_in(name: str) -> str | None:
     """The toy world's stand-in for the paper attribute ``name`` (``None``: nothing like it at the toy profile)."""
     return TOY_STAND_INS.get(name)
+
+
+def preset_name(attr: Attribute) -> str | None:
+    """The name of the preset ``attr`` is (``None``: free text, or a preset with changed fields)."""
+    return next((name for name, preset in ATTRIBUTES.items() if preset == attr), None)
 
 
 def attribute(name: str) -> Attribute:

@@ -32,7 +32,7 @@ SAMPLE_SETS: dict[str, tuple[str, ...]] = {
 def profile_recipe(profile: Profile, adapter: str = "none", edit: str | None = None) -> dict:
     """What a profile changes in the paper recipe of a fine-tune: S_gen, passes and learning rate (the toy
     profile's are also what the CLI's ``--model toy`` fine-tunes with), and for a named toy edit its own recipe
-    (:func:`dclip.notebook.profiles.edit_recipe`: t0, lr, passes, λ_L1). A LoRA
+    (:func:`dclip.notebook.profiles.edit_recipe`: lr, passes, λ_L1). A LoRA
     fine-tune (``adapter="lora"``) takes the profile's ``lora_lr`` and no per-edit recipe (chosen for full
     fine-tunes)."""
     from .profiles import edit_recipe
@@ -130,10 +130,11 @@ class PhotoWorld:
         """The :class:`FinetuneConfig` for an attribute under this profile (paper recipe, Sec. 4); ``t0``
         overrides the attribute's return step (Fig. 8b); independent fine-tunes (``replicate`` 0, 1, ...)
         take the profile's seed plus ``replicate``."""
+        from ..method.attributes import preset_name
         from ..method.finetune import attribute_config
 
         p = self.profile
-        recipe = profile_recipe(p, edit=item if isinstance(item, str) else None)
+        recipe = profile_recipe(p, edit=item if isinstance(item, str) else preset_name(item))
         return attribute_config(as_attribute(item), "paper", **recipe, seed=p.seed + replicate,
                                 **self._config_overrides(t0))
 

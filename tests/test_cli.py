@@ -266,7 +266,7 @@ def test_toy_model_takes_the_notebooks_toy_recipe_and_no_identity_term(monkeypat
                     "--n-images", "4", "--out", "x"])
     config = _finetune_config(given)
     assert (config.lr, config.lambda_id, config.n_iter, given.n_images) == (1e-5, 0.2, toy.n_iter, 4)
-    assert notes(given, config)[0].startswith("--model toy: the toy profile's recipe (lr 1e-05")
+    assert notes(given, config)[0].startswith("--model toy: the toy profile's recipe (t0 301, lr 1e-05")
     authors = _finetune_config(_parse(["finetune", "--model", "toy", "--attribute", "angry", "--recipe",
                                        "authors_readme", "--out", "x"]))
     assert (authors.lr, authors.n_iter, authors.lambda_id) == (8e-6, 5, 0.0)  # the recipe named; still no ID term

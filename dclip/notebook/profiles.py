@@ -126,10 +126,9 @@ PROFILES: dict[str, Profile] = {
 #: an edit missing here takes the toy profile's recipe as it is. No t0 here: the studies apply an edit at its
 #: attribute's t0 (:data:`dclip.method.attributes.ATTRIBUTES`), so the fine-tune must learn it there; the search
 #: measures t0 ± 100 all the same (tests/test_cli.py keeps t0 out).
-#: From the first search (8 faces; bench/RESULTS.md): twice the passes for smiling (validation hit 0.09 -> 0.16, kept
-#: 0.94 -> 1.00) and gray hair (0 -> 0.09, kept 0.96 -> 0.98). Its other choices were t0 alone (angry 401, tanned 101,
-#: pixel art 501) or only helped at another t0 (sketch: 12 passes at t0 501), which the studies cannot apply yet.
-TOY_EDIT_RECIPES: dict[str, dict] = {"smiling": {"n_iter": 12}, "gray_hair": {"n_iter": 12}}
+#: Empty while the shipped toy CLIP is the contrastive one: the first search (bench/RESULTS.md, docs/toy.md) ran on
+#: the CLIP trained on true-edit directions (not shipped yet) and chose 12 passes for smiling and gray hair there.
+TOY_EDIT_RECIPES: dict[str, dict] = {}
 
 
 def edit_recipe(profile: Profile, edit: str | None) -> dict:

@@ -308,8 +308,7 @@ def choose(ctx, log, parts=CHOICES) -> list[dict]:
     return rows
 
 
-#: The toy edits whose recipes ``--choose edits`` searches (dclip.notebook.profiles.TOY_EDIT_RECIPES).
-TOY_EDITS = ("angry", "smiling", "glasses", "tanned", "gray_hair", "sketch", "pixel_art")
+from dclip.toy.judging import TOY_EDITS  # noqa: E402  (the edits whose recipes ``--choose edits`` searches)
 EDIT_LRS = (3e-5, 1e-4, 3e-4)
 PAPER_FACES = 50  # the paper's training images per fine-tune (Sec. 4), one pass
 RECIPE_FIELDS = ("t0", "lr", "n_iter", "lambda_l1", "n_gen")  # what a per-edit recipe sets; the rest is the world's
@@ -367,21 +366,28 @@ def choose_edit(ctx, name: str, log) -> tuple[list[dict], dict]:
     pass at the chosen setting (the toy profile fine-tunes on 8 faces, 6 passes: about as many updates)."""
     from dclip.method.attributes import attribute
 
-    faces = ctx.world.edit_images(name, split="validation")
     t0 = attribute(name).t0
     changes = [{"lr": lr} for lr in EDIT_LRS[1:]] + [{"n_iter": 2 * ctx.profile.n_iter}, {"lambda_l1": 0.1},
                                                      {"t0": t0 - 100}, {"t0": t0 + 100}]
-    best, chosen = _edit_trial(ctx, name, {}, faces, log), {}
+    faces, rows, chosen = _one_change_at_a_time(ctx, name, {}, changes, log)
+    paper = _edit_trial(ctx, name, {**chosen, "n_iter": 1}, faces, log, n_train=PAPER_FACES)
+    rows.append({**paper, "setting": paper["setting"] + " (the paper's 50 faces, not chosen from)", "chosen": False})
+    return rows, chosen
+
+
+def _one_change_at_a_time(ctx, name: str, start: dict, changes, log, n_train: int | None = None):
+    """From ``start``, each of ``changes`` tried on top of the setting kept so far and kept when :func:`_better`:
+    the validation faces, every row (``chosen`` marks the kept one) and the kept overrides."""
+    faces = ctx.world.edit_images(name, split="validation")
+    best, chosen = _edit_trial(ctx, name, start, faces, log, n_train=n_train), dict(start)
     rows = [best]
     for change in changes:
-        rows.append(_edit_trial(ctx, name, {**chosen, **change}, faces, log))
+        rows.append(_edit_trial(ctx, name, {**chosen, **change}, faces, log, n_train=n_train))
         if _better(rows[-1], best):
             best, chosen = rows[-1], {**chosen, **change}
-    paper = _edit_trial(ctx, name, {**chosen, "n_iter": 1}, faces, log, n_train=PAPER_FACES)
-    rows.append({**paper, "setting": paper["setting"] + " (the paper's 50 faces, not chosen from)"})
     for row in rows:
         row["chosen"] = row is best
-    return rows, chosen
+    return faces, rows, chosen
 
 
 def choose_edit_50(ctx, name: str, log) -> tuple[list[dict], dict]:
@@ -389,16 +395,9 @@ def choose_edit_50(ctx, name: str, log) -> tuple[list[dict], dict]:
     training faces in one pass beat 8 faces in 6 or 12 passes on smiling (hit 0.50 against 0.16) and match them
     elsewhere: from 50 faces, one pass, the toy profile's lr, one change at a time, each kept when :func:`_better`:
     lr 1e-5, two passes, a smaller λ_L1 (t0 stays the attribute's, see TOY_EDIT_RECIPES)."""
-    faces = ctx.world.edit_images(name, split="validation")
-    start = {"n_iter": 1}
-    best, chosen = _edit_trial(ctx, name, start, faces, log, n_train=PAPER_FACES), dict(start)
-    rows = [best]
-    for change in ({"lr": 1e-5}, {"n_iter": 2}, {"lambda_l1": 0.1}):
-        rows.append(_edit_trial(ctx, name, {**chosen, **change}, faces, log, n_train=PAPER_FACES))
-        if _better(rows[-1], best):
-            best, chosen = rows[-1], {**chosen, **change}
+    _, rows, chosen = _one_change_at_a_time(ctx, name, {"n_iter": 1}, ({"lr": 1e-5}, {"n_iter": 2}, {"lambda_l1": 0.1}),
+                                            log, n_train=PAPER_FACES)
     for row in rows:
-        row["chosen"] = row is best
         row["setting"] += " (search 2)"
     return rows, chosen
 

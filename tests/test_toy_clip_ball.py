@@ -13,12 +13,12 @@ from dclip.method.attributes import attribute
 from dclip.method.losses import directional_clip_loss, text_direction
 from dclip.models.clip import load_clip
 from dclip.studies.edit_failures import AttackSettings, clip_clears, pgd_directional
+from dclip.toy.judging import TOY_EDITS as EDITS
 from dclip.toy.judging import lacking_faces, true_edit
 
 #: The edits on which the shipped toy CLIP clears the bar (measured; the rest are strict xfails). The CLIP trained on
 #: true-edit directions (commit 3504cd3, not shipped yet) clears all but smiling here.
 CLEARS = ("glasses",)
-EDITS = ("angry", "smiling", "glasses", "tanned", "gray_hair", "sketch", "pixel_art")
 UNSEEN = AttackSettings(steps=120, restarts=3, step_size=2.0 * (16 / 255) / 120, seed=424242)
 
 

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=[*MODELS, "all"],
                    help="ddpm: the toy DDPM; clip: the toy CLIP (contrastive); clip-directions: the toy CLIP continued "
-                        "on true-edit directions (what is shipped); judge: the classifier that scores edits; gan: the "
+                        "on true-edit directions (not shipped yet); judge: the classifier that scores edits; gan: the "
                         "toy StyleGAN2 of the GAN baselines; e4e: its encoder (needs a gan); all: each in that order")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
     p.add_argument("--out", type=Path, default=None,
@@ -152,9 +152,9 @@ def record_ball_bars(meta: dict, path: Path) -> dict:
     from ..models.clip import load_clip_file
     from ..runtime.atomic import atomic_write
     from ..studies.edit_failures import BARS, clip_against_the_ball
-    from ..toy.clip_directions import EDITS
+    from ..toy.judging import TOY_EDITS
 
-    rows = clip_against_the_ball(load_clip_file(path.with_suffix(".safetensors")), EDITS)
+    rows = clip_against_the_ball(load_clip_file(path.with_suffix(".safetensors")), TOY_EDITS)
     meta = {**meta, "device": f"cpu ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads",
             "ball_bars_validation": {"bars": {k: BARS[k] for k in ("attack_margin", "true_loss")}, "n": 32,
                                      "rows": rows, "cleared": sum(r["clears"] for r in rows)}}

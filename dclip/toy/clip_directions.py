@@ -28,14 +28,13 @@ import torch
 from ..method.attributes import attribute
 from ..method.losses import directional_clip_loss, text_direction
 from .attacks import AttackSettings, pgd_directional
-from .judging import judge_target, true_edit
+from .judging import TOY_EDITS as EDITS
+from .judging import lacks, true_edit
 from .training_log import TrainingLog
 from .train import CLIP_SETTINGS, build_clip, contrastive_loss, domain_record, draw_batch, save_clip
 
 __all__ = ["DirectionSettings", "DIRECTION_SETTINGS", "EDITS", "train_clip_directions"]
 
-#: The toy edits whose directions are taught.
-EDITS = ("angry", "smiling", "glasses", "tanned", "gray_hair", "sketch", "pixel_art")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def _edit_pairs(step: int, settings: DirectionSettings) -> tuple[torch.Tensor, t
     rng = np.random.default_rng([settings.seed, 3, step])
     names = []
     for face in records:
-        lacking = [n for n in EDITS if judge_target(n)[0] == "style" or getattr(face, judge_target(n)[0]) != judge_target(n)[1]]
+        lacking = [n for n in EDITS if lacks(face, n)]
         names.append(lacking[int(rng.integers(len(lacking)))])
     truth = torch.cat([true_edit([f], n) for f, n in zip(records, names)])
     return x, truth, names

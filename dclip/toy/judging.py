@@ -26,7 +26,7 @@ from . import domain
 from .corruptions import HELD_OUT_KINDS, TRAINING_KINDS, corrupt
 from .nets import COLOUR_HEADS, identity_vector, judge_distance
 
-__all__ = ["identity_loss", "JUDGE_TARGETS", "judge_target", "lacking_faces", "true_edit", "judge_edit", "edit_outcomes",
+__all__ = ["identity_loss", "JUDGE_TARGETS", "TOY_EDITS", "judge_target", "lacks", "lacking_faces", "true_edit", "judge_edit", "edit_outcomes",
            "refusal_report", "STRANGER_IDENTITY_GAP"]
 
 #: attribute preset -> (judge head, value it should read after the edit)
@@ -35,6 +35,10 @@ JUDGE_TARGETS: dict[str, tuple[str, str]] = {
     "gray_hair": ("hair", "gray"), "glasses": ("glasses", "yes"), "sketch": ("style", "sketch"),
     "pixel_art": ("style", "pixel art"), "photo": ("style", "photo"),
 }
+
+
+#: The seven toy edits (every judged target but "photo"), in the order the toy CLIP's direction training draws them.
+TOY_EDITS = ("angry", "smiling", "glasses", "tanned", "gray_hair", "sketch", "pixel_art")
 
 
 def judge_target(name: str) -> tuple[str, str]:
@@ -54,15 +58,21 @@ def _stranger_gap(n: int = 4000) -> float:
 STRANGER_IDENTITY_GAP = _stranger_gap()
 
 
+def lacks(face: domain.Face, name: str) -> bool:
+    """Whether ``face``'s true attributes lack the target of edit ``name`` (every photo lacks a style)."""
+    head, value = judge_target(name)
+    return head == "style" or getattr(face, head) != value
+
+
 def lacking_faces(names: str | tuple[str, ...], n: int, start: int = domain.HELD_OUT_SEED, style: str = "photo"
                   ) -> tuple[torch.Tensor, list[domain.Face]]:
     """The first ``n`` faces from seed ``start`` on whose *true* attributes lack the target of ``names`` (one
     edit's name, or several: faces lacking every target; every photo lacks a style), rendered in ``style``."""
-    targets = [judge_target(name) for name in ((names,) if isinstance(names, str) else names)]
+    names = (names,) if isinstance(names, str) else names
     records, index = [], start
     while len(records) < n:
         batch = domain.faces(index, 4 * n)
-        records += [f for f in batch if all(h == "style" or getattr(f, h) != v for h, v in targets)][: n - len(records)]
+        records += [f for f in batch if all(lacks(f, name) for name in names)][: n - len(records)]
         index += 4 * n
     return domain.to_tensor([domain.render(f, style) for f in records]), records
 

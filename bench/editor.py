@@ -5,8 +5,10 @@ so no browser is needed.
 
 * a fine-tune on the toy profile's 8 training faces (the paper's recipe at the toy profile: 48 updates), target:
   under a minute;
-* a re-render after the degree-of-change slider moves (the latent is cached, the generation runs again), target:
-  within 1 s; and after t0 moves (a new inversion as well).
+* after the degree-of-change slider moves (the latent is cached): the preview shown at once
+  (:meth:`~dclip.editor.editor.Editor.preview`, PREVIEW_STEPS generation steps), target ≤ 0.3 s, and the full
+  re-render (S_gen 40), target ≤ 1 s; after t0 moves (a new inversion as well): the preview (a PREVIEW_STEPS-step
+  inversion, then as many generation steps) and the full re-render.
 
 Medians of ``--repeats`` runs. Writes bench/results-editor-cpu.json (``--out``) and prints a Markdown table.
 
@@ -27,7 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TARGETS = {"fine-tune on 8 faces": 60.0, "re-render after r moves": 1.0}
+TARGETS = {"fine-tune on 8 faces": 60.0, "preview after r moves": 0.3, "re-render after r moves": 1.0,
+           "preview after t0 moves": 0.3}
 
 
 def seconds(fn) -> float:
@@ -52,15 +55,19 @@ def measure(repeats: int) -> list[dict]:
         finetunes.append(seconds(lambda: editor.train("face", "tanned face", 201)))
     rows.append({"action": "fine-tune on 8 faces", "seconds": statistics.median(finetunes)})
     editor.add(editor.train("face", "tanned face", 201))  # the session has it: no training
-    renders = []
-    for i in range(repeats):
+    previews, renders = [], []
+    for i in range(repeats):  # interleaved: what a slider move does, the preview first
         editor.ratio = 0.3 + 0.1 * i  # what the r slider does
+        previews.append(seconds(editor.preview))
         renders.append(seconds(editor.render))
+    rows.append({"action": "preview after r moves", "seconds": statistics.median(previews)})
     rows.append({"action": "re-render after r moves", "seconds": statistics.median(renders)})
-    moves = []
+    t0_previews, moves = [], []
     for i in range(repeats):
         editor.t0 = 221 + 20 * i  # what the t0 slider does: a new inversion, then the render
+        t0_previews.append(seconds(editor.preview))
         moves.append(seconds(editor.render))
+    rows.append({"action": "preview after t0 moves", "seconds": statistics.median(t0_previews)})
     rows.append({"action": "re-render after t0 moves", "seconds": statistics.median(moves)})
     for row in rows:
         target = TARGETS.get(row["action"])

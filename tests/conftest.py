@@ -2,12 +2,18 @@
 down further so the notebook helpers run in seconds. Test modules import the helpers with
 ``from conftest import FIXTURES, rel_err``."""
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from dclip.notebook.profiles import get_profile
+
+# The engine's "auto" fast path is bf16 on CPUs with native bf16 (dclip.runtime.fast.cpu_bf16_native): the suite
+# runs it as fp32 everywhere, so that no expected number depends on the CPU it runs on; tests of the bf16 path
+# name it or set DCLIP_CPU_BF16 themselves (tests/test_cpu_bf16.py).
+os.environ.setdefault("DCLIP_CPU_BF16", "0")
 
 #: Reference tensors from the authors' code and the libraries dclip is checked against (see fixtures/README.md).
 FIXTURES = Path(__file__).parent / "fixtures"

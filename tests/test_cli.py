@@ -183,16 +183,24 @@ def test_precompute_out_writes_originals_over_reconstructions(tmp_path, capsys):
     assert abs(np.abs(grid[32:] - grid[:32]).mean() / 127.5 - mae) < 0.01
 
 
-def test_performance_flags_go_to_the_fast_path_not_the_config():
+def test_performance_flags_go_to_the_fast_path_not_the_config(monkeypatch):
     from dclip.cli import build_parser
     from dclip.cli.commands import _fast, _finetune_config
 
-    args = build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x", "--grad-checkpointing",
-                                      "--bf16", "--device", "cpu"])
+    parse = build_parser().parse_args
+    args = parse(["finetune", "--attribute", "makeup", "--out", "x", "--grad-checkpointing", "--bf16", "--device", "cpu"])
     fast = _fast(args)
-    assert fast.grad_checkpointing and fast.autocast is None  # bf16 autocast is for CUDA only
+    assert fast.grad_checkpointing and fast.autocast == "bf16"  # asked for: bf16 also on a CPU without native bf16
     assert not hasattr(_finetune_config(args), "grad_checkpointing")
-    assert _fast(build_parser().parse_args(["finetune", "--attribute", "makeup", "--out", "x"])) == "auto"
+    plain = ["finetune", "--attribute", "makeup", "--out", "x", "--device", "cpu"]
+    assert _fast(parse(plain)).autocast is None  # DCLIP_CPU_BF16=0 (tests/conftest.py): an fp32 CPU
+    monkeypatch.setenv("DCLIP_CPU_BF16", "1")  # a CPU with native bf16
+    assert _fast(parse(plain)).name == "cpu-bf16"
+    assert _fast(parse([*plain, "--fp32"])).autocast is None
+    edit = parse(["edit", "--finetuned", "m.safetensors", "--image", "a.png", "--out", "o.png", "--fp32"])
+    assert _fast(edit).autocast is None and not _fast(edit).grad_checkpointing
+    with pytest.raises(SystemExit):
+        parse([*plain, "--fp32", "--bf16"])  # one or the other
 
 
 def test_finetune_reuse_reads_an_identical_earlier_fine_tune_from_the_disk_cache(tmp_path, capsys, monkeypatch):

@@ -81,7 +81,7 @@ def config(**kw):
 # --- the settings ---------------------------------------------------------------------------------
 
 def test_auto_resolves_per_device_and_cuda_switches_are_dropped_on_cpu():
-    assert resolve("auto", "cpu") == MODES["fp32"] == resolve(None, "cpu")
+    assert resolve("auto", "cpu") == MODES["fp32"] == resolve(None, "cpu")  # DCLIP_CPU_BF16=0 (conftest)
     assert resolve("auto", "cuda").name == "cuda"
     on_cpu = resolve("cuda-max", "cpu")
     assert not (on_cpu.tf32 or on_cpu.cuda_graphs or on_cpu.cudnn_benchmark) and on_cpu.fused_adam is None

@@ -51,6 +51,7 @@ def test_save_writes_the_settings_and_from_png_redoes_the_edit(edited, tmp_path,
     assert settings["prompts"] == [["face", "tanned face"], ["face", "angry face"]]
     assert (settings["t0"], settings["r"], settings["gammas"]) == (201, 0.7, [1.0, 0.4])
     assert (settings["S_inv"], settings["S_gen"], settings["seed"], settings["base_model"]) == (40, 40, 0, "toy")
+    assert settings["mode"] == "fp32"  # the toy profile generates in fp32 on every CPU; a redo runs in the same mode
     from dclip.version import __version__
 
     assert settings["dclip_version"] == __version__ and settings["K"] is None

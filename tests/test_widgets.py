@@ -463,3 +463,41 @@ def test_the_pad_draws_projects_and_edits(editor):
     assert pad.strokes == []
     pad.over_image.click()
     assert torch.equal(widgets.pad_drawing(ui), editor.image.cpu())
+
+
+def test_a_slider_move_shows_a_quick_preview_then_the_full_render(quick_profile, tmp_path):
+    """The preview is PREVIEW_STEPS DDIM steps of the same mix from the cached x_t0 (after a t0 move, from as many
+    inversion steps); the full render follows it on screen and is the one the history records."""
+    import dataclasses
+
+    from dclip.editor.editor import PREVIEW_STEPS, compare_png
+    from dclip.method.mixing import noise_mix
+    from dclip.notebook.context import Context
+
+    ctx = Context(dataclasses.replace(quick_profile, n_inv=10, n_gen=10), output_dir=str(tmp_path))
+    editor = widgets.Editor(ctx, t0=300)
+    ui = widgets.build_ui(editor, sample="astronaut", source="face", target="tanned face")
+    editor.finetune("face", "tanned face")
+    unet, model = ctx.unet(editor.domain), editor.tuned[0].model
+    seen = []
+    ui.view.observe(lambda change: seen.append(change["new"]), names="value")
+    entries = len(editor.history.entries)
+
+    def expected(t0, n_inv, n_gen):
+        with torch.no_grad():
+            return generate(noise_mix(unet, [model], ratio=0.5), invert(unet, editor.image, t0, n_inv), t0, n_gen)
+
+    ui.ratio.value = 0.5
+    preview, full = expected(300, 10, PREVIEW_STEPS), expected(300, 10, 10)
+    assert (preview - full).abs().max() > 1e-3  # the two differ, so the order below says something
+    assert seen == [compare_png(editor.image, preview, 0.0, widgets.VIEW_PX),
+                    compare_png(editor.image, full, 0.0, widgets.VIEW_PX)]
+    assert len(editor.history.entries) == entries + 1 and torch.allclose(editor.history.current.output, full,
+                                                                         atol=1e-5)
+    seen.clear()
+    ui.t0.value = 250  # no cached x_t0 at 250 yet: the preview inverts in PREVIEW_STEPS steps too
+    assert seen[0] == compare_png(editor.image, expected(250, PREVIEW_STEPS, PREVIEW_STEPS), 0.0, widgets.VIEW_PX)
+    assert seen[-1] == compare_png(editor.image, expected(250, 10, 10), 0.0, widgets.VIEW_PX)
+    seen.clear()
+    ui.ratio.value = 0.5  # nothing changed: no preview, no render
+    assert seen == []

@@ -77,6 +77,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="show progress bars (default: on)")
 
 
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--bf16", action="store_true",
+                       help="bfloat16 autocast of the UNet calls (already the default on CUDA and on CPUs with native "
+                            "bf16, AVX-512 BF16 or AMX; elsewhere emulated and slower than fp32)")
+    which.add_argument("--fp32", action="store_true",
+                       help="plain fp32 UNet calls on the CPU, also where it has native bf16 (inversion is fp32 always)")
+
+
 def _add_t0(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--t0", type=int, default=None, help=f"return step t0 in [1, 999] (default: {default})")
 
@@ -139,8 +148,7 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
                         "predicted at t0 in one UNet call (Eff-Diff; S_gen times less work) (default: %(default)s)")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="recompute activations to save memory (full mode; a fast-path setting)")
-    p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 autocast on CUDA (already the CUDA fast path's default; ignored on the CPU)")
+    _add_precision(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse an identical earlier fine-tune (same base weights, images and settings) from dclip's "
@@ -195,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --images: images per UNet call (default: %(default)s)")
     ed.add_argument("--align", action="store_true", help="align the face with MTCNN first")
     ed.add_argument("--n-gen", type=int, default=40, help="S_gen, generation steps (default: %(default)s)")
+    _add_precision(ed)
     ed.add_argument("--ratio", type=float, default=1.0, help="degree of change r in [0, 1] (default: 1)")
     ed.add_argument("--finish-at", type=int, default=None,
                     help="end generation at the first step with t ≤ this and take its x̂0 (skips the rest; "

@@ -156,18 +156,19 @@ def default_device() -> str:
 
 
 def _fast(args):
-    """The fast path of a fine-tune: "auto" for the device, with --grad-checkpointing and --bf16 (bf16
-    autocast on CUDA when the mode has none; the CUDA mode already has it) applied to it."""
+    """The fast path of a fine-tune or an edit: "auto" for the device (bf16 autocast on CUDA and on CPUs with native
+    bf16, :func:`dclip.runtime.fast.cpu_bf16_native`), with --grad-checkpointing, --bf16 (bf16 autocast where the
+    mode has none) and --fp32 (no autocast off CUDA) applied to it."""
     from ..runtime.fast import resolve
 
     device = args.device or default_device()
-    fast = resolve("auto", device)
+    fast = resolve("fp32-off-cuda" if getattr(args, "fp32", False) else "auto", device)
     changes = {}
-    if args.grad_checkpointing:
+    if getattr(args, "grad_checkpointing", False):
         changes["grad_checkpointing"] = True
-    if args.bf16 and fast.autocast is None and torch.device(device).type == "cuda":
+    if getattr(args, "bf16", False) and fast.autocast is None:
         changes["autocast"] = "bf16"
-    return fast.replace(name=fast.name, **changes) if changes else "auto"
+    return fast.replace(name=fast.name, **changes) if changes else fast
 
 
 def _identity_model(args):
@@ -322,9 +323,9 @@ def _edit(args) -> None:
         x0 = x0.to(args.device)
         if gammas is not None:
             return edit_multi(original, models, x0, t0, gammas, ratio=args.ratio, n_inv=args.n_inv,
-                              n_gen=args.n_gen, progress=args.progress)
+                              n_gen=args.n_gen, progress=args.progress, fast=_fast(args))
         return edit(original, models[0], x0, t0, n_inv=args.n_inv, n_gen=args.n_gen, ratio=args.ratio,
-                    progress=args.progress, finish_at=args.finish_at)
+                    progress=args.progress, finish_at=args.finish_at, fast=_fast(args))
 
     if args.image:
         if distributed.is_main():

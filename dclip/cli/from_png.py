@@ -39,6 +39,7 @@ def reproduce(png, out, device: str = "cpu") -> Path:
     from ..models.unet import load_unet
     from ..editor.mix_edit import generate_mix, invert_image
     from ..editor.saved_edit import read_settings
+    from ..runtime.fast import MODES
 
     settings = read_settings(png)
     files = check_files(settings, png)
@@ -47,7 +48,10 @@ def reproduce(png, out, device: str = "cpu") -> Path:
     x = load_image(files[0], size=int(base.config.sample_size)).to(device)
     with torch.no_grad():
         x_lat = invert_image(base, x, settings["t0"], settings["S_inv"])
-    edited = generate_mix(base, models, x_lat, settings["t0"], settings["S_gen"], settings["r"], settings["gammas"])
+    # the mode it was generated in (edits saved before modes were recorded ran in what is now "fp32-off-cuda")
+    mode = settings.get("mode", "fp32-off-cuda")
+    edited = generate_mix(base, models, x_lat, settings["t0"], settings["S_gen"], settings["r"], settings["gammas"],
+                          fast=mode if mode in MODES or mode == "fp32-off-cuda" else "auto")
     return save_image(edited.cpu(), out)
 
 

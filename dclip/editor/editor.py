@@ -24,10 +24,14 @@ from .history import History, Navigation, Snapshot, describe_settings
 from .mix_edit import generate_mix, invert_image
 
 __all__ = ["Editor", "static_edit", "FinetuneProgress", "png_bytes", "compare_png", "TOY_UPLOAD_NOTE", "TOY_SAMPLES", "TOY_FACE",
-           "PROJECT_T0"]
+           "PROJECT_T0", "PREVIEW_STEPS"]
 
 #: Latents the editor keeps (image, t0), most recent last.
 LATENT_CACHE = 16
+
+#: DDIM steps of the preview a slider move shows at once, before the full render (the profile's S_inv / S_gen):
+#: the fine-tune's own S_gen while training (Sec. 4: 6), so the preview is the image the loss was computed on.
+PREVIEW_STEPS = 6
 
 
 def png_bytes(images: list[torch.Tensor], height: int = 256) -> bytes:
@@ -178,20 +182,41 @@ class Editor(ImageChoice, Navigation):
                 self._latents.pop(next(iter(self._latents)))
         return known[1]
 
+    def preview(self) -> torch.Tensor:
+        """A quick look at the edit for the current r and γ: :data:`PREVIEW_STEPS` generation steps instead of the
+        profile's S_gen, from the cached x_t0 when there is one (a move of r or γ), else from a
+        :data:`PREVIEW_STEPS`-step inversion (a move of t0; not cached). Not recorded in the history: the full
+        render (:meth:`rendered`) is."""
+        if self.image is None:
+            raise ValueError("no image yet: pick a sample photo or upload one.")
+        known = self._latents.get((id(self.image), self.t0))
+        steps = min(PREVIEW_STEPS, self.ctx.profile.n_gen)
+        if known is not None and known[0] is self.image:
+            x_lat = known[1]
+        else:
+            x_lat = invert_image(self.ctx.unet(self.domain), self.image, self.t0, steps)
+        return generate_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], x_lat, self.t0, steps,
+                            self.ratio, [t.gamma for t in self.tuned], fast=self.ctx.profile.fast)
+
     def render(self) -> torch.Tensor:
         """The edited image for the current r and γ (the reconstruction when r = 0 or nothing is tuned)."""
         return generate_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], self.latent(), self.t0,
-                            self.ctx.profile.n_gen, self.ratio, [t.gamma for t in self.tuned])
+                            self.ctx.profile.n_gen, self.ratio, [t.gamma for t in self.tuned],
+                            fast=self.ctx.profile.fast)
 
     def rendered(self) -> Snapshot:
         """The edit for the current settings as a history entry: the one shown when nothing changed since, else
         rendered now and recorded (:class:`~dclip.editor.history.History`)."""
-        current = self.history.current
-        if current is not None and current.settings_key() == self._settings_key():
-            return current
+        if self.is_rendered():
+            return self.history.current
         output = self.render()
         return self.history.record(Snapshot(self.image, self.image_name, int(self.t0), float(self.ratio),
                                             tuple(replace(t) for t in self.tuned), output.detach(), self.origin))
+
+    def is_rendered(self) -> bool:
+        """Whether the history's current edit is the one for the current settings (nothing to render)."""
+        current = self.history.current
+        return current is not None and current.settings_key() == self._settings_key()
 
     def _settings_key(self) -> tuple:
         return (id(self.image), int(self.t0), float(self.ratio), tuple((id(t.model), t.gamma) for t in self.tuned))
@@ -214,10 +239,12 @@ class Editor(ImageChoice, Navigation):
         snapshot = self.history.current
         if snapshot is None:
             raise ValueError("nothing to save yet: pick or upload an image first.")
+        from ..runtime.fast import resolve
+
         p = self.ctx.profile
         return save_edit(snapshot, Path(folder) if folder else self.default_save_dir(),
                          base_model=p.unet_for(self.domain), profile=p.name, n_inv=p.n_inv, n_gen=p.n_gen,
-                         seed=p.seed, model_files=self._model_files)
+                         seed=p.seed, model_files=self._model_files, mode=resolve(p.fast, self.ctx.device).name)
 
 
 def static_edit(editor: Editor, source: str, target: str, ratios=(0.0, 0.5, 1.0)):

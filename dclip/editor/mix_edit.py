@@ -16,7 +16,7 @@ import torch
 
 from ..method.accelerated import generate_fast, invert_fast
 from ..method.mixing import noise_mix
-from ..runtime.fast import EDITING, RECONSTRUCTION
+from ..runtime.fast import EDITING, RECONSTRUCTION, FastPath
 
 __all__ = ["invert_image", "generate_mix", "quantised"]
 
@@ -34,9 +34,11 @@ def invert_image(original: torch.nn.Module, x: torch.Tensor, t0: int, n_inv: int
 
 
 def generate_mix(original: torch.nn.Module, models: Sequence[torch.nn.Module], x_lat: torch.Tensor, t0: int,
-                 n_gen: int, ratio: float, gammas: Sequence[float]) -> torch.Tensor:
+                 n_gen: int, ratio: float, gammas: Sequence[float], *, fast: FastPath | str | None = EDITING
+                 ) -> torch.Tensor:
     """The edited image from ``x_lat``: ``n_gen`` DDIM steps with the mix of ``original`` and ``models`` by the
-    degree of change ``ratio`` and the weights ``gammas`` (one per model; the reconstruction without models)."""
+    degree of change ``ratio`` and the weights ``gammas`` (one per model; the reconstruction without models).
+    ``fast``: the fast path of the generation (:mod:`dclip.runtime.fast`; a saved edit records the mode it ran in)."""
     mix = noise_mix(original, list(models), ratio=float(ratio), gammas=[float(g) for g in gammas])
     with torch.no_grad():
-        return generate_fast(mix, x_lat, int(t0), int(n_gen), fast=EDITING)
+        return generate_fast(mix, x_lat, int(t0), int(n_gen), fast=fast)

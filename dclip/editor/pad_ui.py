@@ -3,7 +3,7 @@ blank canvas or the image being edited, with brush colour, size, K (projection r
 image by :func:`dclip.editor.drawing.strokes_to_tensor`; generate (wired in by :mod:`dclip.editor.widgets`)
 projects it into the model's domain and edits it.
 
-The functions take the editor's :class:`~dclip.editor.widgets.EditorUI` (``ui.pad`` is this pad) and never import
+The functions take the editor's :class:`~dclip.editor.ui_state.EditorUI` (``ui.pad`` is this pad) and never import
 the widgets module, which builds the pad with its own handler.
 """
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _pad_handler(ui, handler, callback):
 
 
 def build_pad(ui, handler, on_generate) -> DrawingPad | None:
-    """The drawing pad, wired to ``ui`` (the editor's :class:`~dclip.editor.widgets.EditorUI`): ``handler(ui,
+    """The drawing pad, wired to ``ui`` (the editor's :class:`~dclip.editor.ui_state.EditorUI`): ``handler(ui,
     callback)`` makes a widget handler (the editor's, which shows errors on screen), ``on_generate(ui, button)`` is
     what generate does. None where ipycanvas is not installed."""
     try:

@@ -86,12 +86,13 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def save_edit(snapshot, folder: str | os.PathLike, *, base_model: str, profile: str, n_inv: int, n_gen: int,
-              seed: int, model_files: dict | None = None) -> SavedEdit:
+              seed: int, model_files: dict | None = None, mode: str = "fp32") -> SavedEdit:
     """Write the edit ``snapshot`` (a :class:`dclip.editor.history.Snapshot`) into ``folder`` as the next free
     ``edit-NNN.png`` with its settings, its input image and any fine-tuned model not on disk yet.
 
     ``model_files`` (id(model) -> weights path) remembers where models were written, so that the next save
-    points at the same files; it is updated."""
+    points at the same files; it is updated. ``mode``: the fast-path mode the generation ran in
+    (:data:`dclip.runtime.fast.MODES`: ``fp32``, ``cpu-bf16``, ``cuda``), so that redoing it runs in the same one."""
     from PIL.PngImagePlugin import PngInfo
 
     from ..data.images import save_image, to_pil
@@ -114,7 +115,7 @@ def save_edit(snapshot, folder: str | os.PathLike, *, base_model: str, profile: 
         "t0": int(snapshot.t0), "r": float(snapshot.ratio), "gammas": [float(t.gamma) for t in snapshot.tuned],
         "S_inv": int(n_inv), "S_gen": int(n_gen), "K": origin.get("K"),
         "projection": {k: origin[k] for k in ("K", "t0", "steps") if k in origin} or None,
-        "seed": int(seed), "dclip_version": __version__, "base_model": base_model, "profile": profile,
+        "seed": int(seed), "dclip_version": __version__, "base_model": base_model, "profile": profile, "mode": mode,
         "models": [{"label": t.label, "path": _relative(p, folder), "sha256": sha256_of(p),
                     "stopped": bool(getattr(t.result, "stopped", False)),
                     "updates": len(t.result.history) if t.result else None}

@@ -20,14 +20,13 @@ Under papermill (``interactive = False``) the notebook shows :func:`static_edit`
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 import traceback
-from dataclasses import dataclass, field
 
-from .editor import (PROJECT_T0, TOY_UPLOAD_NOTE, Editor, FinetuneProgress,  # noqa: F401
+from .editor import (PREVIEW_STEPS, PROJECT_T0, TOY_UPLOAD_NOTE, Editor, FinetuneProgress,  # noqa: F401
                      _Tuned, compare_png, png_bytes, static_edit)
 from .history import Snapshot
+from .ui_state import EditorUI, quiet, say, weights_text
 from .pad_ui import (CANVAS_PX, build_pad, on_pad_blank, on_pad_over_image, on_pad_undo_stroke,  # noqa: F401
                      pad_down, pad_drawing, pad_move, pad_up, redraw_pad)
 
@@ -45,67 +44,28 @@ GAMMA_ONE = "γ mixes several fine-tuned models (eq. 14); with one model only r 
 GAMMA_MANY = "γ: each fine-tuned model's share of the edit (normalised to sum to 1)."
 
 
-@dataclass
-class EditorUI:
-    """The editor's widgets; ``root`` is the box to display. ``busy`` while a fine-tune runs in ``training``
-    (a thread); ``stop_requested`` is what Stop sets; ``lock`` keeps the callbacks of the kernel's thread and the
-    end of a fine-tune apart."""
-
-    editor: Editor
-    picker: object
-    upload: object
-    world_note: object
-    source: object
-    target: object
-    prompt_note: object
-    t0: object
-    button: object
-    stop: object
-    progress: object
-    loss: object
-    ratio: object
-    gamma_note: object
-    gamma_box: object
-    compare: object
-    undo: object
-    redo: object
-    save: object
-    save_to: object
-    status: object
-    log: object
-    original: object
-    view: object
-    history_box: object
-    pad: object
-    root: object
-    busy: bool = False
-    training: threading.Thread | None = None
-    stop_requested: threading.Event = field(default_factory=threading.Event)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    quiet: bool = False
-    strip: tuple = ()
-
-
-def say(ui: EditorUI, text: str, error: bool = False) -> None:
-    """Show ``text`` in the status line (red when it is an error)."""
-    ui.status.value = text
-    ui.status.style.text_color = "#c62828" if error else None
-
-
-def weights_text(editor: Editor) -> str:
-    names = ["original"] + [t.label for t in editor.tuned]
-    return "weights: " + " · ".join(f"{n} {w:.3g}" for n, w in zip(names, editor.weights()))
-
-
 def refresh(ui: EditorUI) -> None:
-    """Render the edit for the current settings (recorded in the history) and show it, or say why not."""
+    """Render the edit for the current settings (recorded in the history) and show it, or say why not.
+
+    When the settings changed, a preview (:meth:`Editor.preview`: :data:`~dclip.editor.editor.PREVIEW_STEPS`
+    DDIM steps) is shown first: the widget's new value reaches the browser at once, while the full render
+    (the profile's S_gen steps) computes."""
     editor = ui.editor
     if editor.image is None:
         say(ui, "pick or upload an image")
         return
+    if not editor.is_rendered():
+        show_preview(ui)
     editor.rendered()
     show(ui)
     say(ui, weights_text(editor))
+
+
+def show_preview(ui: EditorUI) -> None:
+    """Show the quick preview of the current settings in the edited view, and say that the full render follows."""
+    editor = ui.editor
+    ui.view.value = compare_png(editor.image, editor.preview(), ui.compare.value, height=VIEW_PX)
+    say(ui, f"preview ({PREVIEW_STEPS} DDIM steps); rendering the full edit ({editor.ctx.profile.n_gen} steps) ...")
 
 
 def show(ui: EditorUI) -> None:
@@ -116,16 +76,6 @@ def show(ui: EditorUI) -> None:
         ui.view.value = compare_png(snapshot.image, snapshot.output, ui.compare.value, height=VIEW_PX)
     _sync_history(ui)
     _sync_controls(ui)
-
-
-@contextlib.contextmanager
-def _quiet(ui: EditorUI):
-    """Set widget values without their callbacks acting (showing a restored edit)."""
-    was, ui.quiet = ui.quiet, True
-    try:
-        yield
-    finally:
-        ui.quiet = was
 
 
 def _sync_controls(ui: EditorUI) -> None:
@@ -167,7 +117,7 @@ def on_upload(ui: EditorUI, change) -> None:
         return
     finally:
         ui.upload.value = ()  # so that uploading the same file again is a change too
-    with _quiet(ui):
+    with quiet(ui):
         ui.picker.value = None  # the picker no longer names the image shown; any choice is a change again
     ui.world_note.value = ui.editor.world_note()
     refresh(ui)
@@ -217,7 +167,7 @@ def _sync_gammas(ui: EditorUI) -> None:
     while keep < min(len(sliders), len(tuned)) and sliders[keep].description == f"γ {tuned[keep].label}":
         keep += 1
     sliders = sliders[:keep] + [_gamma_slider(ui, i, tuned[i]) for i in range(keep, len(tuned))]
-    with _quiet(ui):
+    with quiet(ui):
         for slider, model in zip(sliders, tuned):
             slider.value = model.gamma
     ui.gamma_box.children = tuple(sliders)
@@ -304,7 +254,7 @@ def wait_for_finetune(ui: EditorUI, timeout: float | None = None) -> None:
 def _show_restored(ui: EditorUI, snapshot: Snapshot) -> None:
     """Put the widgets to a restored edit's settings (without re-rendering) and show it."""
     editor = ui.editor
-    with _quiet(ui):
+    with quiet(ui):
         ui.t0.value = snapshot.t0
         ui.ratio.value = snapshot.ratio
         ui.picker.value = snapshot.image_name if snapshot.image_name in ui.picker.options else None
@@ -397,7 +347,7 @@ def on_pad_generate(ui: EditorUI, _button=None) -> None:
     """Project the drawing into the model's domain (eq. 1, K rounds) and edit it with the models in the mix."""
     pad = ui.pad
     ui.editor.draw(pad_drawing(ui), int(pad.rounds.value), int(pad.t0.value))
-    with _quiet(ui):
+    with quiet(ui):
         ui.picker.value = None
     ui.world_note.value = ""
     refresh(ui)

@@ -17,7 +17,7 @@ import torch
 
 from ..method.attributes import Attribute
 from ..method.latents import Latents, fingerprint
-from ..runtime.fast import EDITING, RECONSTRUCTION
+from ..runtime.fast import RECONSTRUCTION
 from .costs import expected_time
 from .memo import Memo
 from .outputs import Outputs, figures_dir
@@ -232,7 +232,7 @@ class Context:
 
         x_lat = self.latent(x0, t0, domain) if x_lat is None else x_lat
         return edit(self.unet(domain), finetuned, x0, int(t0), n_inv=self.profile.n_inv,
-                    n_gen=self.profile.n_gen, ratio=ratio, x_lat=x_lat, fast=EDITING)
+                    n_gen=self.profile.n_gen, ratio=ratio, x_lat=x_lat, fast=self.profile.fast)
 
 
 def _train_or_read(self: Context, domain: str, config, replicate: int, progress: bool | None, callback, stop=None):
@@ -249,7 +249,7 @@ def _train_or_read(self: Context, domain: str, config, replicate: int, progress:
         return cached
     result = finetune(base, self.latents(images, config.t0, domain, steps, progress=progress), self.clip, config,
                       face_model=self.face_model if config.lambda_id > 0 else None, progress=progress,
-                      callback=callback, stop=stop)
+                      callback=callback, stop=stop, fast=self.profile.fast)
     if path is not None and not result.stopped:
         store_finetune(result, path, cache, self.profile.unet_for(domain))
     return result

@@ -79,6 +79,17 @@ class Profile:
     lora_lr: float = 1e-4       # initial learning rate of a LoRA fine-tune (adapter="lora"; beyond the paper).
                                 # toy: chosen on validation faces (bench/recipes.py --choose); paper: diffusers'
                                 # LoRA examples' 1e-4, not measured at 256²
+    precision: str = "auto"     # edits and fine-tunes: "auto" = the device's fast path (bf16 on CUDA and on CPUs
+                                # with native bf16, dclip.runtime.fast); "fp32" = fp32 on every CPU, for profiles
+                                # whose numbers are checked or published, so that none depends on the CPU
+
+    @property
+    def fast(self) -> str:
+        """The ``fast=`` argument of this profile's edits and fine-tunes (:func:`dclip.runtime.fast.fixed_precision`);
+        inversions and reconstructions are fp32 everywhere (``RECONSTRUCTION``)."""
+        from ..runtime.fast import EDITING, fixed_precision
+
+        return fixed_precision(EDITING, self.precision)
 
     @property
     def is_smoke(self) -> bool:
@@ -111,14 +122,14 @@ PROFILES: dict[str, Profile] = {
         lpips_pretrained=False, align_faces=False, image_size=32, n_test=2, n_ablation=1, n_train=2, n_inv=10,
         n_gen=10, n_inv_train=8, n_gen_train=3, n_iter=2, lr=2e-4, latent_opt_iterations=4, latent_opt_lr=0.05,
         project_repeats=2, project_steps=3, device="cpu", num_threads=1, seed=0, stamp=SMOKE_STAMP,
-        figures_subdir="smoke", disk_cache=False, gan="tiny", gan_settings="smoke"),
+        figures_subdir="smoke", disk_cache=False, gan="tiny", gan_settings="smoke", precision="fp32"),
     "toy": Profile(
         name="toy", unet="toy", clip="toy", clip_pretrained=None, face_pretrained=False,
         lpips_pretrained=False, align_faces=False, image_size=32, n_test=32, n_ablation=32, n_train=8, n_inv=40,
         n_gen=40, n_inv_train=40, n_gen_train=6, n_iter=6, lr=3e-5, latent_opt_iterations=20, latent_opt_lr=0.05,
         project_repeats=4, project_steps=6, device="cpu", num_threads=0, seed=0, stamp=TOY_STAMP,
         figures_subdir="toy", disk_cache=False, gan="toy", gan_settings="toy", world="toy", n_runs=3,
-        lora_lr=1e-3),
+        lora_lr=1e-3, precision="fp32"),
 }
 #: The toy profile's recipe per edit: what each toy edit changes in it (lr, passes ``n_iter``, λ_L1), as the paper
 #: and the authors' configs set them per attribute. Chosen on the validation faces by ``python bench/recipes.py

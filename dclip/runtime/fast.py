@@ -4,10 +4,14 @@ A :class:`FastPath` says *how* the engine runs a model, never *what* it computes
 the same loss, the same optimiser. :func:`dclip.method.latents.precompute`, :func:`dclip.method.finetune.finetune`
 and :func:`dclip.method.edit.edit` take it as ``fast=`` (a :class:`FastPath` or a mode name):
 
-* ``"auto"`` (their default): ``"fp32"`` off CUDA, ``"cuda"`` on a CUDA device;
+* ``"auto"`` (their default): ``"cuda"`` on a CUDA device, ``"cpu-bf16"`` on a CPU that runs bf16 natively
+  (:func:`cpu_bf16_native`: AVX-512 BF16 or AMX, as far as ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA``
+  let PyTorch use them), ``"fp32"`` on any other CPU;
 * ``"fp32"``: fp32, eager, PyTorch SDPA attention, several images per UNet call, on any device --
   exactly the numerics of plain :func:`dclip.invert` / :func:`dclip.generate` on the CPU (it was
   called ``"cpu"``, a misleading name for the fp32 mode the reconstruction numbers use on CUDA too);
+* ``"cpu-bf16"``: bf16 autocast of the UNet calls on the CPU, everything else as ``"fp32"`` (the DDIM
+  update, the latents and the loss stay fp32; ε is cast back to the latent's dtype);
 * ``"cuda"``: bf16 autocast, TF32 matmuls and convolutions, channels_last, cuDNN autotuning, fused
   Adam; the DDIM update itself stays in fp32 (ε is cast back to the latent's dtype);
 * ``"cuda-max"``: ``"cuda"`` plus ``torch.compile`` and CUDA graphs for the fixed-shape sampling
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -34,7 +39,7 @@ import torch
 
 
 __all__ = ["FastPath", "MODES", "resolve", "session", "Session", "modules_of", "device_of", "model_token",
-           "RECONSTRUCTION", "EDITING"]
+           "RECONSTRUCTION", "EDITING", "cpu_bf16_native", "fixed_precision"]
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _ATTENTION = ("sdpa", "classic")
@@ -107,24 +112,71 @@ _CUDA = FastPath("cuda", autocast="bf16", tf32=True, cudnn_benchmark=True, chann
 MODES: dict[str, FastPath] = {
     "reference": FastPath("reference", attention="classic", batch_size=1, sync_free=False, fused_adam=False),
     "fp32": FastPath("fp32"),
+    "cpu-bf16": FastPath("cpu-bf16", autocast="bf16"),
     "cuda": _CUDA,
     "cuda-max": dataclasses.replace(_CUDA, name="cuda-max", compile=True, cuda_graphs=True),
 }
 
 
+#: oneDNN's ``ONEDNN_MAX_CPU_ISA`` values below AVX-512 BF16: with one of them set, bf16 is emulated.
+_ONEDNN_BELOW_BF16 = {"sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core", "avx512_core_vnni",
+                      "default"}
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU runs bf16 matmuls and convolutions natively: AVX-512 BF16 or AMX tiles, and PyTorch allowed
+    to use them (``ATEN_CPU_CAPABILITY`` not below AVX-512, ``ONEDNN_MAX_CPU_ISA`` not below ``AVX512_CORE_BF16``).
+
+    ``$DCLIP_CPU_BF16`` = ``1`` / ``0`` overrides the detection (``0``: always fp32 on the CPU). Elsewhere bf16
+    autocast still works on the CPU, emulated and slower than fp32, so ``"auto"`` does not choose it there.
+    """
+    override = os.environ.get("DCLIP_CPU_BF16", "").strip()
+    if override in ("0", "1"):
+        return override == "1"
+    if override:
+        raise ValueError(f"DCLIP_CPU_BF16 must be 0 or 1 (or unset: detect); got {override!r}.")
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return False
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().lower() in _ONEDNN_BELOW_BF16:
+        return False
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def fixed_precision(fast: FastPath | str | None, precision: str) -> FastPath | str | None:
+    """``fast`` for a run whose numbers must not depend on the CPU: ``precision="fp32"`` turns an ``"auto"``
+    (or ``None``) into ``"fp32"`` off CUDA, so that bf16-capable CPUs compute the same numbers as the rest;
+    ``"auto"`` keeps ``fast``. On CUDA, and for a named mode, ``fast`` stays as it is."""
+    if precision not in ("auto", "fp32"):
+        raise ValueError(f"precision must be 'auto' or 'fp32'; got {precision!r}.")
+    if precision == "fp32" and (fast is None or fast == "auto"):
+        return "fp32-off-cuda"
+    return fast
+
+
+def _auto(device: torch.device) -> str:
+    """The mode ``"auto"`` names on ``device``."""
+    if device.type == "cuda":
+        return "cuda"
+    return "cpu-bf16" if cpu_bf16_native() else "fp32"
+
+
 def resolve(fast: FastPath | str | None, device: torch.device | str = "cpu") -> FastPath:
     """The :class:`FastPath` for a ``fast=`` argument on ``device``.
 
-    ``None`` and ``"auto"`` pick ``"cuda"`` on a CUDA device and ``"fp32"`` elsewhere. CUDA-only
-    switches are turned off on other devices.
+    ``None`` and ``"auto"`` pick ``"cuda"`` on a CUDA device, ``"cpu-bf16"`` on a CPU with native bf16
+    (:func:`cpu_bf16_native`) and ``"fp32"`` elsewhere; ``"fp32-off-cuda"`` (:func:`fixed_precision`) picks
+    ``"cuda"`` on CUDA and ``"fp32"`` on every CPU. CUDA-only switches are turned off on other devices.
     """
     device = torch.device(device)
     if fast is None or fast == "auto":
+        fast = _auto(device)
+    elif fast == "fp32-off-cuda":
         fast = "cuda" if device.type == "cuda" else "fp32"
     if isinstance(fast, str):
         if fast not in MODES:
             renamed = " (the fp32 mode once called 'cpu' is 'fp32')" if fast == "cpu" else ""
-            raise ValueError(f"unknown fast-path mode {fast!r}; choose 'auto' or one of {sorted(MODES)}, "
+            raise ValueError(f"unknown fast-path mode {fast!r}; choose 'auto', 'fp32-off-cuda' or one of {sorted(MODES)}, "
                              f"or pass a dclip.runtime.fast.FastPath{renamed}.")
         fast = MODES[fast]
     if not isinstance(fast, FastPath):
@@ -147,7 +199,9 @@ def resolve(fast: FastPath | str | None, device: torch.device | str = "cpu") -> 
 RECONSTRUCTION = "fp32"
 
 #: Edits and what is measured on them (S_dir, identity similarity, the toy judge): the fast path --
-#: bf16 autocast on CUDA, fp32 elsewhere (``"auto"``). The generation of an edit is what the method
+#: bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere (``"auto"``). The profiles whose numbers
+#: are checked or published on CPUs (toy, toy-check, smoke) run it through :func:`fixed_precision` (fp32 on every
+#: CPU; :attr:`dclip.notebook.profiles.Profile.precision`). The generation of an edit is what the method
 #: outputs, the paper's numbers are means over images, and tests/test_fast.py bounds the bf16
 #: path's distance from fp32 (``BF16_RTOL``).
 EDITING = "auto"

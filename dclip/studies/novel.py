@@ -8,7 +8,6 @@ import torch
 
 from ..method import metrics
 from ..method.attributes import Attribute, attribute
-from ..runtime.fast import EDITING
 from .common import Study, judged, mean
 
 __all__ = ["novel_applications"]
@@ -49,7 +48,7 @@ def _mix(ctx, study: Study, portraits: torch.Tensor, names: Sequence[str], gamma
     study.images["c/original"] = faces.cpu()
     x_lat = ctx.latent(faces, t0, "celeba_hq").to(faces.device)
     mixed = edit_multi(ctx.unet("celeba_hq"), models, None, t0, gammas or {0: [1.0] * len(models)}, x_lat=x_lat,
-                       n_gen=ctx.profile.n_gen, fast=EDITING)
+                       n_gen=ctx.profile.n_gen, fast=ctx.profile.fast)
     study.images["c/mixed"] = mixed.cpu()
     for name, a, model in zip(names, attrs, models):
         single = ctx.edit(model, faces, t0, "celeba_hq")

@@ -91,10 +91,10 @@ toy-models: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-# The engine's fast path against the original implementation's path, then fp32 against bf16 on the CPU at 256² (bf16 where
-# the CPU has it natively, ~10 min), then the recipe table (what the later
-# accelerations buy at the toy profile: LoRA, the loss at the first step, fewer steps, batching; ~30 min on 1 core),
-# then the live editor's timings at the toy profile (bench/editor.py, ~2 min).
+# The engine's fast path against the original implementation's path; fp32 against bf16 on the CPU at 256² (bf16 is
+# the fast path where the CPU has it natively; ~10 min); the recipe table (what the later accelerations buy at the toy
+# profile: LoRA, the loss at the first step, fewer steps, batching; ~30 min on 1 core); then the live editor's
+# timings at the toy profile (bench/editor.py, ~2 min).
 bench: setup
 	$(PY) bench/bench.py
 	$(PY) bench/cpu_bf16.py

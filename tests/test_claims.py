@@ -93,6 +93,22 @@ def test_toy_table1_rows_are_not_held_against_the_paper():
     assert claim.verdict == "not measured" and "256² CelebA-HQ" in claim.measured
 
 
+def test_toy_table1_has_an_absolute_toy_scale_of_its_own():
+    rows = [{"inversion": "DDIM (paper)", "t0": t0, "mae": m, "mae_ci": [m - 0.001, m + hi]}
+            for t0, m, hi in ((300, 0.003, 0.001), (600, 0.008, 0.0015))]
+    kept = [{"inversion": "e4e (toy StyleGAN2)", "t0": None, "attributes_kept": 0.5},  # not a DDIM row: not counted
+            {"inversion": "DDIM (toy DDPM)", "t0": 300, "attributes_kept": 1.0},
+            {"inversion": "DDIM (toy DDPM)", "t0": 600, "attributes_kept": 0.98}]
+    claim = claims.inversion_is_near_perfect_at_toy(rows, kept)
+    # t0 600: MAE 0.008 but its interval reaches 0.0095 <= 0.01 (holds); kept 0.98 < 0.99 (fails)
+    assert (claim.held, claim.cases, claim.verdict) == (3, 4, "partly")
+    assert "0.0080 [0.0070, 0.0095] at t0 600" in claim.measured and "0.98 at t0 600" in claim.measured
+    over = [dict(rows[1], mae_ci=[0.007, 0.0101])]
+    assert claims.inversion_is_near_perfect_at_toy(over, []).verdict == "does not reproduce"  # the upper end counts
+    assert claims.as_rows(claim) == [{"claim": claim.paper, "measured": claim.measured, "verdict": "partly",
+                                      "held": 3, "cases": 4}]
+
+
 def test_report_prints_the_paper_the_measurement_and_the_verdict():
     text = claims.report(claims.inversion_error_grows_with_t0(_table1([0.003, 0.004, 0.005])))
     assert text.splitlines() == ["paper: the reconstruction error grows with t0 (Table 1)",
@@ -111,3 +127,20 @@ def test_table3_compares_each_gan_method_per_domain_and_measure():
     assert claims.beats_gan_baselines(summary[:1] + summary[-1:]).verdict == "not measured"
     summary[0]["id"], summary[1]["id"] = 0.70 + 1e-7, 0.70  # equal as printed: a tie, which does not hold
     assert claims.beats_gan_baselines(summary).held == 3
+
+
+def test_table3_at_toy_compares_s_dir_and_the_toy_identity_per_kind_of_edit():
+    def row(edit, kind, method, s_dir, toy_id):
+        return {"edit": edit, "kind": kind, "method": method, "s_dir": s_dir, "toy_id": toy_id}
+
+    rows = [row("glasses", "in domain", "DiffusionCLIP", 0.6, 0.7), row("angry", "in domain", "DiffusionCLIP", 0.4, 0.9),
+            row("glasses", "in domain", "StyleCLIP", 0.5, 0.5), row("angry", "in domain", "StyleCLIP", 0.3, 0.95),
+            row("sketch", "out of domain", "DiffusionCLIP", 0.2, 0.4), row("sketch", "out of domain", "StyleGAN-NADA",
+                                                                            0.2, 0.1)]
+    claim = claims.beats_gan_baselines_at_toy(rows)
+    # in domain: S_dir 0.50 vs 0.40 holds, toy ID 0.80 vs 0.72 holds; out of domain: S_dir 0.20 vs 0.20 (a tie) fails,
+    # toy ID 0.40 vs 0.10 holds
+    assert (claim.held, claim.cases, claim.verdict) == (3, 4, "partly")
+    assert "in domain S_dir 0.50 vs 0.40 StyleCLIP" in claim.measured
+    assert "out of domain S_dir 0.20 vs 0.20 StyleGAN-NADA" in claim.measured
+    assert claims.beats_gan_baselines_at_toy([]).verdict == "not measured"

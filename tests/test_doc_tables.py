@@ -1,10 +1,12 @@
 """The docs' generated tables (dclip.dev.doc_tables): written from the figures' CSVs between markers, and the
 committed docs agree with the committed CSVs."""
+import json
 from pathlib import Path
 
 import pytest
 
-from dclip.dev.doc_tables import DOC_TABLES, DocTable, stale_doc_tables, write_doc_tables
+from dclip.dev.doc_blocks import DOC_BLOCKS
+from dclip.dev.doc_tables import DocBlock, DocTable, stale_doc_tables, write_doc_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = DocTable("docs/page.md", "numbers", "figures/toy/numbers.csv",
@@ -48,4 +50,56 @@ def test_a_missing_csv_leaves_the_doc_alone(tmp_path):
 
 
 def test_the_committed_docs_show_what_the_committed_csvs_say():
-    assert stale_doc_tables(ROOT, DOC_TABLES) == [], "run `python -m dclip figures` (or make figures) to rewrite them"
+    """The docs' tables, the README's verdicts, edit and GAN tables, its numbers about the GAN side and the figure
+    time: as the committed figures/toy/ files say."""
+    assert stale_doc_tables(ROOT, DOC_BLOCKS) == [], "run `python -m dclip figures` (or make figures) to rewrite them"
+
+
+def _csv(path: Path, header: str, *rows: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_the_readme_blocks_say_what_their_files_say(tmp_path):
+    from dclip.dev import doc_blocks
+
+    toy = tmp_path / "figures" / "toy"
+    _csv(toy / "02_judged_edits.csv", "edit,model,t0,hit,hit_ci,kept,kept_ci,formed,toy_id,judge_to_true,"
+         "judge_to_true_ci,original_judge_to_true,of,runs,targets met",
+         'glasses,fine-tuned,301,0.9688,"[0.9, 1.0]",0.95,"[0.87, 1.0]",0.97,0.65,0.09,"[0.06, 0.11]",0.17,32,3,True',
+         'glasses,untouched (control),301,0.0,"[0.0, 0.0]",1.0,"[1.0, 1.0]",1.0,0.97,0.18,"[0.1, 0.2]",0.17,32,,')
+    table = doc_blocks.edit_table(tmp_path)
+    assert '| ["person" → "person with glasses"](figures/toy/02_edit_glasses.png) | 301 | 0.97 [0.90, 1.00] | ' \
+           '0.95 [0.87, 1.00] | 0.97 | 0.09 [0.06, 0.11] (0.17) | 0.65 | meets the targets |' in table
+    assert "untouched" not in table and "3 fine-tunes per edit, 32 test faces each" in table
+    methods = "edit,kind,method,inversion,hit,hit_ci,kept,of,runs"
+    _csv(toy / "02_compare_methods.csv", methods,
+         'angry,in domain,StyleCLIP,e4e,0.0625,"[0.0, 0.19]",0.25,16,',
+         'angry,in domain,StyleCLIP (global directions),e4e,0.0,"[0.0, 0.0]",0.0,16,',
+         'angry,in domain,DiffusionCLIP,DDIM,0.5833,"[0.25, 0.9]",1.0,16,3',
+         'sketch,out of domain,StyleCLIP (global directions),e4e,0.0,"[0.0, 0.0]",0.125,16,',
+         'sketch,out of domain,DiffusionCLIP,DDIM,0.0,"[0.0, 0.0]",0.77,16,3')
+    _csv(toy / "02_gan_inversion.csv", "inversion,attributes_kept", "e4e (toy StyleGAN2),0.875", "DDIM (toy DDPM),1.0")
+    assert "| angry (in domain) | 0.06 (1/16) | 0.00 (0/16) | – | – | 0.58 [0.25, 0.90] |" in doc_blocks.gan_table(tmp_path)
+    sentence = doc_blocks.gan_sentence(tmp_path)
+    assert sentence.startswith("the best hit of any GAN method on any edit is 0.062 (1/16 faces: StyleCLIP from e4e")
+    assert "kept is at most 0.25 in domain" in sentence and "keep 0.00–0.12 of the attributes" in sentence
+    assert sentence.endswith("keep 0.88 (e4e (toy StyleGAN2))")
+    assert doc_blocks.verdict_table(tmp_path) is None  # a notebook's claims missing: the table is left as it is
+    for name in doc_blocks.CLAIM_NOTEBOOKS:
+        _csv(toy / f"{name}_claims.csv", "claim,measured,verdict,held,cases", f"{name[:2]} holds,numbers,partly,1,2")
+    verdicts = doc_blocks.verdict_table(tmp_path)
+    assert "| 03 holds | numbers | **partly** (1/2) | [03](notebooks/03_hyperparameter_ablation.ipynb) ([executed]" \
+           "(figures/toy/notebooks/03_hyperparameter_ablation.ipynb)) |" in verdicts
+    (toy / "manifest.json").write_text(json.dumps({"notebooks": {
+        "02_b": {"device": "CPU: X (2 cores)", "started": "2026-12-08T01:00:00", "duration_s": 1500.4},
+        "01_a": {"device": "CPU: X (2 cores)", "started": "2026-12-07T23:00:00", "duration_s": 300.0}}}))
+    assert doc_blocks.figures_time(tmp_path) == ("at the toy profile on CPU: X (2 cores), measured 2026-12-07 to "
+                                                 "2026-12-08: 01 300 s, 02 1500 s; 30 min in all")
+
+
+def test_an_inline_block_stays_inside_its_sentence(tmp_path):
+    (tmp_path / "doc.md").write_text("It took <!-- t -->old<!-- /t --> in all.\n")
+    block = DocBlock("doc.md", "t", lambda root: "3 min")
+    assert write_doc_tables(tmp_path, (block,)) == ["doc.md"]
+    assert (tmp_path / "doc.md").read_text() == "It took <!-- t -->3 min<!-- /t --> in all.\n"

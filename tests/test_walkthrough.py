@@ -72,3 +72,20 @@ def test_the_step_grid_is_one_inversion_per_s_inv_and_one_generation_per_cell(qu
         cell = generate(model, invert(model, x[:1], 300, 5), 300, 2)  # row S_inv 5, column S_gen 2
     torch.testing.assert_close(grid.grid[1][0], cell[0].clamp(-1, 1), rtol=0, atol=1e-6)
     assert grid.captions[1][0] == f"S_gen 2: MAE {float(mae(x[:1], cell)):.3f}"
+
+
+def test_the_line_plots_are_shown_once_not_also_by_pyplot():
+    """The loss curve, the γ plot and the recipe plot are ShownFigures outside pyplot's registry: a notebook shows each
+    exactly where it displays it, never a second time when the inline backend flushes open pyplot figures."""
+    import matplotlib.pyplot as plt
+
+    from dclip.studies.accelerations import speed_quality_plot
+    from dclip.studies.plots import ShownFigure
+
+    before = plt.get_fignums()
+    figures = [walkthrough.loss_curve({"run": [{"loss": 0.5, "epoch": 0}, {"loss": 0.4, "epoch": 0}]}),
+               walkthrough.gamma_plot({300: [1.0, 0.0], 0: [0.5, 0.5]}, ["a", "b"], 400),
+               speed_quality_plot({"rows": [{"recipe": "paper", "hit": 0.9, "hit_ci": [0.8, 1.0], "learn_speedup": 1.0,
+                                             "apply_speedup": 1.0}]})]
+    assert plt.get_fignums() == before
+    assert all(isinstance(f, ShownFigure) and f._repr_png_()[:4] == b"\x89PNG" for f in figures)

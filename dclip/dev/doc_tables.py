@@ -14,8 +14,10 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["DocTable", "DOC_TABLES", "markdown_table", "render", "write_doc_tables", "stale_doc_tables"]
+__all__ = ["DocTable", "DocBlock", "DOC_TABLES", "markdown_table", "render", "write_doc_tables", "stale_doc_tables",
+           "read_rows"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,24 @@ class DocTable:
     marker: str
     source: str
     columns: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DocBlock:
+    """``doc``'s text between the ``marker`` comments, written by ``write(root)`` from files under ``root``
+    (``None`` when they are missing): a table with computed columns, or a sentence with measured numbers."""
+
+    doc: str
+    marker: str
+    write: Callable[[Path], str | None]
+
+
+def read_rows(path: Path) -> list[dict] | None:
+    """The rows of a CSV (strings), or None when the file is not there."""
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 #: The generated tables. Column specs: ``col`` prints the CSV value, ``col [col_ci]`` the value and its interval.
@@ -73,13 +93,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(table: DocTable, root: Path) -> str | None:
-    """The Markdown of ``table`` from its CSV under ``root``, or None when the CSV is not there."""
-    source = root / table.source
-    if not source.is_file():
+def render(table: DocTable | DocBlock, root: Path) -> str | None:
+    """The Markdown of ``table`` from its CSV under ``root`` (a :class:`DocBlock`: what it writes), or None when the
+    files it reads are not there."""
+    if isinstance(table, DocBlock):
+        return table.write(root)
+    rows = read_rows(root / table.source)
+    if rows is None:
         return None
-    with open(source, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
     body = markdown_table([h for h, _ in table.columns], [[_cell(r, spec) for _, spec in table.columns] for r in rows])
     return f"{body}\n\n*Written by `python -m dclip figures` from `{table.source}`; do not edit by hand.*"
 
@@ -88,7 +109,7 @@ def _marked(text: str, marker: str) -> re.Match | None:
     return re.search(rf"(<!-- {re.escape(marker)} -->)(.*?)(<!-- /{re.escape(marker)} -->)", text, re.S)
 
 
-def _replaced(table: DocTable, root: Path) -> tuple[Path, str, str] | None:
+def _replaced(table: DocTable | DocBlock, root: Path) -> tuple[Path, str, str] | None:
     """(doc, its text now, its text with the table rewritten), or None when the CSV is missing."""
     body = render(table, root)
     if body is None:
@@ -97,12 +118,15 @@ def _replaced(table: DocTable, root: Path) -> tuple[Path, str, str] | None:
     text = doc.read_text(encoding="utf-8")
     match = _marked(text, table.marker)
     if match is None:
+        what = f"the table from {table.source}" if isinstance(table, DocTable) else "its generated text"
         raise ValueError(f"{table.doc} has no '<!-- {table.marker} -->' ... '<!-- /{table.marker} -->' pair: add the "
-                         f"two lines where the table from {table.source} belongs.")
-    return doc, text, text[:match.start(2)] + "\n" + body + "\n" + text[match.end(2):]
+                         f"two lines where {what} belongs.")
+    inline = "\n" not in match[2] and "\n" not in body  # a phrase inside a sentence stays on its line
+    body = body if inline else "\n" + body + "\n"
+    return doc, text, text[:match.start(2)] + body + text[match.end(2):]
 
 
-def write_doc_tables(root: Path, tables: tuple[DocTable, ...] = DOC_TABLES) -> list[str]:
+def write_doc_tables(root: Path, tables: tuple[DocTable | DocBlock, ...] = DOC_TABLES) -> list[str]:
     """Rewrite every table of ``tables`` whose CSV exists (atomically, :func:`dclip.runtime.atomic.atomic_write`);
     returns the docs that changed."""
     from ..runtime.atomic import atomic_write
@@ -113,10 +137,10 @@ def write_doc_tables(root: Path, tables: tuple[DocTable, ...] = DOC_TABLES) -> l
         if replaced is not None and replaced[1] != replaced[2]:
             atomic_write(replaced[0], lambda tmp, text=replaced[2]: tmp.write_text(text, encoding="utf-8"))
             changed.append(table.doc)
-    return changed
+    return list(dict.fromkeys(changed))
 
 
-def stale_doc_tables(root: Path, tables: tuple[DocTable, ...] = DOC_TABLES) -> list[str]:
+def stale_doc_tables(root: Path, tables: tuple[DocTable | DocBlock, ...] = DOC_TABLES) -> list[str]:
     """``doc (marker)`` for each table that disagrees with its CSV (a missing CSV counts as stale)."""
     stale = []
     for table in tables:

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..notebook.outputs import figures_dir, repo_root
     from ..notebook.profiles import get_profile
+    from .doc_blocks import DOC_BLOCKS
     from .doc_tables import write_doc_tables
     from .figure_runs import Interrupted, make_figures, report, status_table
 
@@ -145,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(done before it: {ran})", file=sys.stderr)
         return 130
     print(report(outcomes, figures))
-    for doc in write_doc_tables(repo):  # also when every notebook was current: the docs follow the CSVs
-        print(f"rewrote the generated tables in {doc}")
+    for doc in write_doc_tables(repo, DOC_BLOCKS):  # also when every notebook was current: the docs follow the CSVs
+        print(f"rewrote the generated tables and numbers in {doc}")
     if (figures / "notebooks").is_dir():
         print(f"executed notebooks in {figures / 'notebooks'}: "
               f"{check_readable_size(figures / 'notebooks') / 1e6:.1f} MB in all")

@@ -66,11 +66,10 @@ def speed_quality_plot(results: dict | None, stamp_text: str = ""):
     """One row per recipe, three panels: hit with its 95 % interval (the toy target as a line), learn speed-up and
     apply speed-up over the paper's recipe (log scale). Green: the recipe matches the paper's; red: it does not.
     None without results."""
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     from .judged_edits import TARGETS
-    from .plots import stamp
+    from .plots import ShownFigure, stamp
 
     if results is None:
         return None
@@ -79,7 +78,8 @@ def speed_quality_plot(results: dict | None, stamp_text: str = ""):
     colours = ["tab:blue" if "matches_paper" not in r else ("tab:green" if r["matches_paper"] else "tab:red")
                for r in rows]
     y = list(range(len(rows)))[::-1]
-    fig, (quality, learn, apply) = plt.subplots(1, 3, figsize=(10, 0.35 * len(rows) + 1.4), sharey=True)
+    fig = ShownFigure(figsize=(10, 0.35 * len(rows) + 1.4))  # not pyplot: shown once, where the notebook shows it
+    quality, learn, apply = fig.subplots(1, 3, sharey=True)
     for yi, r, c in zip(y, rows, colours):
         lo, hi = r["hit_ci"]
         quality.errorbar(r["hit"], yi, xerr=[[r["hit"] - lo], [hi - r["hit"]]], fmt="o", color=c, capsize=3)

@@ -26,12 +26,12 @@ from .manipulation import (BASELINES, DIFFUSION_RECONSTRUCTION, GAN_INVERSION, G
 from .novel import novel_applications
 from .reconstruction import (diffusion_reconstruction_rows, diffusion_reconstructions, gan_inversion_rows,
                              reconstruction_study, step_ablation)
-from .toy_gan import recorded_quality as toy_gan_quality
+from .toy_gan import describe_quality as describe_gan_quality, recorded_quality as toy_gan_quality
 from .toy_table3 import comparable_claim, gan_inversion_claim, toy_comparison, toy_inversions
 
 __all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "GAN_INVERSION", "DIFFUSION_RECONSTRUCTION",
            "register_baseline", "run_baseline", "reconstruction_study", "gan_outputs", "gan_edit_sets",
            "diffusionclip_edits", "diffusion_reconstructions", "edit_rows", "summary_rows", "gan_inversion_rows",
            "diffusion_reconstruction_rows", "manipulation_study", "step_ablation", "t0_ablation", "latent_vs_finetune",
-           "novel_applications", "judged_edits", "edit_failures", "judged", "mean", "reconstruction_scores", "toy_gan_quality",
+           "novel_applications", "judged_edits", "edit_failures", "judged", "mean", "reconstruction_scores", "toy_gan_quality", "describe_gan_quality",
            "toy_comparison", "toy_inversions", "comparable_claim", "gan_inversion_claim"]

@@ -146,6 +146,17 @@ def e4e_error(folder: str | Path | None = None, n: int = 64, gan_folder: str | P
             "judge_dist": float(judge_distance(load_judge(), faces, inverted).mean())}
 
 
+def describe_quality(quality: dict) -> str:
+    """The toy GAN's sample quality (:func:`gan_bars`' record) in one sentence, beside its bars."""
+    lo, hi = quality["formed_ci"]
+    fd = quality["frechet_to_real"]
+    others = ", ".join(f"{name} {value:.1f}" for name, value in fd.items() if name != "gan")
+    return (f"the toy GAN's samples (n = {quality['n']}): formed {quality['formed']:.2f} [{lo:.2f}, {hi:.2f}] (bar "
+            f"{BARS['formed']:.2f}), largest attribute-frequency gap {quality['largest_gap']:.2f} (bar "
+            f"{BARS['frequency_gap']:.2f}); Fréchet distance on the judge's features to real faces {fd['gan']:.1f} "
+            f"({others})")
+
+
 def recorded_quality(folder: str | Path | None = None) -> dict | None:
     """The toy GAN's bars as measured when it was trained (its sidecar's ``bars``: :func:`gan_bars`), or None."""
     from ..models.folder import read_sidecar

@@ -135,13 +135,12 @@ def loss_curve(histories: Mapping[str, Sequence[dict]], key: str = "loss", stamp
     """Each history's ``key`` per update (or iteration) as a thin line, one per name, and where the rows carry an
     ``epoch`` (fine-tuning: one update per image) the mean of each pass over the images as dots on a thick line;
     None when all are empty."""
-    import matplotlib.pyplot as plt
-
-    from .plots import stamp
+    from .plots import ShownFigure, stamp
 
     if not any(histories.values()):
         return None
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig = ShownFigure(figsize=(6, 3))
+    ax = fig.subplots()
     for name, rows in histories.items():
         if not rows:
             continue
@@ -164,15 +163,14 @@ def loss_curve(histories: Mapping[str, Sequence[dict]], key: str = "loss", stamp
 def gamma_plot(gammas: Mapping[int, Sequence[float]], labels: Sequence[str], t0: int, stamp_text: str = ""):
     """γ_i(t) of eq. 14 as the mix applies it (:class:`dclip.method.mixing.ThresholdMix`: normalised, the weights of
     the largest threshold ≤ t), for t from t0 down to 0, one line per model."""
-    import matplotlib.pyplot as plt
-
     from ..method.mixing import ThresholdMix
-    from .plots import stamp
+    from .plots import ShownFigure, stamp
 
     mix = ThresholdMix([None] * len(labels), gammas)
     times = list(range(int(t0), -1, -1))
     weights = [mix.weights(t) for t in times]
-    fig, ax = plt.subplots(figsize=(5, 2.6))
+    fig = ShownFigure(figsize=(5, 2.6))
+    ax = fig.subplots()
     for i, label in enumerate(labels):
         ax.plot(times, [w[i] for w in weights], label=f"γ {label}", lw=1.5)
     ax.invert_xaxis()

@@ -88,6 +88,7 @@ def test_the_readme_blocks_say_what_their_files_say(tmp_path):
     assert doc_blocks.verdict_table(tmp_path) is None  # a notebook's claims missing: the table is left as it is
     for name in doc_blocks.CLAIM_NOTEBOOKS:
         _csv(toy / f"{name}_claims.csv", "claim,measured,verdict,held,cases", f"{name[:2]} holds,numbers,partly,1,2")
+    assert doc_blocks.paper_verdict_table(tmp_path).startswith("*No paper-profile run is committed yet")
     verdicts = doc_blocks.verdict_table(tmp_path)
     assert "| 03 holds | numbers | **partly** (1/2) | [03](notebooks/03_hyperparameter_ablation.ipynb) ([executed]" \
            "(figures/toy/notebooks/03_hyperparameter_ablation.ipynb)) |" in verdicts
@@ -103,3 +104,21 @@ def test_an_inline_block_stays_inside_its_sentence(tmp_path):
     block = DocBlock("doc.md", "t", lambda root: "3 min")
     assert write_doc_tables(tmp_path, (block,)) == ["doc.md"]
     assert (tmp_path / "doc.md").read_text() == "It took <!-- t -->3 min<!-- /t --> in all.\n"
+
+
+def test_the_executed_notebooks_print_the_verdicts_their_claims_csvs_hold():
+    """Each executed toy notebook's claims cell printed exactly the claims its NN_claims.csv (and so the README) holds."""
+    import nbformat
+
+    from dclip.dev.doc_blocks import CLAIM_NOTEBOOKS, TOY
+    from dclip.dev.doc_tables import read_rows
+
+    for name in CLAIM_NOTEBOOKS:
+        rows = read_rows(ROOT / TOY / f"{name}_claims.csv")
+        assert rows, f"{TOY}/{name}_claims.csv is missing: run `make figures PROFILE=toy ONLY={name[:2]}`"
+        executed = nbformat.read(ROOT / TOY / "notebooks" / f"{name}.ipynb", as_version=4)
+        cell = next(c for c in executed.cells if c.cell_type == "code" and "claims.report" in c.source)
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        for r in rows:
+            block = f"paper: {r['claim']}\n  here: {r['measured']}\n  -> {r['verdict']}"
+            assert block in printed, f"{name}: the printed verdict differs from {name}_claims.csv for {r['claim']!r}"

@@ -1,7 +1,8 @@
 """What the README says about the toy results, written from ``figures/toy/`` (``python -m dclip figures`` at the end
 of every run; ``tests/test_doc_tables.py`` fails when a committed doc disagrees): the verdict table (each notebook's
 ``NN_claims.csv``), the edit table (``02_judged_edits.csv``), the GAN side's table and sentence
-(``02_compare_methods.csv``, ``02_gan_inversion.csv``) and how long the figures took (``manifest.json``).
+(``02_compare_methods.csv``, ``02_gan_inversion.csv``), the toy StyleGAN2's bars (its shipped sidecar) and how
+long the figures took (``manifest.json``).
 
 Only the toy profile's files fill the README: a paper-profile run writes ``figures/`` and never these.
 """
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from .doc_tables import DOC_TABLES, DocBlock, markdown_table, read_rows
 
-__all__ = ["DOC_BLOCKS", "README_BLOCKS", "verdict_table", "edit_table", "gan_table", "gan_sentence", "figures_time"]
+__all__ = ["DOC_BLOCKS", "README_BLOCKS", "verdict_table", "paper_verdict_table", "edit_table", "gan_table", "gan_sentence", "gan_bars",
+           "figures_time"]
 
 TOY = "figures/toy"
 #: The notebooks whose claims the verdict table lists, in its order.
@@ -36,18 +38,39 @@ def _count(row: dict, key: str = "hit") -> str:
     return f"{round(float(row[key]) * n)}/{n}"
 
 
-def verdict_table(root: Path) -> str | None:
-    """Every claim the notebooks checked, with what was measured and its verdict (``NN_claims.csv``)."""
+def _claims(root: Path, folder: str) -> list[list[str]] | None:
+    """The verdict table's rows from ``folder``'s ``NN_claims.csv``, or None when one is missing."""
     rows = []
     for name in CLAIM_NOTEBOOKS:
-        found = read_rows(root / TOY / f"{name}_claims.csv")
+        found = read_rows(root / folder / f"{name}_claims.csv")
         if found is None:
             return None
-        link = f"[{name[:2]}](notebooks/{name}.ipynb) ([executed]({TOY}/notebooks/{name}.ipynb))"
+        link = f"[{name[:2]}](notebooks/{name}.ipynb) ([executed]({folder}/notebooks/{name}.ipynb))"
         rows += [[r["claim"], r["measured"], f"**{r['verdict']}** ({r['held']}/{r['cases']})"
                   if int(r["cases"]) else "not measured", link] for r in found]
-    return markdown_table(["claim (paper)", "measured at toy", "verdict (cases held)", "notebook"], rows) + \
-        f"\n\n*Written by `python -m dclip figures` from `{TOY}/NN_claims.csv`; do not edit by hand.*"
+    return rows
+
+
+def _verdicts(rows: list[list[str]], folder: str, where: str) -> str:
+    return markdown_table(["claim (paper)", f"measured {where}", "verdict (cases held)", "notebook"], rows) + \
+        f"\n\n*Written by `python -m dclip figures` from `{folder}/NN_claims.csv`; do not edit by hand.*"
+
+
+def verdict_table(root: Path) -> str | None:
+    """Every claim the notebooks checked at the toy profile, with what was measured and its verdict
+    (``figures/toy/NN_claims.csv``)."""
+    rows = _claims(root, TOY)
+    return None if rows is None else _verdicts(rows, TOY, "at toy")
+
+
+def paper_verdict_table(root: Path) -> str:
+    """The same at the paper profile (``figures/NN_claims.csv``, from ``make figures PROFILE=paper`` on a GPU), or a
+    line saying that no such run is committed: the paper's section never takes the toy numbers."""
+    rows = _claims(root, "figures")
+    if rows is None:
+        return ("*No paper-profile run is committed yet: `make figures PROFILE=paper` on a CUDA GPU writes its verdicts "
+                "here (`figures/NN_claims.csv`).*")
+    return _verdicts(rows, "figures", "with the pretrained models")
 
 
 def _attribute_label(name: str) -> str:
@@ -113,6 +136,25 @@ def gan_sentence(root: Path) -> str | None:
             + " and ".join(f"{v:.2f} ({k})" for k, v in kept.items()))
 
 
+def gan_bars(root: Path) -> str | None:
+    """The shipped toy StyleGAN2's sample quality against its bars (its sidecar's ``bars``, measured when it was
+    trained: :func:`dclip.studies.toy_gan.gan_bars`)."""
+    path = root / "dclip" / "models" / "shipped" / "toy_stylegan2.json"
+    if not path.is_file():
+        return None
+    q = json.loads(path.read_text()).get("bars")
+    if not q:
+        return None
+    gaps, fd, bars = q["frequency_gaps"], q["frechet_to_real"], q["bars"]
+    worst = max(gaps, key=gaps.get)
+    lo, hi = q["formed_ci"]
+    return (f"it {'meets' if q['meets_bars'] else 'does **not** meet'} its bars on {q['n']} samples: the judge accepts "
+            f"{100 * q['formed']:.0f} % [{100 * lo:.0f} %, {100 * hi:.0f} %] of them as well-formed toy faces (bar "
+            f"{100 * bars['formed']:.0f} %) and reads {worst} {100 * gaps[worst]:.0f} points off the domain's frequency "
+            f"(bar {100 * bars['frequency_gap']:.0f}); Fréchet distance on the judge's features to real faces "
+            f"{fd['gan']:.1f} (toy DDPM {fd['ddpm']:.1f}, real vs real {fd['real (another set)']:.1f})")
+
+
 def figures_time(root: Path) -> str | None:
     """How long each toy notebook ran in the figures' last run, and on what (``manifest.json``)."""
     path = root / TOY / "manifest.json"
@@ -130,6 +172,8 @@ def figures_time(root: Path) -> str | None:
 README_BLOCKS: tuple[DocBlock, ...] = (
     DocBlock("README.md", "figures-time", figures_time),
     DocBlock("README.md", "verdicts", verdict_table),
+    DocBlock("README.md", "verdicts-paper", paper_verdict_table),
+    DocBlock("README.md", "gan-bars", gan_bars),
     DocBlock("README.md", "edit-table", edit_table),
     DocBlock("README.md", "gan-sentence", gan_sentence),
     DocBlock("README.md", "gan-table", gan_table),

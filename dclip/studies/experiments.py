@@ -19,6 +19,7 @@ from .ablation import t0_ablation
 from .common import GAN_DOMAIN, EditSet, Study, judged, mean, reconstruction_scores
 from .edit_failures import edit_failures
 from .judged_edits import judged_edits
+from .composition import null_edits
 from .latent_vs_finetune import latent_vs_finetune
 from .manipulation import (BASELINES, DIFFUSION_RECONSTRUCTION, GAN_INVERSION, GAN_METHODS, diffusionclip_edits,
                            edit_rows, gan_edit_sets, gan_outputs, manipulation_study, register_baseline, run_baseline,
@@ -33,5 +34,5 @@ __all__ = ["Study", "EditSet", "BASELINES", "GAN_METHODS", "GAN_DOMAIN", "GAN_IN
            "register_baseline", "run_baseline", "reconstruction_study", "gan_outputs", "gan_edit_sets",
            "diffusionclip_edits", "diffusion_reconstructions", "edit_rows", "summary_rows", "gan_inversion_rows",
            "diffusion_reconstruction_rows", "manipulation_study", "step_ablation", "t0_ablation", "latent_vs_finetune",
-           "novel_applications", "judged_edits", "edit_failures", "judged", "mean", "reconstruction_scores", "toy_gan_quality", "describe_gan_quality",
+           "novel_applications", "judged_edits", "edit_failures", "judged", "mean", "reconstruction_scores", "toy_gan_quality", "describe_gan_quality", "null_edits",
            "toy_comparison", "toy_inversions", "comparable_claim", "gan_inversion_claim"]

@@ -26,7 +26,7 @@ from . import domain
 from .corruptions import HELD_OUT_KINDS, TRAINING_KINDS, corrupt
 from .nets import COLOUR_HEADS, identity_vector, judge_distance
 
-__all__ = ["identity_loss", "JUDGE_TARGETS", "TOY_EDITS", "judge_target", "lacks", "lacking_faces", "true_edit", "judge_edit", "edit_outcomes",
+__all__ = ["identity_loss", "JUDGE_TARGETS", "TOY_EDITS", "judge_target", "lacks", "lacking_faces", "having_faces", "true_edit", "judge_edit", "edit_outcomes",
            "refusal_report", "STRANGER_IDENTITY_GAP"]
 
 #: attribute preset -> (judge head, value it should read after the edit)
@@ -74,6 +74,19 @@ def lacking_faces(names: str | tuple[str, ...], n: int, start: int = domain.HELD
         batch = domain.faces(index, 4 * n)
         records += [f for f in batch if all(lacks(f, name) for name in names)][: n - len(records)]
         index += 4 * n
+    return domain.to_tensor([domain.render(f, style) for f in records]), records
+
+
+def having_faces(name: str, n: int, start: int = domain.HELD_OUT_SEED) -> tuple[torch.Tensor, list[domain.Face]]:
+    """The first ``n`` faces from seed ``start`` on whose true attributes already have the target of edit ``name``
+    (a style edit: the first ``n`` faces, drawn in its style): what a null edit is applied to."""
+    head, value = judge_target(name)
+    records, index = [], start
+    while len(records) < n:
+        batch = domain.faces(index, 4 * n)
+        records += [f for f in batch if head == "style" or getattr(f, head) == value][: n - len(records)]
+        index += 4 * n
+    style = value if head == "style" else "photo"
     return domain.to_tensor([domain.render(f, style) for f in records]), records
 
 

@@ -4,11 +4,11 @@ should change nothing, once or many times in a row.
 Counterfactual image-editing benchmarks call this *composition* (Melistas et al., NeurIPS 2024): intervening on an
 attribute a face already has must give the face back. Per toy edit, the faces that have its target
 (:func:`dclip.toy.judging.having_faces`) are edited once and then ``repeats`` times in a row (each edit starts from
-the last one's output, inverted again), by each of the edit's fine-tunes; reported after one application and after
-``repeats``: *kept*, the share of the judge's readings (every attribute, the style, well-formedness) unchanged from
-the original (:func:`dclip.studies.toy_table3.attribute_agreement`), and the distance to the original on the judge's
-features (:func:`dclip.toy.nets.judge_distance`), each with its 95 % bootstrap interval over fine-tunes and faces.
-Toy profile only: elsewhere nothing knows which faces have a target.
+the last one's output as a picture, clamped to [-1, 1], and inverted again), by each of the edit's fine-tunes;
+reported after one application and after ``repeats``: *kept*, the share of the judge's readings (every attribute,
+the style, well-formedness) unchanged from the original (:func:`dclip.studies.toy_table3.attribute_agreement`), and
+the distance to the original on the judge's features (:func:`dclip.toy.nets.judge_distance`), each with its 95 %
+bootstrap interval over fine-tunes and faces. Toy profile only: elsewhere nothing knows which faces have a target.
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def null_edits(ctx, names: Sequence[str], *, runs: int = 1, repeats: int = 10, n
         outcomes = []
         for r in range(runs):
             model = ctx.finetune(attr, replicate=r)
-            outcomes.append(null_edit_outcomes(ctx.judge, faces, lambda x: ctx.edit(model, x, attr.t0, attr.domain),
-                                               repeats))
+            # each application starts from the picture the last one made: its output clamped to [-1, 1]
+            outcomes.append(null_edit_outcomes(
+                ctx.judge, faces, lambda x: ctx.edit(model, x, attr.t0, attr.domain).clamp(-1, 1), repeats))
         study.rows.append(null_edit_row(name, outcomes, repeats))
     return study

@@ -87,11 +87,14 @@ def test_the_readme_blocks_say_what_their_files_say(tmp_path):
     assert sentence.endswith("keep 0.88 (e4e (toy StyleGAN2))")
     assert doc_blocks.verdict_table(tmp_path) is None  # a notebook's claims missing: the table is left as it is
     for name in doc_blocks.CLAIM_NOTEBOOKS:
-        _csv(toy / f"{name}_claims.csv", "claim,measured,verdict,held,cases", f"{name[:2]} holds,numbers,partly,1,2")
+        _csv(toy / f"{name[:2]}_claims.csv", "claim,measured,verdict,held,cases", f"{name[:2]} holds,numbers,partly,1,2")
     assert doc_blocks.paper_verdict_table(tmp_path).startswith("*No paper-profile run is committed yet")
     verdicts = doc_blocks.verdict_table(tmp_path)
     assert "| 03 holds | numbers | **partly** (1/2) | [03](notebooks/03_hyperparameter_ablation.ipynb) ([executed]" \
            "(figures/toy/notebooks/03_hyperparameter_ablation.ipynb)) |" in verdicts
+    _csv(toy / "05_claims.csv", "claim,measured,verdict,held,cases", "03 holds,numbers,partly,1,2")  # 03's again
+    twice = doc_blocks.verdict_table(tmp_path)
+    assert twice.count("| 03 holds |") == 1 and "(figures/toy/notebooks/03_hyperparameter_ablation.ipynb)), [05](" in twice
     (toy / "manifest.json").write_text(json.dumps({"notebooks": {
         "02_b": {"device": "CPU: X (2 cores)", "started": "2026-12-08T01:00:00", "duration_s": 1500.4},
         "01_a": {"device": "CPU: X (2 cores)", "started": "2026-12-07T23:00:00", "duration_s": 300.0}}}))
@@ -114,11 +117,11 @@ def test_the_executed_notebooks_print_the_verdicts_their_claims_csvs_hold():
     from dclip.dev.doc_tables import read_rows
 
     for name in CLAIM_NOTEBOOKS:
-        rows = read_rows(ROOT / TOY / f"{name}_claims.csv")
-        assert rows, f"{TOY}/{name}_claims.csv is missing: run `make figures PROFILE=toy ONLY={name[:2]}`"
+        rows = read_rows(ROOT / TOY / f"{name[:2]}_claims.csv")
+        assert rows, f"{TOY}/{name[:2]}_claims.csv is missing: run `make figures PROFILE=toy ONLY={name[:2]}`"
         executed = nbformat.read(ROOT / TOY / "notebooks" / f"{name}.ipynb", as_version=4)
         cell = next(c for c in executed.cells if c.cell_type == "code" and "claims.report" in c.source)
         printed = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         for r in rows:
             block = f"paper: {r['claim']}\n  here: {r['measured']}\n  -> {r['verdict']}"
-            assert block in printed, f"{name}: the printed verdict differs from {name}_claims.csv for {r['claim']!r}"
+            assert block in printed, f"{name}: the printed verdict differs from {name[:2]}_claims.csv for {r['claim']!r}"

@@ -42,12 +42,17 @@ def _claims(root: Path, folder: str) -> list[list[str]] | None:
     """The verdict table's rows from ``folder``'s ``NN_claims.csv``, or None when one is missing."""
     rows = []
     for name in CLAIM_NOTEBOOKS:
-        found = read_rows(root / folder / f"{name}_claims.csv")
+        found = read_rows(root / folder / f"{name[:2]}_claims.csv")
         if found is None:
             return None
         link = f"[{name[:2]}](notebooks/{name}.ipynb) ([executed]({folder}/notebooks/{name}.ipynb))"
-        rows += [[r["claim"], r["measured"], f"**{r['verdict']}** ({r['held']}/{r['cases']})"
-                  if int(r["cases"]) else "not measured", link] for r in found]
+        for r in found:
+            same = next((row for row in rows if row[:2] == [r["claim"], r["measured"]]), None)
+            if same is not None:  # checked again by a later notebook on the same numbers: one row, both links
+                same[3] += f", {link}"
+                continue
+            rows.append([r["claim"], r["measured"], f"**{r['verdict']}** ({r['held']}/{r['cases']})"
+                         if int(r["cases"]) else "not measured", link])
     return rows
 
 

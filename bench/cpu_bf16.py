@@ -38,6 +38,9 @@ import torch  # noqa: E402
 
 from dclip.runtime.fast import MODES, FastPath, cpu_bf16_native, session  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from bench import rel_err, timed, unet_kwargs  # noqa: E402  (the same timing and error as the engine benchmark)
+
 T0, S_GEN_TRAIN = 500, 6
 
 MODES_TIMED = {"fp32": MODES["fp32"], "bf16": MODES["cpu-bf16"],
@@ -48,27 +51,13 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).norm() / b.float().norm())
-
-
 def interleaved(fns: dict, repeats: int, warmup: int) -> tuple[dict, dict]:
-    """mode -> median seconds, and mode -> first output, the modes run in turn."""
-    times, outs = {m: [] for m in fns}, {}
-    for i in range(warmup + repeats):
-        for mode, fn in fns.items():
-            start = time.perf_counter()
-            out = fn()
-            elapsed = time.perf_counter() - start
-            outs.setdefault(mode, out)
-            if i >= warmup:
-                times[mode].append(elapsed)
-    return {m: sorted(t)[len(t) // 2] for m, t in times.items()}, outs
+    """mode -> median seconds, and mode -> first output: bench.py's :func:`timed` (the modes run in turn)."""
+    results = timed(fns, torch.device("cpu"), repeats=repeats, warmup=warmup)
+    return {m: r[0] for m, r in results.items()}, {m: r[2] for m, r in results.items()}
 
 
 def unet_256():
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench import unet_kwargs
     from dclip.models.unet import build_unet
 
     return build_unet(unet_kwargs("celeba_hq"))

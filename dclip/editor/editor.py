@@ -168,32 +168,33 @@ class Editor(ImageChoice, Navigation):
 
     # -- output -------------------------------------------------------------------------------------
 
-    def latent(self) -> torch.Tensor:
-        """x_t0 of the image under the original model (kept for the last few images and t0)."""
+    def _cached_latent(self) -> torch.Tensor | None:
+        """The cached x_t0 of the current image and t0, or None."""
         if self.image is None:
             raise ValueError("no image yet: pick a sample photo or upload one.")
-        key = (id(self.image), self.t0)
-        known = self._latents.get(key)
-        if known is None or known[0] is not self.image:
+        known = self._latents.get((id(self.image), self.t0))
+        return known[1] if known is not None and known[0] is self.image else None
+
+    def latent(self) -> torch.Tensor:
+        """x_t0 of the image under the original model (kept for the last few images and t0)."""
+        x_lat = self._cached_latent()
+        if x_lat is None:
+            key = (id(self.image), self.t0)
             x_lat = invert_image(self.ctx.unet(self.domain), self.image, self.t0, self.ctx.profile.n_inv)
             self._latents.pop(key, None)
-            self._latents[key] = known = (self.image, x_lat)
+            self._latents[key] = (self.image, x_lat)
             while len(self._latents) > LATENT_CACHE:
                 self._latents.pop(next(iter(self._latents)))
-        return known[1]
+        return x_lat
 
     def preview(self) -> torch.Tensor:
         """A quick look at the edit for the current r and γ: :data:`PREVIEW_STEPS` generation steps instead of the
         profile's S_gen, from the cached x_t0 when there is one (a move of r or γ), else from a
         :data:`PREVIEW_STEPS`-step inversion (a move of t0; not cached). Not recorded in the history: the full
         render (:meth:`rendered`) is."""
-        if self.image is None:
-            raise ValueError("no image yet: pick a sample photo or upload one.")
-        known = self._latents.get((id(self.image), self.t0))
         steps = min(PREVIEW_STEPS, self.ctx.profile.n_gen)
-        if known is not None and known[0] is self.image:
-            x_lat = known[1]
-        else:
+        x_lat = self._cached_latent()
+        if x_lat is None:
             x_lat = invert_image(self.ctx.unet(self.domain), self.image, self.t0, steps)
         return generate_mix(self.ctx.unet(self.domain), [t.model for t in self.tuned], x_lat, self.t0, steps,
                             self.ratio, [t.gamma for t in self.tuned], fast=self.ctx.profile.fast)

@@ -212,6 +212,15 @@ class Session:
         return self.wait_until(lambda: (lambda now: now if now != before else None)(self.image(name)),
                                f"the {name} image to change")
 
+    def wait_render(self, before: str) -> str:
+        """Wait for the edited view to show a new full render: it changed and the status line no longer says a
+        preview is on screen (the editor says "preview ..." before it shows one, and its weights after the full
+        render)."""
+        def rendered():
+            now = self.image("view")
+            return now if now != before and not self.status().startswith("preview") else None
+        return self.wait_until(rendered, "the full render of the edit")
+
     def wait_image(self, name: str, expected: str, what: str) -> None:
         self.wait_until(lambda: self.image(name) == expected, f"the {name} image to show {what}")
 
@@ -278,14 +287,14 @@ def drive_the_editor(s: Session) -> None:
     assert options == [f"toy face {i}" for i in range(8)], options  # (ipywidgets shows spaces as no-break ones)
     page.locator(".dclip-picker select").select_option(index=2)
     original = s.wait_image_change("original", original)
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
 
     # fine-tune the default pair: one model, its (disabled) γ slider and a note on why
     s.editor("button").click()
     s.wait_status(r"^weights: original 0 · tanned face \(t0=201\) 1 \(.* trained earlier in this session: reused\)$")
     s.wait_finetune_done()
     expect(s.editor("progress").locator(".progress-bar")).to_have_attribute("style", re.compile("width: 100%"))
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
     sliders = s.editor("gamma-box").locator(".widget-slider")
     expect(sliders).to_have_count(1)
     expect(s.editor("gamma-note")).to_contain_text("only r matters")
@@ -294,14 +303,14 @@ def drive_the_editor(s: Session) -> None:
     # degree of change
     s.set_slider(s.editor("ratio"), 0.3)
     s.wait_status(r"^weights: original 0\.7 · tanned face \(t0=201\) 0\.3$")
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
 
     # a second model: two γ sliders, each named after its model, both active
     s.editor("target").locator("input").fill("angry face")
     s.editor("button").click()
     s.wait_status(r"angry face \(t0=201\) 0\.15$")
     s.wait_finetune_done()
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
     expect(sliders).to_have_count(2)
     expect(sliders.nth(0).locator("label")).to_have_text("γ tanned face (t0=201)")
     expect(sliders.nth(1).locator("label")).to_have_text("γ angry face (t0=201)")
@@ -310,11 +319,11 @@ def drive_the_editor(s: Session) -> None:
     # γ of the second model to 0: all of the change comes from the first
     s.set_slider(sliders.nth(1), 0.0)
     s.wait_status(r"tanned face \(t0=201\) 0\.3 · angry face \(t0=201\) 0$")
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
 
     # the return step t0: a new inversion, the same original
     s.set_slider(s.editor("t0"), 260)
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
     assert s.image("original") == original and s.status().endswith("angry face (t0=201) 0")
     at_t0 = edited
 
@@ -329,11 +338,11 @@ def drive_the_editor(s: Session) -> None:
     done, total = map(int, re.search(r"stopped at update (\d+)/(\d+)", stopped).groups())
     assert 1 <= done < total, stopped
     expect(sliders).to_have_count(3)
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
 
     # before | after: the split shows the original on the left; back at 0 the edit alone
     s.set_slider(s.editor("compare"), 0.5)
-    s.wait_image_change("view", edited)
+    s.wait_render(edited)
     s.set_slider(s.editor("compare"), 0)
     s.wait_image("view", edited, "the edit alone again")
 
@@ -364,7 +373,7 @@ def drive_the_editor(s: Session) -> None:
     s.editor("pad-generate").click()
     s.wait_status(r"^drawing projected into the model's domain \(K = \d+ rounds")
     original = s.wait_image_change("original", original)
-    edited = s.wait_image_change("view", edited)
+    edited = s.wait_render(edited)
 
     # save: the PNG's settings redo the edit from the command line
     s.editor("save").click()

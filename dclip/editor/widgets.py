@@ -64,8 +64,10 @@ def refresh(ui: EditorUI) -> None:
 def show_preview(ui: EditorUI) -> None:
     """Show the quick preview of the current settings in the edited view, and say that the full render follows."""
     editor = ui.editor
-    ui.view.value = compare_png(editor.image, editor.preview(), ui.compare.value, height=VIEW_PX)
+    preview = compare_png(editor.image, editor.preview(), ui.compare.value, height=VIEW_PX)
+    # the status first: the browser never shows the preview image under the previous edit's status line
     say(ui, f"preview ({PREVIEW_STEPS} DDIM steps); rendering the full edit ({editor.ctx.profile.n_gen} steps) ...")
+    ui.view.value = preview
 
 
 def show(ui: EditorUI) -> None:

@@ -215,7 +215,7 @@ class ToyWorld(PhotoWorld):
         from ..toy.domain import FINETUNE_SEED, face_set
 
         self.note(f"toy profile: fine-tuning on {n} training-seed toy faces.")
-        return face_set(FINETUNE_SEED + 1000 * replicate, n)[0]
+        return self._remember(*face_set(FINETUNE_SEED + 1000 * replicate, n))  # records: the truth fine-tune's x0
 
     def attribute_names(self, names) -> list[str]:
         """Each paper attribute's toy stand-in (:data:`dclip.method.attributes.TOY_STAND_INS`, said in a note);

@@ -47,3 +47,23 @@ def test_what_stands_in_the_way_follows_the_bars():
     assert stands_in_the_way({**row, "true_loss": 0.40, "attack_loss": 0.40}) == "CLIP"  # the true edit scores badly
     assert stands_in_the_way({**row, "round_trip_hit": 0.5}) == "generator"
     assert stands_in_the_way({**row, "attack_loss": 0.1, "round_trip_hit": 0.5, "targets met": True}) == "CLIP, generator"
+
+
+def test_the_truth_control_decides_between_recipe_and_clip():
+    row = {"true_loss": 0.30, "attack_loss": 0.28, "round_trip_hit": 0.9, "targets met": False}
+    assert stands_in_the_way({**row, "truth_met": True}) == "CLIP"      # a perfect loss gets there, the CLIP's doesn't
+    assert stands_in_the_way({**row, "truth_met": False}) == "recipe"   # not even a perfect loss gets there
+    assert stands_in_the_way({**row, "attack_loss": 0.1, "truth_met": False}) == "CLIP, recipe"
+    assert stands_in_the_way({**row, "round_trip_hit": 0.5, "truth_met": False}) == "generator"
+    assert stands_in_the_way({**row, "targets met": True, "truth_met": True}) == "nothing"
+    assert stands_in_the_way({**row, "targets met": True, "truth_met": False}) == "nothing"  # the recipe was enough
+
+
+def test_the_truth_config_keeps_the_recipe_and_drops_the_clip():
+    from dclip.method.finetune import FinetuneConfig
+    from dclip.studies.edit_failures import truth_config
+
+    config = FinetuneConfig("face", "angry face", t0=301, lr=3e-5, n_iter=6, lambda_l1=0.3, lambda_id=0.5, seed=4)
+    control = truth_config(config)
+    assert (control.lambda_clip, control.lambda_l1, control.lambda_id, control.lambda_l2) == (0.0, 0.0, 0.0, 1.0)
+    assert (control.t0, control.lr, control.n_iter, control.seed) == (301, 3e-5, 6, 4)

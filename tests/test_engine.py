@@ -252,6 +252,20 @@ def test_clip_term_takes_the_batch_mean_inside_the_log(unet, latents, clip):
     assert float(row["clip"]) == pytest.approx(float(clip_objective(per_image.mean())), rel=1e-6)
 
 
+def test_the_squared_error_term_is_the_mean_squared_distance_and_stays_out_of_paper_cache_keys(unet, latents, clip):
+    """λ_L2 (beyond the paper) adds mean (x0 − x̂)² to eq. 10; with λ_CLIP 0 and λ_L1 0 it is the whole loss. A config
+    that leaves it at 0 keeps the cache key it had before the term existed."""
+    from dclip.method.finetune import _cache_fields, _Objective
+
+    objective = _Objective(clip, config(lambda_clip=0.0, lambda_l1=0.0, lambda_l2=1.0), None)
+    with torch.no_grad():
+        x = dclip.generate(unet, latents.x_lat, T0, N_GEN)
+        out = objective(latents.x0, x)
+    expected = sum(float(((a - b) ** 2).mean()) for a, b in zip(latents.x0, x)) / len(x)
+    assert float(out["loss"]) == pytest.approx(expected, rel=1e-5) and float(out["row"]["l2"]) > 0
+    assert "lambda_l2" not in _cache_fields(config()) and _cache_fields(config(lambda_l2=1.0))["lambda_l2"] == 1.0
+
+
 def test_finetune_leaves_the_global_rng_and_returns_a_plain_model(unet, latents, clip):
     torch.manual_seed(123)
     expected = torch.rand(3)

@@ -59,7 +59,8 @@ DOC_TABLES: tuple[DocTable, ...] = (
         ("fine-tune's loss, training faces", "train_loss [train_loss_ci]"),
         ("fine-tune's loss, test faces", "test_loss [test_loss_ci]"),
         ("round trip of the true edit: hit", "round_trip_hit"), ("round trip: MAE", "round_trip_mae"),
-        ("targets met", "targets met"), ("stands in the way", "stands in the way"),
+        ("fine-tuned on the true edit: hit", "truth_hit [truth_hit_ci]"), ("its kept", "truth_kept"),
+        ("its targets met", "truth_met"), ("targets met", "targets met"), ("stands in the way", "stands in the way"),
     )),
 )
 

@@ -78,6 +78,8 @@ class FinetuneConfig:
     adapter: str = "none"          # "none": every weight (the paper); "lora": a rank-`rank` adapter (method.adapters)
     rank: int = 4                  # LoRA rank r (adapter="lora")
     loss_at: str = "chain_end"     # "chain_end": x̂ after the S_gen chain (the paper); "first_step": Eff-Diff's x̂0
+    lambda_l2: float = 0.0         # beyond the paper: weight of a squared error (x0 − x̂)² (the toy world's control
+                                   # fine-tune towards the true edit, dclip.studies.edit_failures.truth_finetune)
 
     def __post_init__(self):
         from .adapters import ADAPTERS
@@ -179,6 +181,10 @@ class _Objective:
         if x is not None:
             x = x.float()
             terms = {"clip": directional_clip_loss(self.clip, x0, x, self.direction), "l1": (x0 - x).abs()}
+            if c.lambda_l2 > 0:
+                terms["l2"] = (x0 - x).square()
+        elif c.lambda_l2 > 0:
+            terms["l2"] = none
         if c.lambda_id > 0:
             from .losses import identity_loss
 
@@ -189,6 +195,9 @@ class _Objective:
         l_clip = clip_objective(means["clip"])
         loss = c.lambda_clip * l_clip + c.lambda_l1 * means["l1"]
         row = {"clip": l_clip.detach(), "l1": means["l1"].detach()}
+        if c.lambda_l2 > 0:
+            loss = loss + c.lambda_l2 * means["l2"]
+            row["l2"] = means["l2"].detach()
         if c.lambda_id > 0:
             loss = loss + c.lambda_id * means["id"]
             row["id"] = means["id"].detach()
@@ -341,7 +350,7 @@ def finetune(original: torch.nn.Module, latents: Latents, clip, config: Finetune
 
     ``latents`` must have been inverted to ``config.t0`` (see :func:`dclip.method.latents.precompute`).
     ``callback`` gets each history row after its update (the shape of :data:`dclip.method.ddim.Callback`):
-    ``"i"`` the update's index, its losses (``"loss"``, ``"clip"``, ``"l1"``, ``"id"``), ``"lr"``,
+    ``"i"`` the update's index, its losses (``"loss"``, ``"clip"``, ``"l1"``, ``"id"``; ``"l2"`` with λ_L2 > 0), ``"lr"``,
     ``"epoch"`` and ``"batch"``.
     ``fast`` picks the performance settings (:mod:`dclip.runtime.fast`; ``"auto"``: fp32 on the CPU, bf16
     autocast, TF32 and channels_last on CUDA; ``"reference"``: the original implementation's path).
@@ -408,7 +417,7 @@ def _cache_fields(config: FinetuneConfig) -> dict:
     """The config's fields in a cache key; the options added after the paper's (issue 24) only when set, so a
     paper fine-tune keeps the key it had before they existed."""
     fields = asdict(config)
-    for name in ("adapter", "rank", "loss_at"):
+    for name in ("adapter", "rank", "loss_at", "lambda_l2"):
         if fields[name] == FinetuneConfig.__dataclass_fields__[name].default or (
                 name == "rank" and fields["adapter"] == "none"):
             del fields[name]

@@ -12,14 +12,18 @@ the target):
 * **the generator**: the DDPM must be able to show the target at all. The true edit is inverted (eq. 12) and
   regenerated (eq. 13) with the original model at the edit's t0, and the judge reads the round trip;
 * **the recipe**: with the first two in order, the fine-tune's own eq. 9 loss on its training faces and on the
-  test faces, and its judged result (:mod:`.judged_edits`), say whether training went far enough.
+  test faces, and its judged result (:mod:`.judged_edits`), say whether training went far enough. The control
+  is :func:`truth_finetune`: the same recipe (t0, lr, passes, training faces) with eq. 10's CLIP term replaced by
+  the squared distance to the true edit. When even that perfect loss misses the targets, the recipe (or the
+  generator) stops the edit whatever the CLIP does; when it meets them and the CLIP's fine-tune does not, the
+  CLIP is what is left.
 
 :func:`edit_failures` puts one row per edit together, and :func:`stands_in_the_way` reads the row against
 :data:`BARS`, the bars of the issue that filed this table.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import torch
@@ -28,10 +32,11 @@ from ..method.attributes import attribute
 from ..method.losses import directional_clip_loss, text_direction
 from ..toy.attacks import AttackSettings, pgd_directional
 from .common import Study, _interval, judged
-from .judged_edits import TARGETS
+from .judged_edits import TARGETS, meets_targets
 
 __all__ = ["AttackSettings", "DescentSettings", "BARS", "pgd_directional", "pixel_descent", "edit_failures",
-           "clip_clears", "stands_in_the_way", "failure_figure", "clip_against_the_ball"]
+           "clip_clears", "stands_in_the_way", "failure_figure", "clip_against_the_ball", "truth_config",
+           "truth_finetune"]
 
 
 @dataclass(frozen=True)
@@ -94,18 +99,79 @@ def clip_clears(true_loss: float, attack_loss: float) -> bool:
 
 
 def stands_in_the_way(row: dict) -> str:
-    """Which of the CLIP, the generator and the recipe stops the edit of ``row`` (:data:`BARS`): the CLIP when an
-    invisible change beats the true edit or the true edit scores badly, the generator when its round trip of
-    the true edit loses the target, the recipe when neither does and the fine-tune still misses the toy
-    world's targets; "nothing" when it meets them."""
+    """Which of the CLIP, the generator and the recipe stops the edit of ``row`` (:data:`BARS`); "nothing" when
+    none does and the fine-tune meets the toy world's targets.
+
+    * the CLIP, when an invisible change beats the true edit or the true edit scores badly, and also when the
+      control fine-tune on the true edit (``truth_met``, :func:`truth_finetune`) meets the targets while the CLIP's
+      fine-tune does not: the recipe and the DDPM can reach the edit, the CLIP loss does not lead there;
+    * the generator, when the DDPM's round trip of the true edit loses the target;
+    * the recipe, when the fine-tune misses the targets and the DDPM can show the target but even the control
+      fine-tune misses them too (or, in a row without the control, when nothing else is found)."""
     blockers = []
     if not clip_clears(row["true_loss"], row["attack_loss"]):
         blockers.append("CLIP")
     if row["round_trip_hit"] is not None and row["round_trip_hit"] < BARS["round_trip_hit"]:
         blockers.append("generator")
-    if not blockers and not row.get("targets met"):
+    truth_met, met = row.get("truth_met"), row.get("targets met")
+    if truth_met is False and not met and "generator" not in blockers:
         blockers.append("recipe")
+    if not blockers and not met:
+        blockers.append("CLIP" if truth_met else "recipe")
     return ", ".join(blockers) or "nothing"
+
+
+def truth_config(config):
+    """The control's :class:`~dclip.method.finetune.FinetuneConfig`: ``config`` (its t0, lr, passes, batches and
+    seed) with eq. 10's weights set to λ_CLIP 0, λ_L1 0, λ_ID 0 and a squared error λ_L2 1. Trained on latents
+    whose x0 is the true edit (:func:`truth_finetune`), the loss is then the mean (x0 − x̂)² of the chain's end to
+    the true edit. A squared error rather than eq. 10's L1, which weighs the many pixels an edit leaves alone as
+    much as the few it changes: on 8 validation faces (angry, the toy recipe: 8 faces × 6 passes at lr 3e-5) the
+    L1 control reached a judge hit of 0.12, the squared error 0.75."""
+    return replace(config, lambda_clip=0.0, lambda_l1=0.0, lambda_id=0.0, lambda_l2=1.0)
+
+
+def truth_finetune(ctx, name: str, *, replicate: int = 0, progress: bool | None = None) -> torch.nn.Module:
+    """The toy edit ``name`` fine-tuned (eq. 10, :func:`dclip.method.finetune.finetune`) towards the true edit
+    instead of the CLIP (:func:`truth_config`): the same recipe, base DDPM and training faces as
+    :meth:`Context.finetune` (``replicate``), the latents those faces invert to at t0, and as x0 the same faces
+    drawn with the target (:func:`dclip.toy.judging.true_edit`). Once per session; toy profile only."""
+    from ..method.finetune import finetune
+    from ..toy.judging import true_edit
+
+    attr = attribute(name)
+    config = truth_config(ctx.world.finetune_config(name, None, replicate))
+
+    def train() -> torch.nn.Module:
+        images = ctx.world.train_images(attr.domain, replicate)
+        records = ctx.world.records(images)
+        if records is None:
+            raise ValueError(f"the truth fine-tune of '{name}' needs toy training faces the world drew itself; "
+                             "it cannot run with a training folder (train_dirs).")
+        latents = ctx.latents(images, config.t0, attr.domain, ctx.profile.n_inv_train, progress=progress)
+        truth = true_edit(records, name).to(latents.x0)
+        result = finetune(ctx.unet(attr.domain), replace(latents, x0=truth), ctx.clip, config, progress=progress)
+        return result.model.requires_grad_(False)
+
+    return ctx.memo.get(("truth fine-tune", attr.domain, config, replicate), train)
+
+
+def _truth_columns(ctx, name: str, faces: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """(the control's columns, its edit of ``faces``). The columns: :func:`truth_finetune`'s edit of the test ``faces`` judged (``truth_hit`` with its
+    interval, ``truth_kept``, ``truth_met``: whether it meets :data:`TARGETS`) and ``truth_fit_mae``, the pixel MAE
+    ([0, 1] scale) of its edit of its own training faces to their true edit (how well it fits what it was shown)."""
+    from ..method.metrics import mae
+    from ..toy.judging import true_edit
+
+    attr = attribute(name)
+    model = truth_finetune(ctx, name)
+    with torch.no_grad():
+        edited = ctx.edit(model, faces, attr.t0, attr.domain)
+        row = judged(ctx, faces, edited, name)
+        train = ctx.world.train_images(attr.domain, replicate=0)
+        fit = mae(true_edit(ctx.world.records(train), name), ctx.edit(model, train, attr.t0, attr.domain).cpu())
+    return {"truth_hit": row["hit"], "truth_hit_ci": row.get("hit_ci"), "truth_kept": row["kept"],
+            "truth_met": meets_targets(row), "truth_fit_mae": round(float(fit.mean()), 4)}, edited
 
 
 def edit_failures(ctx, names: Sequence[str], *, runs: int = 1, judged_rows: Sequence[dict] = (),
@@ -120,6 +186,8 @@ def edit_failures(ctx, names: Sequence[str], *, runs: int = 1, judged_rows: Sequ
       :meth:`Context.finetune`) of their training faces and of the test faces;
     * ``round_trip_hit``, ``round_trip_mae``: the original DDPM's round trip of the true edit at the edit's t0,
       judged (the target read on a well-formed face) and its pixel MAE ([0, 1] scale) to the true edit;
+    * ``truth_hit``, ``truth_kept``, ``truth_met``, ``truth_fit_mae``: the control fine-tune on the true edit
+      (:func:`truth_finetune`, one fine-tune) on the same test faces;
     * ``targets met`` (from ``judged_rows``, :func:`~dclip.studies.judged_edits.judged_edits`' fine-tuned rows)
       and ``stands in the way`` (:func:`stands_in_the_way`).
 
@@ -146,6 +214,7 @@ def edit_failures(ctx, names: Sequence[str], *, runs: int = 1, judged_rows: Sequ
         descent_judged = judged(ctx, faces, descended, name)
         round_trip = ctx.edit(ctx.unet(attr.domain), truth, attr.t0, attr.domain)
         train = ctx.world.train_images(attr.domain, replicate=0)
+        truth_columns, truth_edited = _truth_columns(ctx, name, faces)
         row = {"edit": name, "t0": attr.t0, **_loss_columns("true_loss", true_loss),
                **_loss_columns("attack_loss", attack_loss), **_loss_columns("descent_loss", descent_loss),
                "descent_hit": descent_judged.get("hit"), "descent_formed": descent_judged.get("formed"),
@@ -153,11 +222,11 @@ def edit_failures(ctx, names: Sequence[str], *, runs: int = 1, judged_rows: Sequ
                **_loss_columns("test_loss", _edit_losses(ctx, attr, faces, runs)),
                "round_trip_hit": _round_trip_hit(ctx, round_trip, name),
                "round_trip_mae": round(float(mae(truth, round_trip).mean()), 4),
-               "of": len(faces), "runs": runs, "targets met": met.get(name)}
+               **truth_columns, "of": len(faces), "runs": runs, "targets met": met.get(name)}
         row["stands in the way"] = stands_in_the_way(row)
         study.rows.append(row)
         images = {"original": faces, "true edit": truth, "PGD in the ball": attacked, "pixel descent": descended,
-                  "round trip of the true edit": round_trip}
+                  "round trip of the true edit": round_trip, "fine-tuned on the true edit": truth_edited}
         columns[name] = {label: batch[0].detach().cpu().float() for label, batch in images.items()}
     study.panels["figure"] = failure_figure(ctx, columns)
     return study
@@ -174,7 +243,8 @@ def _round_trip_hit(ctx, round_trip: torch.Tensor, name: str) -> float:
 
 def failure_figure(ctx, columns: dict[str, dict[str, torch.Tensor]]) -> Study:
     """The table's figure: one column per edit (its first test face); rows original | true edit | PGD in the ball
-    (looks like the original) | pixel descent on eq. 9 | the DDPM's round trip of the true edit; under each panel the
+    (looks like the original) | pixel descent on eq. 9 | the DDPM's round trip of the true edit | the control fine-tune
+    on the true edit (:func:`truth_finetune`); under each panel the
     judge's reading of the edited attribute. ``columns``: edit -> row label -> one image."""
     from .judged_edits import _readings
 
@@ -183,7 +253,8 @@ def failure_figure(ctx, columns: dict[str, dict[str, torch.Tensor]]) -> Study:
     study.grid = [[columns[name][label] for name in columns] for label in labels]
     study.row_labels, study.col_labels = labels, list(columns)
     study.notes = [[_readings(ctx, name, columns[name][label][None])[0] for name in columns] for label in labels]
-    study.title = "What eq. 9 rewards and what the DDPM can show, per edit; under each face the judge's reading"
+    study.title = ("What eq. 9 rewards, what the DDPM can show and what a perfect loss reaches, per edit; under each face "
+                   "the judge's reading")
     return study
 
 

@@ -18,6 +18,7 @@ chosen on the *validation* faces with ``--choose``; the literals below are what 
     python bench/recipes.py --threads 1              # the table (about 10 min on one core)
     python bench/recipes.py --choose --threads 1     # the validation sweeps behind the literals
     python bench/recipes.py --choose edits edits-50  # each toy edit's recipe (dclip.notebook.profiles.TOY_EDIT_RECIPES)
+    python bench/recipes.py --choose truth           # per edit and budget: the control fine-tune on the true edit
     python bench/recipes.py --memory-256             # LoRA at the 256² architecture: size and memory estimate
 
 Writes bench/results-recipes-cpu.json (``--out``) and prints the table in Markdown.
@@ -274,7 +275,7 @@ def _chosen(ctx, recipe: Recipe, faces, log) -> dict:
     return row
 
 
-CHOICES = ("lora", "fast learn", "apply steps", "finish", "edits", "edits-50")
+CHOICES = ("lora", "fast learn", "apply steps", "finish", "edits", "edits-50", "truth")
 
 
 def choose(ctx, log, parts=CHOICES) -> list[dict]:
@@ -313,21 +314,27 @@ PAPER_FACES = 50  # the paper's training images per fine-tune (Sec. 4), one pass
 RECIPE_FIELDS = ("t0", "lr", "n_iter", "lambda_l1", "n_gen")  # what a per-edit recipe sets; the rest is the world's
 
 
-def _edit_trial(ctx, name: str, overrides: dict, faces, log, n_train: int | None = None) -> dict:
+def _edit_trial(ctx, name: str, overrides: dict, faces, log, n_train: int | None = None, truth: bool = False) -> dict:
     """One fine-tune of toy edit ``name`` as the toy world fine-tunes it (its λ_ID, seed, face model), with the toy
-    profile's recipe (not any per-edit one) changed by ``overrides``, on training faces (``n_train``: how many, default the profile's), applied to the validation
-    ``faces`` and judged."""
+    profile's recipe (not any per-edit one) changed by ``overrides``, on training faces (``n_train``: how many, default
+    the profile's), applied to the validation ``faces`` and judged. ``truth``: the control fine-tune instead, towards
+    the training faces' true edit (:func:`dclip.studies.edit_failures.truth_config`)."""
     from dclip.method.edit import edit
     from dclip.method.finetune import attribute_config, finetune
     from dclip.method.latents import precompute
     from dclip.notebook.worlds import profile_recipe
     from dclip.studies.common import judged
+    from dclip.studies.edit_failures import truth_config
+    from dclip.toy.judging import true_edit
 
     wanted = attribute_config(name, "paper", **{**profile_recipe(ctx.profile), **overrides})
     config = replace(ctx.world.finetune_config(name), **{k: getattr(wanted, k) for k in RECIPE_FIELDS})
     base, images = ctx.unet("celeba_hq"), ctx.world.train_images("celeba_hq", 0, n=n_train)
     start = time.perf_counter()
     latents = precompute(base, images, config.t0, ctx.profile.n_inv_train, progress=False)
+    if truth:
+        config = truth_config(config)
+        latents = replace(latents, x0=true_edit(ctx.world.records(images), name).to(latents.x0))
     result = finetune(base, latents, ctx.clip, config, progress=False,
                       face_model=ctx.face_model if config.lambda_id > 0 else None)
     with torch.no_grad():
@@ -335,7 +342,8 @@ def _edit_trial(ctx, name: str, overrides: dict, faces, log, n_train: int | None
                    batch_size=len(faces))
     setting = {"t0": config.t0, "lr": config.lr, "n_iter": config.n_iter, "lambda_l1": config.lambda_l1,
                "n_train": len(images)}
-    row = {"edit": name, "setting": f"{name}: " + ", ".join(f"{k} {v:g}" for k, v in setting.items()), **setting,
+    label = f"{name}: " + ", ".join(f"{k} {v:g}" for k, v in setting.items()) + (" (control: true edit)" if truth else "")
+    row = {"edit": name, "setting": label, **setting, "loss": "true edit" if truth else "CLIP",
            "seconds": round(time.perf_counter() - start, 1), **judged(ctx, faces, out, name)}
     log(f"  {row['setting']}: hit {row['hit']}, kept {row['kept']}, to true {row['judge_to_true']}")
     return row
@@ -399,6 +407,22 @@ def choose_edit_50(ctx, name: str, log) -> tuple[list[dict], dict]:
     for row in rows:
         row["setting"] += " (search 2)"
     return rows, chosen
+
+
+TRUTH_BUDGETS = ({}, {"n_train": PAPER_FACES})  # the toy recipe (8 faces, 6 passes); the paper's 50 faces, 6 passes
+
+
+def truth_controls(ctx, name: str, log) -> tuple[list[dict], dict]:
+    """``--choose truth``: what a perfect loss reaches per budget, on the validation faces. For each of
+    :data:`TRUTH_BUDGETS` the control fine-tune towards the true edit and the CLIP's fine-tune, both with the toy
+    profile's recipe (lr, passes, the attribute's t0). Nothing is chosen from it (the returned recipe is empty):
+    it says which edits a budget can carry at all, and on which of those the CLIP falls short."""
+    faces = ctx.world.edit_images(name, split="validation")
+    rows = [_edit_trial(ctx, name, {}, faces, log, n_train=budget.get("n_train"), truth=truth)
+            for budget in TRUTH_BUDGETS for truth in (True, False)]
+    for row in rows:
+        row["setting"], row["chosen"] = row["setting"] + " (truth controls)", False
+    return rows, {}
 
 
 def choose_edits(ctx, log, names=TOY_EDITS, search=choose_edit) -> tuple[list[dict], dict]:
@@ -557,12 +581,14 @@ def main(argv=None) -> int:
     if args.choose is not None:
         out = Path(args.out).with_name(Path(args.out).stem.replace("recipes", "recipes-choose") + ".json")
         parts = args.choose or CHOICES
-        rows = choose(ctx, log, [p for p in parts if not p.startswith("edits")])
-        for part, search in (("edits", choose_edit), ("edits-50", choose_edit_50)):
+        per_edit = {"edits": choose_edit, "edits-50": choose_edit_50, "truth": truth_controls}
+        rows = choose(ctx, log, [p for p in parts if p not in per_edit])
+        for part, search in per_edit.items():
             if part in parts:
                 edit_rows, recipes = choose_edits(ctx, log, search=search)
                 rows += edit_rows
-                print(f"{part}: TOY_EDIT_RECIPES = " + json.dumps(recipes))
+                if part != "truth":
+                    print(f"{part}: TOY_EDIT_RECIPES = " + json.dumps(recipes))
         kept = json.loads(out.read_text())["rows"] if out.is_file() else []  # earlier sweeps' rows stay
         names = {r["setting"] for r in rows}
         rows = [r for r in kept if r["setting"] not in names] + rows

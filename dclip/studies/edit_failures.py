@@ -157,9 +157,10 @@ def truth_finetune(ctx, name: str, *, replicate: int = 0, progress: bool | None 
 
 
 def _truth_columns(ctx, name: str, faces: torch.Tensor) -> tuple[dict, torch.Tensor]:
-    """(the control's columns, its edit of ``faces``). The columns: :func:`truth_finetune`'s edit of the test ``faces`` judged (``truth_hit`` with its
-    interval, ``truth_kept``, ``truth_met``: whether it meets :data:`TARGETS`) and ``truth_fit_mae``, the pixel MAE
-    ([0, 1] scale) of its edit of its own training faces to their true edit (how well it fits what it was shown)."""
+    """(the control's columns, its edit of ``faces``). The columns: :func:`truth_finetune`'s edit of the test
+    ``faces`` judged (``truth_hit`` with its interval, ``truth_kept``, ``truth_met``: whether it meets
+    :data:`TARGETS`) and ``truth_fit_mae``, the pixel MAE ([0, 1] scale) of its edit of its own training faces to
+    their true edit (how well it fits what it was shown)."""
     from ..method.metrics import mae
     from ..toy.judging import true_edit
 

@@ -318,25 +318,23 @@ def _edit_trial(ctx, name: str, overrides: dict, faces, log, n_train: int | None
     """One fine-tune of toy edit ``name`` as the toy world fine-tunes it (its λ_ID, seed, face model), with the toy
     profile's recipe (not any per-edit one) changed by ``overrides``, on training faces (``n_train``: how many, default
     the profile's), applied to the validation ``faces`` and judged. ``truth``: the control fine-tune instead, towards
-    the training faces' true edit (:func:`dclip.studies.edit_failures.truth_config`)."""
+    the training faces' true edit (:func:`dclip.studies.edit_failures.finetune_on_truth`)."""
     from dclip.method.edit import edit
     from dclip.method.finetune import attribute_config, finetune
     from dclip.method.latents import precompute
     from dclip.notebook.worlds import profile_recipe
     from dclip.studies.common import judged
-    from dclip.studies.edit_failures import truth_config
-    from dclip.toy.judging import true_edit
+    from dclip.studies.edit_failures import finetune_on_truth
 
     wanted = attribute_config(name, "paper", **{**profile_recipe(ctx.profile), **overrides})
     config = replace(ctx.world.finetune_config(name), **{k: getattr(wanted, k) for k in RECIPE_FIELDS})
     base, images = ctx.unet("celeba_hq"), ctx.world.train_images("celeba_hq", 0, n=n_train)
     start = time.perf_counter()
     latents = precompute(base, images, config.t0, ctx.profile.n_inv_train, progress=False)
-    if truth:
-        config = truth_config(config)
-        latents = replace(latents, x0=true_edit(ctx.world.records(images), name).to(latents.x0))
-    result = finetune(base, latents, ctx.clip, config, progress=False,
-                      face_model=ctx.face_model if config.lambda_id > 0 else None)
+    result = (finetune_on_truth(base, latents, ctx.world.records(images), name, ctx.clip, config, progress=False)
+              if truth else finetune(base, latents, ctx.clip, config, progress=False,
+                                     face_model=ctx.face_model if config.lambda_id > 0 else None))
+    config = result.config
     with torch.no_grad():
         out = edit(base, result.model, faces, config.t0, n_inv=ctx.profile.n_inv, n_gen=ctx.profile.n_gen,
                    batch_size=len(faces))

@@ -180,7 +180,9 @@ class _Objective:
         terms = {"clip": none, "l1": none}
         if x is not None:
             x = x.float()
-            terms = {"clip": directional_clip_loss(self.clip, x0, x, self.direction), "l1": (x0 - x).abs()}
+            with torch.set_grad_enabled(c.lambda_clip != 0 and torch.is_grad_enabled()):  # λ_CLIP 0: logged only
+                l_dir = directional_clip_loss(self.clip, x0, x, self.direction)
+            terms = {"clip": l_dir, "l1": (x0 - x).abs()}
             if c.lambda_l2 > 0:
                 terms["l2"] = (x0 - x).square()
         elif c.lambda_l2 > 0:

@@ -36,7 +36,7 @@ from .judged_edits import TARGETS, meets_targets
 
 __all__ = ["AttackSettings", "DescentSettings", "BARS", "pgd_directional", "pixel_descent", "edit_failures",
            "clip_clears", "stands_in_the_way", "failure_figure", "clip_against_the_ball", "truth_config",
-           "truth_finetune"]
+           "finetune_on_truth", "truth_finetune"]
 
 
 @dataclass(frozen=True)
@@ -131,16 +131,24 @@ def truth_config(config):
     return replace(config, lambda_clip=0.0, lambda_l1=0.0, lambda_id=0.0, lambda_l2=1.0)
 
 
-def truth_finetune(ctx, name: str, *, replicate: int = 0, progress: bool | None = None) -> torch.nn.Module:
-    """The toy edit ``name`` fine-tuned (eq. 10, :func:`dclip.method.finetune.finetune`) towards the true edit
-    instead of the CLIP (:func:`truth_config`): the same recipe, base DDPM and training faces as
-    :meth:`Context.finetune` (``replicate``), the latents those faces invert to at t0, and as x0 the same faces
-    drawn with the target (:func:`dclip.toy.judging.true_edit`). Once per session; toy profile only."""
+def finetune_on_truth(base: torch.nn.Module, latents, records: list, name: str, clip, config, *,
+                      progress: bool | None = None):
+    """The control fine-tune itself: :func:`dclip.method.finetune.finetune` of ``base`` with :func:`truth_config`
+    of ``config`` on ``latents`` whose x0 is replaced by the true edit of the faces ``records`` towards ``name``
+    (:func:`dclip.toy.judging.true_edit`). Returns the :class:`~dclip.method.finetune.FinetuneResult`."""
     from ..method.finetune import finetune
     from ..toy.judging import true_edit
 
+    truth = true_edit(records, name).to(latents.x0)
+    return finetune(base, replace(latents, x0=truth), clip, truth_config(config), progress=progress)
+
+
+def truth_finetune(ctx, name: str, *, replicate: int = 0, progress: bool | None = None) -> torch.nn.Module:
+    """The toy edit ``name`` fine-tuned towards the true edit instead of the CLIP (:func:`finetune_on_truth`): the
+    same recipe, base DDPM and training faces as :meth:`Context.finetune` (``replicate``) and the latents those
+    faces invert to at t0. Once per session; toy profile only."""
     attr = attribute(name)
-    config = truth_config(ctx.world.finetune_config(name, None, replicate))
+    config = ctx.world.finetune_config(name, None, replicate)
 
     def train() -> torch.nn.Module:
         images = ctx.world.train_images(attr.domain, replicate)
@@ -149,11 +157,10 @@ def truth_finetune(ctx, name: str, *, replicate: int = 0, progress: bool | None 
             raise ValueError(f"the truth fine-tune of '{name}' needs toy training faces the world drew itself; "
                              "it cannot run with a training folder (train_dirs).")
         latents = ctx.latents(images, config.t0, attr.domain, ctx.profile.n_inv_train, progress=progress)
-        truth = true_edit(records, name).to(latents.x0)
-        result = finetune(ctx.unet(attr.domain), replace(latents, x0=truth), ctx.clip, config, progress=progress)
+        result = finetune_on_truth(ctx.unet(attr.domain), latents, records, name, ctx.clip, config, progress=progress)
         return result.model.requires_grad_(False)
 
-    return ctx.memo.get(("truth fine-tune", attr.domain, config, replicate), train)
+    return ctx.memo.get(("truth fine-tune", attr.domain, truth_config(config), replicate), train)
 
 
 def _truth_columns(ctx, name: str, faces: torch.Tensor) -> tuple[dict, torch.Tensor]:

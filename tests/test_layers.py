@@ -30,7 +30,7 @@ FLOORS = {"runtime": 0, "version": 0, "data": 1, "models": 2, "method": 3, "base
 #: Neighbours on one floor that must not see each other: (importer folder, imported folder).
 FORBIDDEN_SIDEWAYS = {("baselines", "toy"), ("toy", "baselines"), ("notebook", "editor")}
 #: The toy world's runtime never imports its trainers (a trainer may build on another).
-TOY_TRAINERS = ("dclip.toy.train", "dclip.toy.clip_directions")
+TOY_TRAINERS = ("dclip.toy.train", "dclip.toy.ddpm_training", "dclip.toy.clip_directions")
 
 MAX_LINES = 500
 MAX_METHODS = 15

@@ -142,17 +142,17 @@ def test_toy_ddpm_inverts_held_out_faces_almost_exactly():
 def test_a_short_training_lowers_the_loss(which, tmp_path, monkeypatch):
     import functools
 
-    from dclip.toy import train
+    from dclip.toy import ddpm_training, train
 
     # The judge's measurements after its last step (its re-render threshold, with DDIM round trips of the toy
     # DDPM, and its held-out accuracy) run on 16 faces, not 300: what is tested here is the training loop.
     monkeypatch.setattr(train, "calibrate_judge", functools.partial(train.calibrate_judge, n=16))
     monkeypatch.setattr(train, "judge_accuracy", functools.partial(train.judge_accuracy, n=16))
 
-    settings = {"ddpm": train.DdpmSettings(steps=30, batch_size=8, warmup=5, save_every=10, threads=0),
+    settings = {"ddpm": ddpm_training.DdpmSettings(steps=30, batch_size=8, warmup=5, save_every=10, threads=0),
                 "clip": train.ClipSettings(steps=30, batch_size=16, warmup=5, save_every=10, threads=0),
                 "judge": train.JudgeSettings(steps=30, batch_size=16, warmup=5, save_every=10, threads=0)}[which]
-    fn = {"ddpm": train.train_ddpm, "clip": train.train_clip, "judge": train.train_judge}[which]
+    fn = {"ddpm": ddpm_training.train_ddpm, "clip": train.train_clip, "judge": train.train_judge}[which]
     meta = fn(settings, tmp_path, name=f"t_{which}", progress=False)
     losses = [row["loss"] for row in meta["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dclip.toy import train
+from dclip.toy import ddpm_training as train
 
 TINY = replace(train.DDPM_SETTINGS, steps=4, batch_size=2, save_every=2, threads=1)
 
@@ -73,7 +73,7 @@ def test_clip_directions_in_place_resumes_from_the_clip_it_started_from(tmp_path
     monkeypatch.setattr(cd, "_edit_pairs", stop_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         cd.train_clip_directions(target, tiny, tmp_path / "in_place", progress=False)
-    assert (tmp_path / "in_place" / "toy_clip.before-directions.safetensors").is_file()
+    assert (tmp_path / "in_place" / "toy_clip.before-continuing.safetensors").is_file()
     monkeypatch.setattr(cd, "_edit_pairs", real_pairs)
     meta = cd.train_clip_directions(target, tiny, tmp_path / "in_place", progress=False)
     a, b = load_file(tmp_path / "whole_out" / "toy_clip.safetensors"), load_file(target)

@@ -1,9 +1,11 @@
 """The toy world on the command line.
 
-* ``python -m dclip toy train {ddpm,clip,clip-directions,judge,gan,e4e,all} [--steps N] [--out DIR [--force]]``: (re)train the toy
-  models into a user folder (``toy-models/`` in dclip's data folder; the shipped models' folder only with
-  ``--force``); ``clip-directions``: continue the toy CLIP on true-edit directions
-  (:mod:`dclip.toy.clip_directions`; from ``--init``, else the folder's own ``toy_clip``); ``gan``: the toy StyleGAN2 of the GAN baselines, ``e4e``: its encoder; both continue a stopped run;
+* ``python -m dclip toy train {ddpm,ddpm-continue,clip,clip-directions,judge,gan,e4e,all} [--steps N]
+  [--out DIR [--force]]``: (re)train the toy models into a user folder (``toy-models/`` in dclip's data folder;
+  the shipped models' folder only with ``--force``); ``ddpm-continue``: continue the toy DDPM with min-SNR
+  weighting (:mod:`dclip.toy.ddpm_training`), ``clip-directions``: continue the toy CLIP on true-edit directions
+  (:mod:`dclip.toy.clip_directions`), each from ``--init``, else the folder's own model; ``gan``: the toy
+  StyleGAN2 of the GAN baselines, ``e4e``: its encoder; every run continues a stopped run;
 * ``python -m dclip toy faces OUT [--n N] [--split test|validation] [--lacking EDIT]``: write toy faces as PNGs,
   images to edit with ``python -m dclip edit --model toy``;
 * ``python -m dclip toy sheet``: draw the toy world figure.
@@ -21,7 +23,7 @@ __all__ = ["main", "write_faces"]
 
 
 #: The toy models ``toy train`` knows, in the order ``all`` trains them (the GAN before its encoder).
-MODELS = ("ddpm", "clip", "clip-directions", "judge", "gan", "e4e")
+MODELS = ("ddpm", "ddpm-continue", "clip", "clip-directions", "judge", "gan", "e4e")
 
 #: ``python -m dclip toy``'s examples (its help's epilog; tests/test_cli.py parses each one).
 EXAMPLES = (
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n" + "\n".join(f"  {x}" for x in EXAMPLES if " train " in x),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=[*MODELS, "all"],
-                   help="ddpm: the toy DDPM; clip: the toy CLIP (contrastive); clip-directions: the toy CLIP continued "
+                   help="ddpm: the toy DDPM; ddpm-continue: the toy DDPM continued with min-SNR-5 weighting; clip: the toy CLIP (contrastive); clip-directions: the toy CLIP continued "
                         "on true-edit directions (not shipped yet); judge: the classifier that scores edits; gan: the "
                         "toy StyleGAN2 of the GAN baselines; e4e: its encoder (needs a gan); all: each in that order")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
@@ -55,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="allow --out to be the shipped models' folder (dclip/models/shipped), replacing the models "
                         "every notebook and test uses")
-    p.add_argument("--init", type=Path, default=None, help="clip, clip-directions: continue from this toy CLIP file (clip-directions' default: "
-                        "toy_clip in --out's folder)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="clip, clip-directions, ddpm-continue: continue from this toy CLIP or toy DDPM file (the "
+                        "default of clip-directions and ddpm-continue: toy_clip / toy_ddpm in --out's folder)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show progress bars (default: on)")
     f = sub.add_parser("faces", help="write held-out toy faces as PNGs to a folder (images to edit with --model toy)",
@@ -92,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _trainers() -> dict:
     from ..baselines import e4e_training, stylegan2_training
-    from ..toy import clip_directions, train
+    from ..toy import clip_directions, ddpm_training, train
     from . import toy_gan
 
-    return {"ddpm": (train.train_ddpm, train.DDPM_SETTINGS, "toy_ddpm"),
+    return {"ddpm": (_ddpm, ddpm_training.DDPM_SETTINGS, "toy_ddpm"),
+            "ddpm-continue": (_ddpm_continue, ddpm_training.DDPM_CONTINUE_SETTINGS, "toy_ddpm"),
             "clip": (train.train_clip, train.CLIP_SETTINGS, "toy_clip"),
             "clip-directions": (_clip_directions, clip_directions.DIRECTION_SETTINGS, "toy_clip"),
             "judge": (train.train_judge, train.JUDGE_SETTINGS, "toy_judge"),
@@ -119,7 +123,7 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
         fn, settings, file = trainers[name]
         if args.steps is not None:
             settings = replace(settings, steps=args.steps)
-        extra = {"init": args.init} if args.init is not None and name.startswith("clip") else {}
+        extra = {"init": args.init} if args.init is not None and name in ("clip", "clip-directions", "ddpm-continue") else {}
         replaced = (out / f"{file}.safetensors").is_file()
         if resume_path(out, file).is_file():
             print(f"{name}: continuing the stopped run saved in {resume_path(out, file)} (delete it to start over)")
@@ -130,6 +134,43 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
         print(f"{name}: wrote {out / file}.safetensors" + ("" if shipped else
               f"; use it with --toy-models {out} (or DCLIP_TOY_MODELS={out})"))
     return 0
+
+
+def _ddpm(settings, out: Path, *, progress: bool) -> dict:
+    """``toy train ddpm``: :func:`dclip.toy.ddpm_training.train_ddpm` from random weights, then its bars
+    (:func:`dclip.studies.toy_gan.ddpm_bars`) recorded in the sidecar."""
+    from ..toy.ddpm_training import train_ddpm
+
+    return record_ddpm_bars(train_ddpm(settings, out, progress=progress), out / "toy_ddpm")
+
+
+def _ddpm_continue(settings, out: Path, *, progress: bool, init: Path | None = None) -> dict:
+    """``toy train ddpm-continue``: the toy DDPM at ``init`` (default: the one in ``out``; ``toy train all`` trains
+    it just before) continued with :data:`dclip.toy.ddpm_training.DDPM_CONTINUE_SETTINGS`, then its bars."""
+    from ..toy.ddpm_training import train_ddpm
+
+    meta = train_ddpm(settings, out, init=Path(init or out / "toy_ddpm.safetensors"), progress=progress)
+    return record_ddpm_bars(meta, out / "toy_ddpm")
+
+
+def record_ddpm_bars(meta: dict, path: Path) -> dict:
+    """Measure the toy DDPM at ``path`` against the generators' bars on 256 samples and record them in its sidecar,
+    with the machine it was trained on."""
+    from ..runtime.atomic import atomic_write
+    from ..studies.toy_gan import ddpm_bars
+
+    meta = {**meta, "device": _device(), "bars": ddpm_bars(folder=path.parent)}
+    text = json.dumps(meta, indent=1, default=str)
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    return meta
+
+
+def _device() -> str:
+    import platform
+
+    import torch
+
+    return f"cpu ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
 
 
 def _clip_directions(settings, out: Path, *, progress: bool, init: Path | None = None) -> dict:
@@ -145,17 +186,13 @@ def record_ball_bars(meta: dict, path: Path) -> dict:
     """Measure the CLIP at ``path`` against the ball on validation faces
     (:func:`dclip.studies.edit_failures.clip_against_the_ball`) and record it in its sidecar, with the machine it
     was trained on."""
-    import platform
-
-    import torch
-
     from ..models.clip import load_clip_file
     from ..runtime.atomic import atomic_write
     from ..studies.edit_failures import BARS, clip_against_the_ball
     from ..toy.judging import TOY_EDITS
 
     rows = clip_against_the_ball(load_clip_file(path.with_suffix(".safetensors")), TOY_EDITS)
-    meta = {**meta, "device": f"cpu ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads",
+    meta = {**meta, "device": _device(),
             "ball_bars_validation": {"bars": {k: BARS[k] for k in ("attack_margin", "true_loss")}, "n": 32,
                                      "rows": rows, "cleared": sum(r["clears"] for r in rows)}}
     text = json.dumps(meta, indent=1, default=str)

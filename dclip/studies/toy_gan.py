@@ -1,4 +1,5 @@
-"""The toy world's StyleGAN2 and e4e: loading the shipped files, and measuring them against their bars.
+"""The toy world's generators (the StyleGAN2 and the DDPM) and its e4e: loading the shipped files, and measuring
+them against their bars (one set of bars for both generators).
 
 The toy GAN baselines (StyleCLIP, StyleGAN-NADA) are only as good as the generator they edit in, so its
 sample quality is measured and shown beside every GAN inversion error (notebooks 01 and 02):
@@ -23,14 +24,15 @@ from ..models.folder import shipped_file
 from ..toy import domain
 from ..toy.nets import JUDGE_HEADS, judge_distance, load_judge
 
-__all__ = ["GAN_FILE", "E4E_FILE", "BARS", "load_toy_gan", "load_toy_e4e", "gan_samples", "frechet_distance",
-           "domain_frequencies", "sample_quality", "gan_bars", "e4e_error", "meets_bars",
-           "recorded_quality"]
+__all__ = ["GAN_FILE", "E4E_FILE", "BARS", "DDPM_SAMPLE_STEPS", "load_toy_gan", "load_toy_e4e", "gan_samples",
+           "ddpm_samples", "frechet_distance", "domain_frequencies", "sample_quality", "gan_bars", "ddpm_bars",
+           "e4e_error", "meets_bars", "recorded_quality"]
 
 GAN_FILE, E4E_FILE = "toy_stylegan2", "toy_e4e"
 
-#: The toy GAN's bars: formed share, and the largest gap between a value's share among samples and in the domain.
-BARS = {"formed": 0.9, "frequency_gap": 0.10}
+#: The toy generators' bars: formed share, the largest gap between a value's share among samples and in the domain,
+#: and the Fréchet distance on the judge's features to held-out real faces (real vs real: about 1.1).
+BARS = {"formed": 0.9, "frequency_gap": 0.10, "frechet": 3.0}
 
 #: The attributes whose frequencies are compared (the style is always "photo" for the GAN's training images).
 ATTRIBUTE_HEADS = tuple(h for h in JUDGE_HEADS if h != "style")
@@ -102,20 +104,46 @@ def sample_quality(judge, samples: torch.Tensor) -> dict:
             "largest_gap": max(gaps.values())}
 
 
-def meets_bars(quality: dict) -> bool:
-    """Whether measured sample quality meets :data:`BARS`."""
-    return quality["formed"] >= BARS["formed"] and quality["largest_gap"] <= BARS["frequency_gap"]
+def meets_bars(quality: dict, frechet: float | None = None) -> bool:
+    """Whether measured sample quality meets :data:`BARS` (the Fréchet bar too when ``frechet`` is given)."""
+    return (quality["formed"] >= BARS["formed"] and quality["largest_gap"] <= BARS["frequency_gap"]
+            and (frechet is None or frechet <= BARS["frechet"]))
 
 
-def _ddpm_samples(n: int, seed: int) -> torch.Tensor:
+#: DDIM steps of the toy DDPM's samples from noise (η = 0, x̂0 clipped: :func:`dclip.method.ddim.sample`).
+DDPM_SAMPLE_STEPS = 40
+
+
+def ddpm_samples(n: int, seed: int = 0, folder: str | Path | None = None, batch: int = 64) -> torch.Tensor:
+    """``n`` samples of the toy DDPM in ``folder`` (default: the toy models' folder) from seeded noise, in [-1, 1]."""
     from ..method.ddim import sample
     from ..models.unet import load_unet
 
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, 3, domain.SIZE, domain.SIZE, generator=generator)
-    unet = load_unet("toy")
+    unet = load_unet(shipped_file("toy_ddpm", folder) if folder is not None else "toy")
     with torch.no_grad():
-        return torch.cat([sample(unet, noise[i: i + 64], 40).clamp(-1, 1) for i in range(0, n, 64)])
+        return torch.cat([sample(unet, noise[i: i + batch], DDPM_SAMPLE_STEPS).clamp(-1, 1)
+                          for i in range(0, n, batch)])
+
+
+def _real_faces(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint sets of ``n`` validation faces: the reference of the Fréchet distances, and its floor."""
+    real, _ = domain.face_set(domain.VALIDATION_SEED, n)
+    floor, _ = domain.face_set(domain.VALIDATION_SEED + n, n)
+    return real, floor
+
+
+def ddpm_bars(folder: str | Path | None = None, n: int = 256, seed: int = 0) -> dict:
+    """The toy DDPM's samples against :data:`BARS` (:func:`sample_quality`, and the Fréchet distance of ``n``
+    samples and of ``n`` other real faces to ``n`` held-out real faces)."""
+    judge = load_judge()
+    samples = ddpm_samples(n, seed, folder)
+    real, floor = _real_faces(n)
+    fd = {"ddpm": frechet_distance(judge, real, samples), "real (another set)": frechet_distance(judge, real, floor)}
+    quality = sample_quality(judge, samples)
+    return {**quality, "meets_bars": meets_bars(quality, fd["ddpm"]), "bars": BARS, "frechet_to_real": fd,
+            "sampler": f"DDIM, {DDPM_SAMPLE_STEPS} steps, eta 0, from noise (seed {seed})"}
 
 
 def gan_bars(folder: str | Path | None = None, n: int = 512, seed: int = 0, n_ddpm: int = 256) -> dict:
@@ -125,12 +153,11 @@ def gan_bars(folder: str | Path | None = None, n: int = 512, seed: int = 0, n_dd
     generator, _ = load_toy_gan(folder)
     samples = gan_samples(generator, n, seed)
     quality = sample_quality(judge, samples)
-    real, _ = domain.face_set(domain.VALIDATION_SEED, n)
-    floor, _ = domain.face_set(domain.VALIDATION_SEED + n, n)
+    real, floor = _real_faces(n)
     fd = {"gan": frechet_distance(judge, real, samples), "real (another set)": frechet_distance(judge, real, floor)}
     if n_ddpm:
-        fd["ddpm"] = frechet_distance(judge, real, _ddpm_samples(n_ddpm, seed))
-    return {**quality, "meets_bars": meets_bars(quality), "bars": BARS, "frechet_to_real": fd,
+        fd["ddpm"] = frechet_distance(judge, real, ddpm_samples(n_ddpm, seed))
+    return {**quality, "meets_bars": meets_bars(quality, fd["gan"]), "bars": BARS, "frechet_to_real": fd,
             "frechet_n": {"gan": n, "ddpm": n_ddpm, "real": n}}
 
 

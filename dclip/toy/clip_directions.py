@@ -30,7 +30,7 @@ from ..method.losses import directional_clip_loss, text_direction
 from .attacks import AttackSettings, pgd_directional
 from .judging import TOY_EDITS as EDITS
 from .judging import lacks, true_edit
-from .training_log import TrainingLog
+from .training_log import TrainingLog, init_copy
 from .train import CLIP_SETTINGS, build_clip, contrastive_loss, domain_record, draw_batch, save_clip
 
 __all__ = ["DirectionSettings", "DIRECTION_SETTINGS", "EDITS", "train_clip_directions"]
@@ -84,7 +84,8 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
     if settings.threads:
         torch.set_num_threads(settings.threads)
     out = Path(out or user_models_dir())
-    init = _init_copy(Path(init), out / name)
+    given = Path(init)
+    init = init_copy(given, out / name, "toy CLIP", "clip")
     clip = build_clip(0)
     clip.model.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
     model = clip.model.train()
@@ -123,30 +124,7 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
             save_clip(clip, out / name, meta, final=step + 1 == settings.steps)
             log.saved()
     log.finish()
-    if init.name.endswith(_BEFORE):
+    if init != given:  # the kept copy of the file this run wrote over
         for suffix in (".safetensors", ".json"):
             init.with_suffix(suffix).unlink(missing_ok=True)
     return meta
-
-
-_BEFORE = ".before-directions.safetensors"
-
-
-def _init_copy(init: Path, target: Path) -> Path:
-    """The CLIP to start from. When it is the file this run writes (``toy train clip-directions --out`` its own
-    folder), a copy beside it (``<name>.before-directions.*``, removed when the run finishes), so that a run that
-    stops and is started again still starts from the CLIP it started from, not from its own partial save."""
-    import shutil
-
-    from ..runtime.atomic import atomic_write_all
-
-    if not init.is_file():
-        raise FileNotFoundError(f"no toy CLIP at {init}: train one first (`python -m dclip toy train clip`) or pass "
-                                "--init with a toy CLIP's .safetensors")
-    if init.resolve() != target.with_suffix(".safetensors").resolve():
-        return init
-    copy = target.with_name(target.name + _BEFORE)
-    if not copy.is_file():
-        atomic_write_all([(copy, lambda tmp: shutil.copyfile(init, tmp)),
-                          (copy.with_suffix(".json"), lambda tmp: shutil.copyfile(init.with_suffix(".json"), tmp))])
-    return copy

@@ -1,4 +1,5 @@
-"""Training the toy world's models on the CPU: the DDPM, the CLIP and the judge.
+"""Training the toy world's models on the CPU: the CLIP and the judge, and the training faces every toy trainer
+draws (the DDPM's trainer is :mod:`dclip.toy.ddpm_training`).
 
 Each trainer draws fresh faces from :mod:`dclip.toy.domain` at every step (training seeds only,
 below ``HELD_OUT_SEED``), is seeded end to end, shows a tqdm bar, and writes ``<name>.safetensors``
@@ -7,12 +8,13 @@ It saves every ``save_every`` steps too, so a stopped run leaves a usable model,
 (``<name>.resume.pt``): started again with the same settings, the run continues from its last save and ends with
 the weights an uninterrupted run would have.
 
-Settings live in one block of literals per model (:data:`DDPM_SETTINGS`, :data:`CLIP_SETTINGS`,
-:data:`JUDGE_SETTINGS`); ``python -m dclip.toy train <model> --steps N`` overrides the step count.
+Settings live in one block of literals per model (:data:`CLIP_SETTINGS`, :data:`JUDGE_SETTINGS`);
+``python -m dclip toy train <model> --steps N`` overrides the step count.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,32 +22,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..method.ddim import DEFAULT_SCHEDULE
 from ..models.folder import user_models_dir, write_model
 from . import corruptions, domain
 from .training_log import TrainingLog
-from .nets import (CLIP_CONFIG, COLOUR_HEADS, DDPM_UNET_CONFIG, FORM, IDENTITY_RANGES, JUDGE_HEADS, Judge,
+from .nets import (CLIP_CONFIG, COLOUR_HEADS, FORM, IDENTITY_RANGES, JUDGE_HEADS, Judge,
                    identity_vector)
 
-__all__ = ["DdpmSettings", "DDPM_SETTINGS", "train_ddpm", "domain_record",
-           "draw_batch"]
+__all__ = ["domain_record", "draw_batch"]
 
-# -- the DDPM --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DdpmSettings:
-    steps: int = 6000          # optimizer steps (~0.36 s each on 2 idle cores; see the sidecar's cpu_seconds)
-    batch_size: int = 32       # fresh photo-style faces per step
-    lr: float = 5e-4           # Adam, after a linear warm-up, then cosine decay to lr / 10
-    warmup: int = 50
-    ema_decay: float = 0.999   # the shipped weights are the EMA (debiased: see debiased_ema)
-    seed: int = 0
-    threads: int = 2           # torch CPU threads
-    save_every: int = 500
-
-
-DDPM_SETTINGS = DdpmSettings()
-
+# -- training faces -----------------------------------------------------------------------------
 
 def draw_batch(step: int, batch_size: int, *, seed: int, styles=("photo",)) -> tuple[torch.Tensor, list, list]:
     """Training batch ``step``: faces with seeds ``[seed, step * batch_size + i]`` (all below HELD_OUT_SEED),
@@ -62,76 +47,6 @@ def draw_batch(step: int, batch_size: int, *, seed: int, styles=("photo",)) -> t
 def domain_record() -> dict:
     """What a shipped model records about the images it was trained on."""
     return {"version": domain.DOMAIN_VERSION, "hash": domain.domain_hash(), "size": domain.SIZE}
-
-
-def _ddpm_loss(model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Ho et al.'s simple loss: ||ε − ε_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t)||², t uniform over the T steps."""
-    alphas = DEFAULT_SCHEDULE.alphas_cumprod.float()
-    t = torch.randint(0, len(alphas), (x0.shape[0],), generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
-    a = alphas[t].view(-1, 1, 1, 1)
-    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    return F.mse_loss(model(x_t, t.float()).sample, noise)
-
-
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p, 1.0 - decay)
-
-
-def debiased_ema(ema: torch.nn.Module, init: torch.nn.Module, decay: float, steps: int) -> torch.nn.Module:
-    """The EMA without its start: (EMA_n − dⁿ·θ_0) / (1 − dⁿ), a weighted mean of the trained weights only.
-
-    After n = 400 steps at d = 0.995 the plain EMA still holds 13 % of the random initial weights θ_0; this
-    removes them (Adam's bias correction, with θ_0 in place of zero)."""
-    import copy
-
-    out, w = copy.deepcopy(ema), decay ** steps
-    with torch.no_grad():
-        for o, i in zip(out.parameters(), init.parameters()):
-            o.sub_(w * i).div_(1.0 - w)
-    return out
-
-
-def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, name: str = "toy_ddpm", *,
-               progress: bool | None = None) -> dict:
-    """Train the toy DDPM (photo-style faces only; the paper's linear schedule, T = 1000, ε-prediction).
-
-    Returns the sidecar dict; ``history`` holds the loss averaged over each ``save_every`` steps.
-    """
-    import copy
-
-    from diffusers import UNet2DModel
-
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
-    model = UNet2DModel(**DDPM_UNET_CONFIG).train()
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    init = copy.deepcopy(ema)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    generator = torch.Generator().manual_seed(settings.seed)
-    meta = {"model": "toy DDPM (diffusers UNet2DModel)", "unet_config": DDPM_UNET_CONFIG,
-            "schedule": "linear beta 1e-4..0.02, T=1000, epsilon prediction", "settings": asdict(settings),
-            "domain": domain_record(), "styles": ["photo"]}
-    out = Path(out or user_models_dir())
-    log = TrainingLog(settings, meta, out, name, modules={"model": model, "ema": ema}, optimizers={"adam": opt},
-                   generators={"noise": generator})
-    for step in log.start("toy DDPM", progress):
-        for group in opt.param_groups:
-            group["lr"] = _cosine_lr(step, settings.steps, settings.lr, settings.warmup)
-        x0, _, _ = draw_batch(step, settings.batch_size, seed=settings.seed)
-        loss = _ddpm_loss(model, x0, generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        _ema_update(ema, model, settings.ema_decay)
-        if log.record(step, loss.item()):
-            write_model(debiased_ema(ema, init, settings.ema_decay, step + 1), out / name, meta)
-            log.saved()
-    log.finish()
-    return meta
 
 
 # -- captions ----------------------------------------------------------------------------------------
@@ -226,10 +141,12 @@ CLIP_SETTINGS = ClipSettings()
 
 
 def _cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
+    """The learning rate at ``step``: linear warm-up, then cosine decay to lr / 10. A Python float: it lands in the
+    optimizer's state, which a resume file loads with ``weights_only=True`` (a NumPy scalar there would not load)."""
     if step < warmup:
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
-    return lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def build_clip(seed: int = 0):

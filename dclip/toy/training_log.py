@@ -9,7 +9,7 @@ import numpy as np
 
 from ..runtime.progress import progress_bar
 
-__all__ = ["TrainingLog"]
+__all__ = ["TrainingLog", "init_copy"]
 
 
 class TrainingLog:
@@ -62,3 +62,25 @@ class TrainingLog:
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def init_copy(init: Path, target: Path, what: str, command: str) -> Path:
+    """The model a continued run starts from. When ``init`` is the file the run writes (``target``, without its
+    suffix), a copy beside it (``<name>.before-continuing.*``, removed by the trainer when the run finishes), so
+    that a run that stops and is started again still starts from the model it started from, not from its own
+    partial save. ``what`` and ``command`` name the model and the ``toy train`` command that makes one."""
+    import shutil
+
+    from ..runtime.atomic import atomic_write_all
+
+    init, target = Path(init), Path(target)
+    if not init.is_file():
+        raise FileNotFoundError(f"no {what} at {init}: train one first (`python -m dclip toy train {command}`) or pass "
+                                f"--init with a {what}'s .safetensors")
+    if init.resolve() != target.with_suffix(".safetensors").resolve():
+        return init
+    copy = target.with_name(f"{target.name}.before-continuing.safetensors")
+    if not copy.is_file():
+        atomic_write_all([(copy, lambda tmp: shutil.copyfile(init, tmp)),
+                          (copy.with_suffix(".json"), lambda tmp: shutil.copyfile(init.with_suffix(".json"), tmp))])
+    return copy

@@ -90,3 +90,25 @@ def test_continuing_from_a_file_that_is_no_toy_ddpm_says_so(tmp_path):
         ddpm_training.train_ddpm(TINY, tmp_path, init=clip, progress=False)
     with pytest.raises(FileNotFoundError, match=r"no toy DDPM at .*toy train ddpm"):
         ddpm_training.train_ddpm(TINY, tmp_path, init=tmp_path / "missing.safetensors", progress=False)
+
+
+def test_toy_train_ddpm_continue_records_the_start_and_the_bars_in_the_sidecar(tmp_path, monkeypatch, capsys):
+    """``toy train ddpm-continue --init FILE``: the sidecar holds the init's sidecar, the machine and the DDPM's
+    bars (measured here on 8 samples, not 256: what is tested is the wiring)."""
+    import functools
+
+    from dclip.dev import toy_commands
+    from dclip.studies import toy_gan
+
+    monkeypatch.setattr(toy_gan, "ddpm_bars", functools.partial(toy_gan.ddpm_bars, n=8))
+    monkeypatch.setattr(ddpm_training, "DDPM_CONTINUE_SETTINGS", TINY)
+    init = _copy_shipped_ddpm(tmp_path / "init")
+    assert toy_commands.main(["train", "ddpm-continue", "--init", str(init), "--out", str(tmp_path / "out"),
+                              "--steps", "2", "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "out" / "toy_ddpm.json").read_text())
+    assert meta["steps_done"] == 2 and meta["settings"]["min_snr_gamma"] == 5.0
+    assert meta["init"]["steps_done"] == json.loads(init.with_suffix(".json").read_text())["steps_done"]
+    bars = meta["bars"]
+    assert bars["n"] == 8 and bars["bars"] == toy_gan.BARS and set(bars["frechet_to_real"]) == {"ddpm", "real (another set)"}
+    assert bars["meets_bars"] == toy_gan.meets_bars(bars, bars["frechet_to_real"]["ddpm"])
+    assert meta["device"].startswith("cpu")

@@ -154,7 +154,7 @@ def _ddpm_continue(settings, out: Path, *, progress: bool, init: Path | None = N
 
 
 def record_ddpm_bars(meta: dict, path: Path) -> dict:
-    """Measure the toy DDPM at ``path`` against the generators' bars on 256 samples and record them in its sidecar,
+    """Measure the toy DDPM at ``path`` against the generators' bars on 512 samples (as the GAN) and record them in its sidecar,
     with the machine it was trained on."""
     from ..runtime.atomic import atomic_write
     from ..studies.toy_gan import ddpm_bars

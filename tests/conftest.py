@@ -1,6 +1,6 @@
 """Shared fixtures and helpers: the reference fixtures' folder, relative error, and a smoke profile cut
-down further so the notebook helpers run in seconds. Test modules import the helpers with
-``from conftest import FIXTURES, rel_err``."""
+down further so the notebook helpers run in seconds, and a stand-in that stops a training run. Test modules import
+the helpers with ``from conftest import FIXTURES, rel_err``."""
 import dataclasses
 import os
 from pathlib import Path
@@ -17,6 +17,16 @@ os.environ.setdefault("DCLIP_CPU_BF16", "0")
 
 #: Reference tensors from the authors' code and the libraries dclip is checked against (see fixtures/README.md).
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def stopping_at(fn, step: int):
+    """``fn`` (a trainer's per-step batch function, called with the step first) that raises KeyboardInterrupt at
+    ``step``, as a user stopping the run there would: monkeypatch it in to stop a training run mid-way."""
+    def stop(at, *args, **kwargs):
+        if at == step:
+            raise KeyboardInterrupt
+        return fn(at, *args, **kwargs)
+    return stop
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

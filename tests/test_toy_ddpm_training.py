@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import stopping_at
 from dclip.models.folder import shipped_file
 from dclip.toy import ddpm_training
 
@@ -65,18 +66,10 @@ def test_a_continued_run_in_place_resumes_from_the_model_it_started_from(tmp_pat
     whole = ddpm_training.train_ddpm(TINY, tmp_path / "whole_out", init=_copy_shipped_ddpm(tmp_path / "whole"),
                                      progress=False)
     target = _copy_shipped_ddpm(tmp_path / "in_place")
-    real_draw = ddpm_training.draw_batch
-
-    def stop_at_step_3(step, *args, **kwargs):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_draw(step, *args, **kwargs)
-
-    monkeypatch.setattr(ddpm_training, "draw_batch", stop_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as stopped, pytest.raises(KeyboardInterrupt):
+        stopped.setattr(ddpm_training, "draw_batch", stopping_at(ddpm_training.draw_batch, 3))
         ddpm_training.train_ddpm(TINY, tmp_path / "in_place", init=target, progress=False)
     assert (tmp_path / "in_place" / "toy_ddpm.before-continuing.safetensors").is_file()
-    monkeypatch.setattr(ddpm_training, "draw_batch", real_draw)
     meta = ddpm_training.train_ddpm(TINY, tmp_path / "in_place", init=target, progress=False)
     a, b = load_file(tmp_path / "whole_out" / "toy_ddpm.safetensors"), load_file(target)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import stopping_at
 from dclip.toy import ddpm_training as train
 
 TINY = replace(train.DDPM_SETTINGS, steps=4, batch_size=2, save_every=2, threads=1)
@@ -13,19 +14,11 @@ TINY = replace(train.DDPM_SETTINGS, steps=4, batch_size=2, save_every=2, threads
 
 def test_a_stopped_ddpm_run_resumes_to_the_weights_of_an_unstopped_one(tmp_path, monkeypatch):
     whole = train.train_ddpm(TINY, tmp_path / "whole", progress=False)
-    real_draw = train.draw_batch
-
-    def stop_at_step_3(step, *args, **kwargs):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_draw(step, *args, **kwargs)
-
-    monkeypatch.setattr(train, "draw_batch", stop_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as stopped, pytest.raises(KeyboardInterrupt):
+        stopped.setattr(train, "draw_batch", stopping_at(train.draw_batch, 3))
         train.train_ddpm(TINY, tmp_path / "stopped", progress=False)
     resume_file = tmp_path / "stopped" / "toy_ddpm.resume.pt"
     assert resume_file.is_file() and torch.load(resume_file, weights_only=True)["step"] == 2
-    monkeypatch.setattr(train, "draw_batch", real_draw)
 
     resumed = train.train_ddpm(TINY, tmp_path / "stopped", progress=False)
     a, b = load_file(tmp_path / "whole" / "toy_ddpm.safetensors"), load_file(tmp_path / "stopped" / "toy_ddpm.safetensors")
@@ -36,9 +29,7 @@ def test_a_stopped_ddpm_run_resumes_to_the_weights_of_an_unstopped_one(tmp_path,
 
 
 def test_a_resume_file_from_other_settings_is_refused_with_the_fix(tmp_path, monkeypatch):
-    real_draw = train.draw_batch
-    monkeypatch.setattr(train, "draw_batch", lambda step, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
-                        if step == 3 else real_draw(step, *a, **k))
+    monkeypatch.setattr(train, "draw_batch", stopping_at(train.draw_batch, 3))
     with pytest.raises(KeyboardInterrupt):
         train.train_ddpm(TINY, tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"toy_ddpm.resume.pt belongs to a run with other settings \(steps 4 there, "
@@ -62,19 +53,11 @@ def test_clip_directions_in_place_resumes_from_the_clip_it_started_from(tmp_path
             shutil.copyfile(shipped_file("toy_clip").with_suffix(suffix), tmp_path / folder / f"toy_clip{suffix}")
     monkeypatch.setattr(cd, "CLIP_SETTINGS", replace(cd.CLIP_SETTINGS, batch_size=4, broken=2))
     cd.train_clip_directions(tmp_path / "whole" / "toy_clip.safetensors", tiny, tmp_path / "whole_out", progress=False)
-    real_pairs = cd._edit_pairs
-
-    def stop_at_step_3(step, settings):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_pairs(step, settings)
-
     target = tmp_path / "in_place" / "toy_clip.safetensors"
-    monkeypatch.setattr(cd, "_edit_pairs", stop_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as stopped, pytest.raises(KeyboardInterrupt):
+        stopped.setattr(cd, "_edit_pairs", stopping_at(cd._edit_pairs, 3))
         cd.train_clip_directions(target, tiny, tmp_path / "in_place", progress=False)
     assert (tmp_path / "in_place" / "toy_clip.before-continuing.safetensors").is_file()
-    monkeypatch.setattr(cd, "_edit_pairs", real_pairs)
     meta = cd.train_clip_directions(target, tiny, tmp_path / "in_place", progress=False)
     a, b = load_file(tmp_path / "whole_out" / "toy_clip.safetensors"), load_file(target)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -25,6 +25,9 @@ __all__ = ["main", "write_faces"]
 #: The toy models ``toy train`` knows, in the order ``all`` trains them (the GAN before its encoder).
 MODELS = ("ddpm", "ddpm-continue", "clip", "clip-directions", "judge", "gan", "e4e")
 
+#: The models whose trainer starts from a given file (``--init``).
+TAKES_INIT = ("clip", "clip-directions", "ddpm-continue")
+
 #: ``python -m dclip toy``'s examples (its help's epilog; tests/test_cli.py parses each one).
 EXAMPLES = (
     "python -m dclip toy faces faces/ --n 8 --lacking angry",
@@ -47,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n" + "\n".join(f"  {x}" for x in EXAMPLES if " train " in x),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=[*MODELS, "all"],
-                   help="ddpm: the toy DDPM; ddpm-continue: the toy DDPM continued with min-SNR-5 weighting; clip: the toy CLIP (contrastive); clip-directions: the toy CLIP continued "
-                        "on true-edit directions (not shipped yet); judge: the classifier that scores edits; gan: the "
+                   help="ddpm: the toy DDPM; ddpm-continue: the toy DDPM continued with min-SNR-5 weighting; clip: the "
+                        "toy CLIP (contrastive); clip-directions: the toy CLIP continued on true-edit directions (not shipped yet); judge: the classifier that scores edits; gan: the "
                         "toy StyleGAN2 of the GAN baselines; e4e: its encoder (needs a gan); all: each in that order")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's settings)")
     p.add_argument("--out", type=Path, default=None,
@@ -123,7 +126,7 @@ def _train(parser: argparse.ArgumentParser, args) -> int:
         fn, settings, file = trainers[name]
         if args.steps is not None:
             settings = replace(settings, steps=args.steps)
-        extra = {"init": args.init} if args.init is not None and name in ("clip", "clip-directions", "ddpm-continue") else {}
+        extra = {"init": args.init} if args.init is not None and name in TAKES_INIT else {}
         replaced = (out / f"{file}.safetensors").is_file()
         if resume_path(out, file).is_file():
             print(f"{name}: continuing the stopped run saved in {resume_path(out, file)} (delete it to start over)")
@@ -141,7 +144,8 @@ def _ddpm(settings, out: Path, *, progress: bool) -> dict:
     (:func:`dclip.studies.toy_gan.ddpm_bars`) recorded in the sidecar."""
     from ..toy.ddpm_training import train_ddpm
 
-    return record_ddpm_bars(train_ddpm(settings, out, progress=progress), out / "toy_ddpm")
+    train_ddpm(settings, out, progress=progress)
+    return record_ddpm_bars(out / "toy_ddpm")
 
 
 def _ddpm_continue(settings, out: Path, *, progress: bool, init: Path | None = None) -> dict:
@@ -149,20 +153,17 @@ def _ddpm_continue(settings, out: Path, *, progress: bool, init: Path | None = N
     it just before) continued with :data:`dclip.toy.ddpm_training.DDPM_CONTINUE_SETTINGS`, then its bars."""
     from ..toy.ddpm_training import train_ddpm
 
-    meta = train_ddpm(settings, out, init=Path(init or out / "toy_ddpm.safetensors"), progress=progress)
-    return record_ddpm_bars(meta, out / "toy_ddpm")
+    train_ddpm(settings, out, init=Path(init or out / "toy_ddpm.safetensors"), progress=progress)
+    return record_ddpm_bars(out / "toy_ddpm")
 
 
-def record_ddpm_bars(meta: dict, path: Path) -> dict:
-    """Measure the toy DDPM at ``path`` against the generators' bars on 512 samples (as the GAN) and record them in its sidecar,
-    with the machine it was trained on."""
-    from ..runtime.atomic import atomic_write
+def record_ddpm_bars(path: Path) -> dict:
+    """Measure the toy DDPM at ``path`` against the generators' bars on 512 samples (as the GAN's) and record them
+    in its sidecar, with the machine it was trained on; returns the sidecar."""
     from ..studies.toy_gan import ddpm_bars
+    from .toy_gan import record_in_sidecar
 
-    meta = {**meta, "device": _device(), "bars": ddpm_bars(folder=path.parent)}
-    text = json.dumps(meta, indent=1, default=str)
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
-    return meta
+    return record_in_sidecar(path.with_suffix(".safetensors"), device=_device(), bars=ddpm_bars(folder=path.parent))
 
 
 def _device() -> str:
@@ -178,26 +179,23 @@ def _clip_directions(settings, out: Path, *, progress: bool, init: Path | None =
     from the toy CLIP in ``out`` (``toy train all`` trains it just before)."""
     from ..toy.clip_directions import train_clip_directions
 
-    meta = train_clip_directions(Path(init or out / "toy_clip.safetensors"), settings, out, progress=progress)
-    return record_ball_bars(meta, out / "toy_clip")
+    train_clip_directions(Path(init or out / "toy_clip.safetensors"), settings, out, progress=progress)
+    return record_ball_bars(out / "toy_clip")
 
 
-def record_ball_bars(meta: dict, path: Path) -> dict:
+def record_ball_bars(path: Path) -> dict:
     """Measure the CLIP at ``path`` against the ball on validation faces
     (:func:`dclip.studies.edit_failures.clip_against_the_ball`) and record it in its sidecar, with the machine it
     was trained on."""
     from ..models.clip import load_clip_file
-    from ..runtime.atomic import atomic_write
     from ..studies.edit_failures import BARS, clip_against_the_ball
     from ..toy.judging import TOY_EDITS
+    from .toy_gan import record_in_sidecar
 
     rows = clip_against_the_ball(load_clip_file(path.with_suffix(".safetensors")), TOY_EDITS)
-    meta = {**meta, "device": _device(),
-            "ball_bars_validation": {"bars": {k: BARS[k] for k in ("attack_margin", "true_loss")}, "n": 32,
-                                     "rows": rows, "cleared": sum(r["clears"] for r in rows)}}
-    text = json.dumps(meta, indent=1, default=str)
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
-    return meta
+    return record_in_sidecar(path.with_suffix(".safetensors"), device=_device(),
+                             ball_bars_validation={"bars": {k: BARS[k] for k in ("attack_margin", "true_loss")},
+                                                   "n": 32, "rows": rows, "cleared": sum(r["clears"] for r in rows)})
 
 
 def write_faces(out: Path, n: int, split: str = "test", lacking: str | None = None) -> list[Path]:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from ..models.folder import shipped_file, user_models_dir
 
-__all__ = ["train_gan", "train_e4e", "GAN_NAME", "E4E_NAME"]
+__all__ = ["train_gan", "train_e4e", "record_in_sidecar", "GAN_NAME", "E4E_NAME"]
 
 GAN_NAME, E4E_NAME = "toy_stylegan2", "toy_e4e"
 
 
-def _record(path: Path, **entries) -> dict:
+def record_in_sidecar(path: Path, **entries) -> dict:
     """Add ``entries`` to a model's JSON sidecar (atomically)."""
     from ..runtime.atomic import atomic_write
 
@@ -38,7 +38,7 @@ def train_gan(settings=None, out: Path | None = None, *, progress: bool | None =
                     progress=progress)
     from ..studies.toy_gan import gan_bars
 
-    return _record(Path(out) / f"{GAN_NAME}.safetensors", bars=gan_bars(folder=out))
+    return record_in_sidecar(Path(out) / f"{GAN_NAME}.safetensors", bars=gan_bars(folder=out))
 
 
 def load_toy_gan(folder: Path | None = None, device="cpu"):
@@ -71,4 +71,4 @@ def train_e4e(settings=None, out: Path | None = None, *, progress: bool | None =
                 "identity": "toy judge identity read-back (L1)"}, progress=progress)
     from ..studies.toy_gan import e4e_error
 
-    return _record(Path(out) / f"{E4E_NAME}.safetensors", held_out=e4e_error(folder=out, gan_folder=gan_folder))
+    return record_in_sidecar(Path(out) / f"{E4E_NAME}.safetensors", held_out=e4e_error(folder=out, gan_folder=gan_folder))

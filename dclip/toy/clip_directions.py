@@ -30,7 +30,7 @@ from ..method.losses import directional_clip_loss, text_direction
 from .attacks import AttackSettings, pgd_directional
 from .judging import TOY_EDITS as EDITS
 from .judging import lacks, true_edit
-from .training_log import TrainingLog, init_copy
+from .training_log import TrainingLog, discard_init_copy, init_copy
 from .train import CLIP_SETTINGS, build_clip, contrastive_loss, domain_record, draw_batch, save_clip
 
 __all__ = ["DirectionSettings", "DIRECTION_SETTINGS", "EDITS", "train_clip_directions"]
@@ -124,7 +124,5 @@ def train_clip_directions(init: Path, settings: DirectionSettings = DIRECTION_SE
             save_clip(clip, out / name, meta, final=step + 1 == settings.steps)
             log.saved()
     log.finish()
-    if init != given:  # the kept copy of the file this run wrote over
-        for suffix in (".safetensors", ".json"):
-            init.with_suffix(suffix).unlink(missing_ok=True)
+    discard_init_copy(init, given)
     return meta

@@ -25,7 +25,7 @@ from ..method.ddim import DEFAULT_SCHEDULE
 from ..models.folder import user_models_dir, write_model
 from .nets import DDPM_UNET_CONFIG
 from .train import _cosine_lr, domain_record, draw_batch
-from .training_log import TrainingLog, init_copy
+from .training_log import TrainingLog, discard_init_copy, init_copy
 
 __all__ = ["DdpmSettings", "DDPM_SETTINGS", "DDPM_CONTINUE_SETTINGS", "min_snr_weight", "ddpm_loss",
            "debiased_ema", "train_ddpm"]
@@ -94,8 +94,8 @@ def debiased_ema(ema: torch.nn.Module, init: torch.nn.Module, decay: float, step
 
 def _start_model(init: Path | None, target: Path) -> tuple[torch.nn.Module, dict | None, Path | None]:
     """The UNet a run starts from: random weights, or the toy DDPM at ``init`` (its file, or a kept copy of it when
-    the run writes over it: :func:`dclip.toy.training_log.init_copy`). Returns the model, the init's sidecar and
-    the copy to remove when the run finishes (or None)."""
+    the run writes over it: :func:`dclip.toy.training_log.init_copy`). Returns the model, the sidecar of the file
+    it was read from and that file (None, None for random weights)."""
     from diffusers import UNet2DModel
 
     model = UNet2DModel(**DDPM_UNET_CONFIG)
@@ -111,7 +111,7 @@ def _start_model(init: Path | None, target: Path) -> tuple[torch.nn.Module, dict
     except RuntimeError as err:
         raise ValueError(f"{init} is not a toy DDPM with the shipped architecture (dclip.toy.nets.DDPM_UNET_CONFIG): "
                          f"{str(err).splitlines()[0]}; pass a file written by `python -m dclip toy train ddpm`") from err
-    return model.train(), read_sidecar(start), (start if start != Path(init) else None)
+    return model.train(), read_sidecar(start), start
 
 
 def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, name: str = "toy_ddpm", *,
@@ -125,7 +125,7 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, 
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     out = Path(out or user_models_dir())
-    model, before, kept_copy = _start_model(init, out / name)
+    model, before, started_from = _start_model(init, out / name)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     start = copy.deepcopy(ema)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -152,7 +152,6 @@ def train_ddpm(settings: DdpmSettings = DDPM_SETTINGS, out: Path | None = None, 
             write_model(debiased_ema(ema, start, settings.ema_decay, step + 1), out / name, meta)
             log.saved()
     log.finish()
-    if kept_copy is not None:
-        for suffix in (".safetensors", ".json"):
-            kept_copy.with_suffix(suffix).unlink(missing_ok=True)
+    if init is not None:
+        discard_init_copy(started_from, init)
     return meta

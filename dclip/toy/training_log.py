@@ -9,7 +9,7 @@ import numpy as np
 
 from ..runtime.progress import progress_bar
 
-__all__ = ["TrainingLog", "init_copy"]
+__all__ = ["TrainingLog", "init_copy", "discard_init_copy"]
 
 
 class TrainingLog:
@@ -66,7 +66,7 @@ class TrainingLog:
 
 def init_copy(init: Path, target: Path, what: str, command: str) -> Path:
     """The model a continued run starts from. When ``init`` is the file the run writes (``target``, without its
-    suffix), a copy beside it (``<name>.before-continuing.*``, removed by the trainer when the run finishes), so
+    suffix), a copy beside it (``<name>.before-continuing.*``, removed by :func:`discard_init_copy` when the run finishes), so
     that a run that stops and is started again still starts from the model it started from, not from its own
     partial save. ``what`` and ``command`` name the model and the ``toy train`` command that makes one."""
     import shutil
@@ -84,3 +84,11 @@ def init_copy(init: Path, target: Path, what: str, command: str) -> Path:
         atomic_write_all([(copy, lambda tmp: shutil.copyfile(init, tmp)),
                           (copy.with_suffix(".json"), lambda tmp: shutil.copyfile(init.with_suffix(".json"), tmp))])
     return copy
+
+
+def discard_init_copy(start: Path, init: Path) -> None:
+    """After a continued run finished: remove the copy :func:`init_copy` kept of its start (``start`` is not the
+    ``init`` the run was given), with its sidecar; nothing when the run started from ``init`` itself."""
+    if Path(start) != Path(init):
+        for suffix in (".safetensors", ".json"):
+            Path(start).with_suffix(suffix).unlink(missing_ok=True)
